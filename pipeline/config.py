@@ -1,0 +1,268 @@
+"""The config schema: every knob of the pipeline, its default and its bounds, in one place.
+
+`configs/default.toml` is a commented copy of these defaults (a test keeps the two equal).
+A config file may set any subset of the keys; an unknown key or a bad value fails before any
+task runs, with the key's dotted name in the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be read or does not fit the schema."""
+
+
+class _Section(BaseModel):
+    # Attribute docstrings become field descriptions, which `render_default_toml` prints.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class InputConfig(_Section):
+    """How input files are found and grouped into shards (the unit of one task)."""
+
+    files_per_shard: Annotated[int, Field(ge=1, le=100_000)] = 64
+    """Input files per shard. Shards fix the corpus layout, so output does not depend on workers."""
+    max_file_bytes: Annotated[int, Field(ge=1)] = 50_000_000
+    """Files larger than this are quarantined unread."""
+
+
+class EncodingConfig(_Section):
+    """Encoding repair (ftfy) and Unicode normalisation."""
+
+    fix_encoding: bool = True
+    """Undo mojibake (UTF-8 read as cp1252 and the like)."""
+    unescape_html: bool = True
+    """Decode HTML entities such as `&amp;` and `&eacute;`."""
+    remove_control_chars: bool = True
+    """Drop C0/C1 control characters other than tab and newline."""
+    fix_latin_ligatures: bool = True
+    """Expand typographic ligatures such as `ﬁ`."""
+    fix_character_width: bool = True
+    """Turn fullwidth Latin letters into ordinary ones."""
+    uncurl_quotes: bool = False
+    """Replace curly quotes by straight ones. Off: a corpus keeps the publisher's typography."""
+    normalization: Literal["NFC", "NFKC", "none"] = "NFC"
+    """Unicode normal form applied after ftfy. NFC never undoes an ftfy fix."""
+
+
+class BoilerplateRules(_Section):
+    """Switches for the named line rules; each removal in the log carries the rule's name."""
+
+    read_more: bool = True
+    """'READ MORE: ...', 'Read also ...', 'Related: ...' links to other articles."""
+    ad_block: bool = True
+    """Sponsored/promoted/Taboola/'You May Like' blocks with the ad teasers inside them."""
+    related_block: bool = True
+    """'Related Articles', 'More from', 'Most read' blocks with their teaser headlines and paragraphs."""
+    inline_ad_marker: bool = True
+    """'ADVERTISEMENT', 'Story continues below this ad' and the like, also inside paragraphs."""
+    app_promo: bool = True
+    """'Download the app', app store badges and pitches for an app."""
+    newsletter_promo: bool = True
+    """'Sign up for our newsletter' and subscription pitches."""
+    comment_widget: bool = True
+    """'Comments', 'No comments yet', 'Leave a comment' and comment counters."""
+    site_promo: bool = True
+    """'Follow us on ...', 'Read all the latest news ... here', share and social buttons."""
+    byline_dateline: bool = True
+    """Bylines, outlet names glued to a date, datelines such as 'CITY, 9 May 2021 (AGENCY):'."""
+    photo_credit: bool = True
+    """Photo captions' credits: '(AP Photo)', 'Photo: Reuters', 'Image credit: ...'."""
+    source_line: bool = True
+    """'Source: ...' lines naming where a story came from."""
+    ui_word: bool = True
+    """Interface words left by the scrape: 'logo', 'Undo', 'Menu', 'Skip to content', 'Live Events'."""
+
+
+class BoilerplateConfig(_Section):
+    """Line-level boilerplate removal on plain text."""
+
+    enabled: bool = True
+    """Run the boilerplate stage at all."""
+    rejoin_broken_lines: bool = True
+    """Rejoin a sentence that links broke over several lines before judging lines."""
+    max_block_lines: Annotated[int, Field(ge=1, le=10_000)] = 60
+    """A teaser block (ads, related articles) never swallows more lines than this."""
+    rules: BoilerplateRules = BoilerplateRules()
+
+
+class SentencesConfig(_Section):
+    """Sentence splitting."""
+
+    language: Annotated[str, Field(min_length=2, max_length=16, pattern=r"^[a-z]{2,3}([-_][A-Za-z]+)?$")] = "en"
+    """Language code passed to the sentence splitter (sentencex)."""
+
+
+class DedupConfig(_Section):
+    """Near-duplicate sentences: MinHash candidates from an LSH index, confirmed by exact Jaccard."""
+
+    enabled: bool = True
+    """Run sentence deduplication at all."""
+    num_perm: Annotated[int, Field(ge=16, le=1024)] = 128
+    """MinHash permutations."""
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 1
+    """MinHash seed; recorded with every signature set."""
+    scheme: Literal["affine32", "affine64"] = "affine32"
+    """datasketch permutation scheme (datasketch 2.0 default: affine32)."""
+    shingle: Annotated[str, Field(pattern=r"^(char|word)[1-9][0-9]?$")] = "char5"
+    """Shingle kind and size: `char5` (character 5-grams) keeps edited sentences similar; `word3` too."""
+    threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    """Exact Jaccard similarity of shingle sets at or above which two sentences are duplicates."""
+    lsh_threshold: Annotated[float, Field(gt=0.0, le=1.0)] = 0.7
+    """LSH candidate threshold, below `threshold` so that few true pairs are missed."""
+    min_words: Annotated[int, Field(ge=1, le=1000)] = 4
+    """Sentences with fewer words are never treated as duplicates ('He said.')."""
+    document_duplicate_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    """A document whose dedupable characters are at least this fraction duplicates is dropped whole."""
+
+    @model_validator(mode="after")
+    def _lsh_below_threshold(self) -> DedupConfig:
+        if self.lsh_threshold > self.threshold:
+            raise ValueError(f"lsh_threshold ({self.lsh_threshold}) must not exceed threshold ({self.threshold})")
+        return self
+
+    @property
+    def shingle_kind(self) -> Literal["char", "word"]:
+        """Return `char` or `word`."""
+        return "char" if self.shingle.startswith("char") else "word"
+
+    @property
+    def shingle_size(self) -> int:
+        """Return the shingle length in characters or words."""
+        return int(self.shingle[4:])
+
+
+class CorpusConfig(_Section):
+    """The published corpus."""
+
+    min_words: Annotated[int, Field(ge=0)] = 20
+    """Documents with fewer words left after cleaning are dropped as empty-after-cleaning."""
+    rows_per_file: Annotated[int, Field(ge=1)] = 20_000
+    """Documents per Parquet file of `data/`."""
+    compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    """Parquet compression codec."""
+    name: Annotated[str, Field(min_length=1, max_length=200)] = "scraped-news"
+    """Dataset name written into the dataset card."""
+
+    @field_validator("name")
+    @classmethod
+    def _no_newlines(cls, value: str) -> str:
+        if "\n" in value:
+            raise ValueError("must be a single line")
+        return value
+
+
+class PipelineConfig(_Section):
+    """The whole configuration: one table per section of `configs/default.toml`."""
+
+    input: InputConfig = InputConfig()
+    encoding: EncodingConfig = EncodingConfig()
+    boilerplate: BoilerplateConfig = BoilerplateConfig()
+    sentences: SentencesConfig = SentencesConfig()
+    dedup: DedupConfig = DedupConfig()
+    corpus: CorpusConfig = CorpusConfig()
+
+    def canonical_json(self) -> str:
+        """Return the config as canonical JSON: what the config hash is taken over."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def fingerprint(self, *sections: str) -> str:
+        """Return a short hash over the named sections (all of them when none are named).
+
+        Stage outputs are stored under the fingerprint of the sections they depend on, so a
+        changed setting never reuses a stale result and an unrelated change reuses everything.
+        """
+        data = self.model_dump(mode="json")
+        chosen = {name: data[name] for name in (sections or tuple(data))}
+        blob = json.dumps(chosen, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:_}"
+    return repr(value)
+
+
+def _render_section(model: BaseModel, name: str, lines: list[str]) -> None:
+    doc = (type(model).__doc__ or "").strip().splitlines()[0]
+    lines += ["", f"# {doc}", f"[{name}]"]
+    nested: list[tuple[str, BaseModel]] = []
+    for key, info in type(model).model_fields.items():
+        value = getattr(model, key)
+        if isinstance(value, BaseModel):
+            nested.append((key, value))
+            continue
+        for comment in (info.description or "").splitlines():
+            lines.append(f"# {comment.strip()}")
+        lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in nested:
+        _render_section(value, f"{name}.{key}", lines)
+
+
+def render_default_toml() -> str:
+    """Return `configs/default.toml`: every key with its default and its description."""
+    lines = [
+        "# Every setting of the pipeline with its default value (generated from pipeline/config.py",
+        "# by `python -m pipeline config`; a test keeps the two equal). A config file may set any",
+        "# subset of these keys; unknown keys and bad values are refused before anything runs.",
+    ]
+    defaults = PipelineConfig()
+    for name in type(defaults).model_fields:
+        _render_section(getattr(defaults, name), name, lines)
+    return "\n".join(lines) + "\n"
+
+
+def _format_errors(error: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid config"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict[str, Any], origin: str = "config") -> PipelineConfig:
+    """Validate a config mapping, raising ConfigError that names every bad key.
+
+    >>> parse_config({"dedup": {"threshold": 0.9}}).dedup.threshold
+    0.9
+    >>> parse_config({"dedup": {"treshold": 0.9}})
+    Traceback (most recent call last):
+    ...
+    pipeline.config.ConfigError: config: invalid config
+      dedup.treshold: unknown key
+    """
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_errors(error, origin)) from None
+
+
+def load_config(path: str | Path | None = None) -> PipelineConfig:
+    """Read a TOML config file; None or "" gives the embedded defaults."""
+    if not path:
+        return PipelineConfig()
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_config(data, origin=str(path))

@@ -1,0 +1,321 @@
+"""Turn the last stage's records into corpus rows, write them as Parquet parts, describe them.
+
+`assemble_document` is pure: one document's record and dedup verdict in, its corpus row (if
+kept), manifest row and removal rows out. `PartWriter` streams rows into numbered Parquet
+files. `render_dataset_card` writes the README that documents the corpus.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline import __version__
+from pipeline.config import PipelineConfig
+from pipeline.schema import (
+    DOCUMENT_FIELDS,
+    MANIFEST_FIELDS,
+    REMOVAL_FIELDS,
+    SCHEMA_VERSION,
+    FieldSpec,
+    Stage,
+    Status,
+)
+from pipeline.steps.dedup import DocumentVerdict
+from pipeline.storage import atomic_write_parquet
+
+Row = dict[str, Any]
+
+DATA_DIR, MANIFEST_DIR, REMOVALS_DIR = "data", "manifest", "removals"
+
+
+@dataclass(frozen=True)
+class AssembledDocument:
+    """One document's contribution to the corpus files."""
+
+    document: Row | None
+    manifest: Row
+    removals: tuple[Row, ...]
+
+
+def assemble_document(
+    record: Row, verdict: DocumentVerdict | None, cfg: PipelineConfig, config_hash: str
+) -> AssembledDocument:
+    """Build the corpus row, manifest row and removal rows of one document."""
+    source, doc_id = record["source"], record["doc_id"]
+    manifest: Row = {
+        "id": doc_id,
+        "source": source,
+        "status": Status.KEPT.value,
+        "reason": None,
+        "duplicate_of": None,
+        "chars_before": record["chars_before"],
+        "chars_after": 0,
+    }
+    if record["status"] == Status.QUARANTINED.value:
+        manifest.update(status=Status.QUARANTINED.value, reason=record["reason"])
+        return AssembledDocument(None, manifest, ())
+
+    removals = [
+        {
+            "doc_id": doc_id,
+            "source": source,
+            "stage": Stage.BOILERPLATE.value,
+            "rule": r["rule"],
+            "text": r["text"],
+            "position": r["position"],
+            "score": None,
+            "duplicate_of": None,
+            "duplicate_of_doc": None,
+        }
+        for r in record.get("removals", ())
+    ]
+    dropped: set[int] = set()
+    if verdict is not None:
+        for dup in verdict.sentences:
+            dropped.add(dup.position)
+            removals.append(
+                {
+                    "doc_id": doc_id,
+                    "source": source,
+                    "stage": Stage.DEDUP.value,
+                    "rule": dup.rule,
+                    "text": dup.text,
+                    "position": dup.position,
+                    "score": dup.score,
+                    "duplicate_of": dup.duplicate_of,
+                    "duplicate_of_doc": dup.duplicate_of_doc,
+                }
+            )
+        if verdict.duplicate_of_doc is not None:
+            manifest.update(status=Status.DUPLICATE.value, reason=verdict.reason, duplicate_of=verdict.duplicate_of_doc)
+            return AssembledDocument(None, manifest, tuple(removals))
+
+    paragraphs: list[str] = []
+    position = 0
+    n_sentences = 0
+    for paragraph in record["paragraphs"]:
+        kept = []
+        for sentence in paragraph:
+            if position not in dropped:
+                kept.append(sentence)
+            position += 1
+        if kept:
+            paragraphs.append(" ".join(kept))
+            n_sentences += len(kept)
+    text = "\n".join(paragraphs)
+    n_words = len(text.split())
+    if n_words < max(cfg.corpus.min_words, 1):
+        manifest.update(
+            status=Status.EMPTY_AFTER_CLEANING.value,
+            reason=f"{n_words} words left after cleaning (minimum {cfg.corpus.min_words})",
+        )
+        return AssembledDocument(None, manifest, tuple(removals))
+    manifest["chars_after"] = len(text)
+    document = {
+        "id": doc_id,
+        "source": source,
+        "url": record.get("url"),
+        "title": record.get("title"),
+        "text": text,
+        "n_sentences": n_sentences,
+        "n_words": n_words,
+        "pipeline_version": __version__,
+        "config_hash": config_hash,
+    }
+    return AssembledDocument(document, manifest, tuple(removals))
+
+
+@dataclass
+class PartWriter:
+    """Write rows into `folder/part-NNNNN.parquet` files of at most `rows_per_file` rows."""
+
+    folder: Path
+    fields: tuple[FieldSpec, ...]
+    rows_per_file: int
+    compression: str
+    written: list[str] = field(default_factory=list)
+    _buffer: list[Row] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        """Queue a row; a full part is written out at once."""
+        self._buffer.append(row)
+        if len(self._buffer) >= self.rows_per_file:
+            self._flush()
+
+    def close(self) -> list[str]:
+        """Write the last part (an empty one if no row came at all) and return the part names."""
+        if self._buffer or not self.written:
+            self._flush()
+        return self.written
+
+    def _flush(self) -> None:
+        schema = pa.schema([spec.arrow() for spec in self.fields], metadata={"schema_version": SCHEMA_VERSION})
+        columns = {spec.name: [row[spec.name] for row in self._buffer] for spec in self.fields}
+        table = pa.table(columns, schema=schema)
+        name = f"part-{len(self.written):05d}.parquet"
+        atomic_write_parquet(self.folder / name, table, self.compression)
+        self.written.append(name)
+        self._buffer = []
+
+
+@dataclass
+class RunCounts:
+    """Counts for the dataset card and the run summary."""
+
+    documents: Counter[str] = field(default_factory=Counter)
+    removals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    chars_before: int = 0
+    chars_after: int = 0
+
+    def add(self, assembled: AssembledDocument) -> None:
+        """Count one assembled document."""
+        manifest = assembled.manifest
+        self.documents[manifest["status"]] += 1
+        self.chars_before += manifest["chars_before"]
+        self.chars_after += manifest["chars_after"]
+        if manifest["status"] == Status.QUARANTINED.value:
+            self.quarantine_reasons[str(manifest["reason"]).split(":")[0]] += 1
+        for removal in assembled.removals:
+            self.removals[(removal["stage"], removal["rule"])] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the counts as plain JSON-ready data."""
+        return {
+            "documents_in": sum(self.documents.values()),
+            "documents": dict(sorted(self.documents.items())),
+            "removals": [{"stage": s, "rule": r, "count": n} for (s, r), n in sorted(self.removals.items())],
+            "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
+            "chars_before": self.chars_before,
+            "chars_after": self.chars_after,
+        }
+
+
+def _field_table(fields: tuple[FieldSpec, ...]) -> str:
+    lines = ["| field | type | nullable | description |", "|---|---|---|---|"]
+    lines += [f"| `{f.name}` | {f.type} | {'yes' if f.nullable else 'no'} | {f.description} |" for f in fields]
+    return "\n".join(lines)
+
+
+def render_dataset_card(
+    cfg: PipelineConfig, config_hash: str, counts: dict[str, Any], parts: dict[str, list[str]]
+) -> str:
+    """Return the dataset card (README.md) of a corpus, with Hugging Face YAML front matter."""
+    docs = counts["documents"]
+    removal_rows = "\n".join(f"| {r['stage']} | {r['rule']} | {r['count']} |" for r in counts["removals"])
+    status_rows = "\n".join(f"| {status} | {n} |" for status, n in docs.items())
+    config_text = json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True)
+    n_files = {name: len(files) for name, files in parts.items()}
+    return f"""---
+pretty_name: {cfg.corpus.name}
+language:
+- {cfg.sentences.language}
+configs:
+- config_name: default
+  default: true
+  data_files:
+  - split: train
+    path: {DATA_DIR}/*.parquet
+- config_name: manifest
+  data_files:
+  - split: train
+    path: {MANIFEST_DIR}/*.parquet
+- config_name: removals
+  data_files:
+  - split: train
+    path: {REMOVALS_DIR}/*.parquet
+---
+
+# {cfg.corpus.name}
+
+Cleaned, deduplicated text of scraped news pages, written by `pipeline` {__version__}.
+
+- schema version: {SCHEMA_VERSION}
+- pipeline version: {__version__}
+- config hash: `{config_hash}` (SHA-256 prefix of the canonical JSON of the config below)
+- documents in: {counts["documents_in"]}; kept: {docs.get("kept", 0)}
+- characters in: {counts["chars_before"]}; characters kept: {counts["chars_after"]}
+
+## Loading
+
+```python
+import pyarrow.dataset as ds
+corpus = ds.dataset("{DATA_DIR}", format="parquet")          # or:
+from datasets import load_dataset
+corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
+# SELECT * FROM read_parquet('{DATA_DIR}/*.parquet')
+```
+
+## Files
+
+| folder | parts | one row per |
+|---|---|---|
+| `{DATA_DIR}/` | {n_files.get(DATA_DIR, 0)} | kept document |
+| `{MANIFEST_DIR}/` | {n_files.get(MANIFEST_DIR, 0)} | input document, whatever became of it |
+| `{REMOVALS_DIR}/` | {n_files.get(REMOVALS_DIR, 0)} | removed line, fragment or sentence, with its rule |
+
+## Fields of `{DATA_DIR}/`
+
+{_field_table(DOCUMENT_FIELDS)}
+
+## Fields of `{MANIFEST_DIR}/`
+
+{_field_table(MANIFEST_FIELDS)}
+
+## Fields of `{REMOVALS_DIR}/`
+
+{_field_table(REMOVAL_FIELDS)}
+
+## What became of the input documents
+
+| status | documents |
+|---|---|
+{status_rows}
+
+## Removals by stage and rule
+
+| stage | rule | removals |
+|---|---|---|
+{removal_rows}
+
+## Processing
+
+1. `01_read`: decode each input (UTF-8, else the detected charset); empty or binary input is
+   quarantined with its reason. The id hashes the URL when known, else the normalised text.
+2. `02_repaired`: ftfy repairs mojibake, HTML entities and control characters line by line;
+   Unicode {cfg.encoding.normalization}.
+3. `03_stripped`: lines broken by links are rejoined, then named rules remove boilerplate lines
+   (ads, teasers, promos, widgets, bylines, credits, interface words).
+4. `04_sentences`: sentencex splits each paragraph into sentences (language `{cfg.sentences.language}`).
+5. `05_duplicates`: MinHash ({cfg.dedup.num_perm} permutations, seed {cfg.dedup.seed},
+   {cfg.dedup.scheme}, {cfg.dedup.shingle} shingles) LSH candidates at {cfg.dedup.lsh_threshold},
+   confirmed by exact Jaccard >= {cfg.dedup.threshold}. Inputs are taken in sorted path order; the
+   first occurrence survives. A document whose sentence text is at least
+   {cfg.dedup.document_duplicate_fraction:.0%} duplicates is dropped whole.
+6. `corpus`: documents with fewer than {cfg.corpus.min_words} words left are dropped as
+   empty-after-cleaning; the rest are written here.
+
+## Config
+
+```json
+{config_text}
+```
+"""
+
+
+def iter_verdicts(path: Path) -> Iterator[DocumentVerdict]:
+    """Read the verdicts written by the dedup stage."""
+    from pipeline.steps.dedup import SentenceDuplicate
+
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            data = json.loads(line)
+            data["sentences"] = tuple(SentenceDuplicate(**s) for s in data["sentences"])
+            yield DocumentVerdict(**data)

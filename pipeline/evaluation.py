@@ -1,0 +1,333 @@
+"""Evaluation utilities over the labelled WCXB article pages (boilerplate-removal ground truth).
+
+The data lives outside the repository (see ``../shared/eval/README.md``); this module only reads it.
+It loads labelled pages, renders HTML to the full-page plain text a scraper would have saved
+(boilerplate included), and scores cleaned text the way the WCXB benchmark does: bag-of-words
+precision/recall/F1 against the human-accepted main content, plus survival of "must keep" snippets.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from lxml import etree
+
+__all__ = [
+    "BLOCK_TAGS",
+    "DEFAULT_EVAL_DIR",
+    "SKIPPED_TAGS",
+    "LabelledPage",
+    "decode_html",
+    "load_pages",
+    "normalise_snippet_text",
+    "render_blocks",
+    "render_text_nodes",
+    "snippet_survival",
+    "word_prf",
+    "word_tokens",
+]
+
+REPO_ROOT: Final[Path] = Path(__file__).resolve().parent.parent
+"""The repository root: the folder that holds ``pipeline/``."""
+
+DEFAULT_EVAL_DIR: Final[Path] = Path(
+    os.environ.get("PIPELINE_EVAL_DIR") or REPO_ROOT.parent / "shared" / "eval" / "wcxb-dev-articles"
+)
+"""Labelled pages folder; ``$PIPELINE_EVAL_DIR`` (read at import time) overrides the default."""
+
+BLOCK_TAGS: Final[frozenset[str]] = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "body", "br", "caption", "center", "dd",
+        "details", "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer",
+        "form", "frameset", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "html",
+        "legend", "li", "listing", "main", "menu", "nav", "ol", "p", "plaintext", "pre", "section",
+        "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul", "xmp",
+    }
+)  # fmt: skip
+"""Elements that start and end a line in :func:`render_blocks`; every other element is inline."""
+
+SKIPPED_TAGS: Final[frozenset[str]] = frozenset(
+    {"title", "script", "style", "noscript", "template", "svg", "math", "iframe", "object"}
+)
+"""Elements whose contents are never rendered (their tail text, which follows them, still is).
+
+``<head>`` itself is not skipped: it holds no text once these are gone, except body content that
+libxml2 (unlike an HTML5 parser) leaves in ``<head>``, e.g. a ``<nav>`` after an unclosed head.
+"""
+
+_WORD_RE: Final = re.compile(r"\w+")
+_META_CHARSET_RE: Final = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
+_META_SCAN_BYTES: Final = 4096
+# WHATWG encoding-label quirks: browsers treat these labels as windows-1252, and a UTF-16 label
+# found by an ASCII scan of the bytes cannot be true, so it means UTF-8.
+_LABEL_OVERRIDES: Final[dict[str, str]] = {
+    "ascii": "cp1252",
+    "iso8859-1": "cp1252",
+    "utf-16-be": "utf-8",
+    "utf-16-le": "utf-8",
+    "utf-16": "utf-8",
+}
+_BOMS: Final[tuple[tuple[bytes, str], ...]] = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: it starts with the same two bytes
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+_BREAK: Final = None  # marker yielded by _walk at block boundaries
+# An HTML5 parser ignores </body> and </html> and keeps what follows in <body>; libxml2 drops it.
+_END_BODY_RE: Final = re.compile(r"</(?:body|html)\s*>", re.I)
+# Typographic quotes and dashes fold to ASCII for snippet matching: the ground-truth snippets are
+# mostly ASCII-normalised ("isn't") while pages serve "isn\u2019t".
+_SNIPPET_FOLD: Final[dict[int, str]] = str.maketrans(
+    dict.fromkeys("\u2018\u2019\u201a\u201b\u2032", "'")
+    | dict.fromkeys("\u201c\u201d\u201e\u201f\u2033", '"')
+    | dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-")
+)
+
+
+@dataclass(frozen=True)
+class LabelledPage:
+    """One labelled page: served HTML plus its ground truth."""
+
+    file_id: str
+    url: str
+    html: str
+    main_content: str
+    with_snippets: tuple[str, ...]
+    without_snippets: tuple[str, ...]
+    title: str
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _declared_charset(head: bytes) -> str | None:
+    """Return the Python codec name declared by a ``<meta>`` in ``head``, if known."""
+    match = _META_CHARSET_RE.search(head)
+    if match is None:
+        return None
+    try:
+        name = codecs.lookup(match.group(1).decode("ascii")).name
+    except (LookupError, UnicodeDecodeError):
+        return None
+    return _LABEL_OVERRIDES.get(name, name)
+
+
+def decode_html(data: bytes) -> str:
+    r"""Decode served HTML bytes: BOM, then ``<meta>`` charset, then charset-normalizer, then UTF-8.
+
+    The ``<meta charset>`` / ``http-equiv`` declaration is looked for in the first 4 KB and used
+    (with the WHATWG reading of ``iso-8859-1``/``ascii`` as windows-1252) only if the bytes decode
+    strictly with it; otherwise the guess falls through to charset-normalizer, and finally to
+    UTF-8 with ``errors="replace"``.
+
+    >>> decode_html(b'<meta charset="iso-8859-1"><p>caf\xe9')
+    '<meta charset="iso-8859-1"><p>café'
+    >>> decode_html(codecs.BOM_UTF8 + b'<p>\xc3\xa9')
+    '<p>é'
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return data.decode(codec, errors="replace")
+    declared = _declared_charset(data[:_META_SCAN_BYTES])
+    if declared is not None:
+        try:
+            return data.decode(declared)
+        except UnicodeDecodeError:
+            pass
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # pragma: no cover - it is a declared dependency
+        best = None
+    else:
+        # Our own <meta> step already ran: let charset-normalizer judge the bytes alone.
+        best = from_bytes(data, preemptive_behaviour=False).best()
+    if best is not None:
+        return str(best)
+    return data.decode("utf-8", errors="replace")
+
+
+def load_pages(eval_dir: Path | str = DEFAULT_EVAL_DIR, limit: int | None = None) -> Iterator[LabelledPage]:
+    """Yield the labelled pages of ``eval_dir`` in sorted ``file_id`` order (at most ``limit``).
+
+    A page whose ground truth has no (or a null) ``main_content`` gets ``""``; two of the 711
+    WCXB dev article pages are like that.
+    """
+    root = Path(eval_dir)
+    truth_files = sorted((root / "ground-truth").glob("*.json"))
+    if not truth_files:
+        raise FileNotFoundError(f"no ground-truth/*.json under {root}")
+    for count, truth_path in enumerate(truth_files):
+        if limit is not None and count >= limit:
+            return
+        file_id = truth_path.stem
+        record: dict[str, Any] = json.loads(truth_path.read_text(encoding="utf-8"))
+        truth: dict[str, Any] = record.get("ground_truth") or {}
+        with gzip.open(root / "html" / f"{file_id}.html.gz", "rb") as handle:
+            html = decode_html(handle.read())
+        yield LabelledPage(
+            file_id=file_id,
+            url=str(record.get("url") or ""),
+            html=html,
+            main_content=str(truth.get("main_content") or ""),
+            with_snippets=tuple(str(s) for s in truth.get("with") or ()),
+            without_snippets=tuple(str(s) for s in truth.get("without") or ()),
+            title=str(truth.get("title") or record.get("title") or ""),
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _parse(html: str) -> Any:
+    """Parse an HTML string with lxml's HTML parser; ``None`` for an empty document."""
+    parser = etree.HTMLParser(encoding="utf-8", huge_tree=True)
+    # Bytes with a forced encoding: lxml refuses str input carrying an XML encoding declaration.
+    data = _END_BODY_RE.sub("", html).encode("utf-8", errors="replace")
+    return etree.fromstring(data, parser)
+
+
+def _walk(html: str) -> Iterator[str | None]:
+    """Yield the page's visible text nodes in document order, and ``None`` at block boundaries."""
+    root = _parse(html)
+    if root is None:
+        return
+    # Iterative depth-first walk: deeply nested pages would overflow recursion.
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        tag = node.tag
+        name = tag.lower() if isinstance(tag, str) else ""
+        if closing:
+            if name in BLOCK_TAGS:
+                yield _BREAK
+        elif not name or name in SKIPPED_TAGS:  # comment, processing instruction, or skipped element
+            pass
+        else:
+            if name in BLOCK_TAGS:
+                yield _BREAK
+            if node.text:
+                yield node.text
+            stack.append((node, True))
+            stack.extend((child, False) for child in reversed(node))
+            continue
+        if node.tail and node is not root:
+            yield node.tail
+
+
+def _collapse(text: str) -> str:
+    """Collapse runs of whitespace (Unicode, including no-break space) to one space; strip."""
+    return " ".join(text.split())
+
+
+def render_blocks(html: str) -> str:
+    """Render a page to visible text with boilerplate kept, one line per block-level element.
+
+    Inline elements stay inside their line; ``<title>``, scripts, styles, ``noscript``,
+    templates, SVG/MathML and iframe/object fallbacks are dropped.
+
+    >>> render_blocks("<title>T</title><nav><a href=/>Home</a></nav>"
+    ...               "<p>One <a href=x>link</a> here.<br>Two</p><div>  a\\n b </div>")
+    'Home\\nOne link here.\\nTwo\\na b'
+    """
+    lines: list[str] = []
+    parts: list[str] = []
+    for piece in _walk(html):
+        if piece is _BREAK:
+            line = _collapse("".join(parts))
+            if line:
+                lines.append(line)
+            parts.clear()
+        else:
+            parts.append(piece)
+    line = _collapse("".join(parts))
+    if line:
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def render_text_nodes(html: str) -> str:
+    """Render a page to visible text with boilerplate kept, one line per DOM text node.
+
+    >>> render_text_nodes("<p>One <a href=x>link</a> here.</p><p>Two</p>")
+    'One\\nlink\\nhere.\\nTwo'
+    """
+    lines = (_collapse(piece) for piece in _walk(html) if piece)
+    return "\n".join(line for line in lines if line)
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring
+
+
+def word_tokens(text: str) -> list[str]:
+    """Lowercased Unicode ``\\w+`` word tokens.
+
+    >>> word_tokens("Héllo, WORLD! it's 2025_ok")
+    ['héllo', 'world', 'it', 's', '2025_ok']
+    """
+    return _WORD_RE.findall(text.lower())
+
+
+def word_prf(predicted: str, reference: str) -> tuple[float, float, float]:
+    """Bag-of-words (multiset) precision, recall and F1 of ``predicted`` against ``reference``.
+
+    This is the WCXB benchmark's score. Edge cases: both texts without tokens give
+    ``(1.0, 1.0, 1.0)`` (nothing to find, nothing wrongly kept); exactly one without tokens gives
+    ``(0.0, 0.0, 0.0)``.
+
+    >>> word_prf("the cat the", "the cat sat")
+    (0.6666666666666666, 0.6666666666666666, 0.6666666666666666)
+    >>> word_prf("", ""), word_prf("x", "")
+    ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    """
+    pred = Counter(word_tokens(predicted))
+    ref = Counter(word_tokens(reference))
+    n_pred, n_ref = pred.total(), ref.total()
+    if n_pred == 0 and n_ref == 0:
+        return 1.0, 1.0, 1.0
+    if n_pred == 0 or n_ref == 0:
+        return 0.0, 0.0, 0.0
+    overlap = (pred & ref).total()
+    precision, recall = overlap / n_pred, overlap / n_ref
+    f1 = 2 * precision * recall / (precision + recall) if overlap else 0.0
+    return precision, recall, f1
+
+
+def normalise_snippet_text(text: str) -> str:
+    """Lowercase, collapse whitespace and fold typographic quotes/dashes to ASCII, for snippet matching.
+
+    >>> normalise_snippet_text("  Isn\u2019t\\n\\tBAR \u2014 ok")
+    "isn't bar - ok"
+    """
+    return _collapse(text.translate(_SNIPPET_FOLD).lower())
+
+
+def snippet_survival(text: str, snippets: Iterable[str]) -> float:
+    """Fraction of ``snippets`` that occur in ``text``, both normalised by :func:`normalise_snippet_text`.
+
+    With no snippets the result is ``1.0`` (nothing was lost). Use it with the ground truth's
+    ``with`` snippets (higher is better) or its ``without`` snippets (lower is better).
+
+    >>> snippet_survival("Hello  big\\nWorld", ["big world", "absent"])
+    0.5
+    >>> snippet_survival("anything", [])
+    1.0
+    """
+    wanted = [normalise_snippet_text(s) for s in snippets]
+    if not wanted:
+        return 1.0
+    haystack = normalise_snippet_text(text)
+    return sum(s in haystack for s in wanted) / len(wanted)

@@ -1,0 +1,688 @@
+"""Strip scraped boilerplate from plain text, line by line, recording every removal's rule.
+
+The text is first mended: lines that a link broke apart are rejoined into one. Then each
+line meets the named rules in `LINE_RULES` (whole-line patterns of a kind: promos, widgets,
+credits, interface words). Block headers ("Sponsored Links", "Related Articles") open a
+block that goes on over the teaser lines that follow them; in a related-articles block a
+long teaser paragraph is taken too when it follows a repeated headline or a teaser's
+metadata line. Finally partial rules cut datelines, trailing photo credits and inline ad
+markers out of lines that are otherwise kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from pipeline.config import BoilerplateConfig
+
+# --------------------------------------------------------------------------- line shapes
+
+_WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
+_TERMINAL = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
+_CONNECTORS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "but",
+        "nor",
+        "as",
+        "than",
+        "that",
+        "which",
+        "who",
+        "whose",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "has",
+        "have",
+        "had",
+        "its",
+        "their",
+        "his",
+        "her",
+        "our",
+        "your",
+        "this",
+        "these",
+        "those",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "about",
+        "after",
+        "before",
+        "between",
+        "against",
+        "during",
+        "via",
+        "per",
+    ]
+)
+
+
+def count_words(line: str) -> int:
+    """Return the number of word tokens in a line.
+
+    >>> count_words("It's a well-known push, isn't it?")
+    6
+    """
+    return len(_WORD.findall(line))
+
+
+def ends_sentence(line: str) -> bool:
+    """Return whether a line ends with sentence-final punctuation (closing quotes allowed).
+
+    >>> ends_sentence('He said "no."'), ends_sentence("Breaking news")
+    (True, False)
+    """
+    return bool(_TERMINAL.search(line.rstrip()))
+
+
+def is_prose(line: str) -> bool:
+    """Return whether a line reads as article prose rather than a headline, label or teaser."""
+    words = count_words(line)
+    return (words >= 10 and ends_sentence(line)) or words >= 25
+
+
+def _key(line: str) -> str:
+    """Return a line reduced to lowercase letters, digits and single spaces, for matching."""
+    return " ".join(_WORD.findall(line.lower()))
+
+
+# --------------------------------------------------------------------------- rejoining
+
+
+@dataclass(frozen=True)
+class SourceLine:
+    """A line after rejoining, with the number of the first input line it came from."""
+
+    text: str
+    position: int
+
+
+def rejoin_broken_lines(lines: list[str]) -> tuple[list[SourceLine], int]:
+    """Rejoin sentences that links broke over several lines; return the lines and joins made.
+
+    A line is glued to the previous one when the previous one does not end a sentence and
+    the line starts in lower case or with closing punctuation, or the previous one ends
+    with a comma or a function word, or the line is a short fragment (a link's text) that
+    the next line continues. Blank lines are paragraph breaks and are never crossed.
+
+    >>> joined, n = rejoin_broken_lines(["The issue of", "terrorist sanctuaries", ".", "Next."])
+    >>> [line.text for line in joined], n
+    (['The issue of terrorist sanctuaries.', 'Next.'], 2)
+    >>> [line.text for line in rejoin_broken_lines(["The minister visited", "Kabul", "on Monday."])[0]]
+    ['The minister visited Kabul on Monday.']
+    """
+    stripped = [raw.strip() for raw in lines]
+    out: list[SourceLine] = []
+    joins = 0
+    for position, line in enumerate(stripped):
+        if not line:
+            out.append(SourceLine("", position))
+            continue
+        previous = stripped[position - 1] if position else ""
+        following = stripped[position + 1] if position + 1 < len(stripped) else ""
+        if previous and line != previous and out and out[-1].text and _continues(out[-1].text, line, following):
+            glue = "" if line[0] in ",.;:!?)]}”’%" else " "
+            out[-1] = SourceLine(out[-1].text + glue + line, out[-1].position)
+            joins += 1
+        else:
+            out.append(SourceLine(line, position))
+    return out, joins
+
+
+def _continues(previous: str, line: str, following: str) -> bool:
+    if ends_sentence(previous) or previous.endswith(":"):
+        return False
+    if line[0] in ",.;:!?)]}%" or (line[0] in "”’" and len(line) <= 3):
+        return True
+    if line[0].islower():
+        return True
+    last = previous.rsplit(None, 1)[-1].lower()
+    if previous.endswith(",") or (last in _CONNECTORS and count_words(previous) >= 3):
+        return True
+    # A link's text between two fragments of one sentence: "visited" / "Kabul" / "on Monday."
+    return (
+        count_words(previous) >= 3
+        and count_words(line) <= 6
+        and not ends_sentence(line)
+        and bool(following)
+        and (following[0].islower() or following[0] in ",.;:!?)]}")
+    )
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE | re.UNICODE)
+
+
+_DATE = (
+    r"(?:\d{1,2}[-./]\d{1,2}[-./]\d{2,4}"
+    r"|\d{4}-\d{2}-\d{2}"
+    r"|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{4}"
+    r"|\d{1,2}(?:st|nd|rd|th)?\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?,?\s+\d{4})"
+)
+_TIME = (
+    r"(?:,?\s*(?:at\s+)?\d{1,2}[:.]\d{2}\s*(?:am|pm|a\.m\.|p\.m\.)?"
+    r"\s*(?:ist|gmt|utc|et|est|edt|pt|pst|pdt|cet|cest|bst)?)?"
+)
+
+_AD_HEADER = _rx(
+    r"^(?:(?:ads?|content|stories|links)?\s*by\s+(?:taboola|outbrain|revcontent|mgid|zergnet)"
+    r"|taboola|outbrain|sponsored(?:\s+(?:links?|content|stories|posts?|articles?|by\s+.{1,40}))?"
+    r"|promoted(?:\s+(?:links?|content|stories|posts?))?|paid\s+(?:content|post|partner(?:\s+content)?)"
+    r"|(?:partner|native)\s+content|you\s+(?:may|might)\s+(?:also\s+)?like|around\s+the\s+web"
+    r"|from\s+(?:the\s+web|our\s+partners?)|recommended\s+by|more\s+from\s+our\s+partners?"
+    r"|advertiser\s+content|featured\s+partners?|ad\s+choices|adchoices)$"
+)
+_RELATED_HEADER = _rx(
+    r"^(?:related(?:\s+(?:articles?|stories|story|news|posts?|content|coverage|reading|links|topics|videos?))?"
+    r"|more\s+(?:stories|news|articles|coverage|videos?|to\s+read|like\s+this)(?:\s+(?:from|on|in|about)\s+.{1,40})?"
+    r"|more\s+from\s+.{1,40}|recommended(?:\s+(?:for\s+you|stories|articles|reading|videos?))?"
+    r"|trending(?:\s+(?:now|stories|news|articles|topics|videos?))?|top\s+(?:stories|news|picks)"
+    r"|most\s+(?:read|popular|viewed|shared|watched|commented)(?:\s+(?:stories|articles|news|today|now))?"
+    r"|popular(?:\s+(?:now|stories|articles|news|posts|on\s+.{1,30}))?|latest\s+(?:news|stories|articles|videos?)"
+    r"|editors?[’']?\s*picks?|what\s+to\s+read\s+next|in\s+case\s+you\s+missed\s+it|other\s+stories"
+    r"|you\s+may\s+also\s+(?:like|be\s+interested\s+in|enjoy)|read\s+next|up\s+next|don[’']?t\s+miss"
+    r"|also\s+read|also\s+see|see\s+also|further\s+reading|keep\s+reading|more\s+in\s+.{1,30})$"
+)
+_READ_MORE = _rx(
+    r"^(?:read\s+(?:more|also|next|this|the\s+full\s+(?:story|article))|also\s+read|see\s+also|related|"
+    r"recommended|must\s+read|don[’']?t\s+miss|watch|listen|more\s+on\s+this(?:\s+story)?|also\s+on\s+\S+|"
+    r"click\s+here(?:\s+to\s+read)?|continue\s+reading)\s*(?:[:|>»›→\-–—]+|\.{3}|…)?\s*(?:\S.*)?$"
+)
+_READ_MORE_SHAPE = _rx(r"^(?:read|also|see|related|recommended|must|don|watch|listen|more|click|continue)\b")
+_INLINE_AD = _rx(
+    r"(?:story|article)\s+continues\s+(?:below|after)\s+(?:this\s+)?(?:ad|advertisement|advert)"
+    r"|continue\s+reading\s+(?:below|the\s+main\s+story)|scroll\s+(?:down\s+)?to\s+continue(?:\s+with\s+content)?"
+    r"|skip\s+advert(?:isement)?|\bADVERTISEMENT\b|\bAdvertisement\b"
+)
+_INLINE_AD_LINE = _rx(r"^(?:advertisement|advertising|ads?|sponsored|advert|anzeige|publicidad|publicité)$")
+_APP_PROMO = _rx(
+    r"\bdownload\s+(?:the|our)\s+(?:\S+\s+){0,3}app\b|\b(?:get|install|open|try)\s+(?:it\s+on|the|our)\s+(?:\S+\s+){0,3}"
+    r"(?:app|google\s+play|app\s+store)\b|\bapp[-\s]?store|\bplay[-\s]?store\b|\bgoogle\s+play\b"
+    r"|\bavailable\s+on\s+(?:ios|android)\b|\bdownload\s+\S+\s+app\b|\bin\s+(?:the|our)\s+app\b"
+    r"|^try\s+(?:our|the)\s+(?:\S+\s+){0,3}(?:features?|app|premium|free\s+trial)\b"
+    r"|\bexplore\s+what\s+.{1,40}\s+can\s+do\s+for\s+you\b"
+)
+_NEWSLETTER = _rx(
+    r"\b(?:sign\s*up|subscribe|register)\b.{0,80}\b(?:newsletters?|inbox|mailing\s+list|e-?mail\s+updates|alerts)\b"
+    r"|\bnewsletters?\b.{0,60}\b(?:sign\s*up|subscribe|inbox|delivered|free)\b"
+    r"|^(?:get|receive)\s+(?:the|our)\s+.{0,50}(?:newsletter|in\s+your\s+inbox)"
+    r"|^(?:enter\s+your\s+e-?mail|your\s+e-?mail\s+address|e-?mail\s+address)\b"
+    r"|^by\s+(?:signing\s+up|subscribing|clicking)\b.{0,200}\b(?:privacy|terms)\b"
+    r"|^thank\s+you\s+for\s+(?:signing\s+up|subscribing)|^(?:subscribe|sign\s+up)(?:\s+(?:now|today|here|for\s+free))?$"
+)
+_COMMENTS = _rx(
+    r"^(?:\d+\s+)?comments?(?:\s*\(\d+\))?$|^no\s+comments(?:\s+yet)?\b|^(?:leave|post|add|write)\s+a\s+(?:comment|reply)"
+    r"|^be\s+the\s+first\s+to\s+comment|^(?:view|show|load|see|read)\s+(?:all\s+)?(?:\d+\s+)?(?:more\s+)?(?:comments|replies)"
+    r"|^comments?\s+(?:are\s+)?closed|^join\s+the\s+(?:discussion|conversation)|^(?:sign|log)\s+in\s+to\s+(?:comment|reply)"
+    r"|^you\s+must\s+be\s+logged\s+in\s+to\s+(?:post\s+a\s+)?comment|^(?:\d+\s+)?(?:replies|reply)$|^comment\s+(?:now|here)$"
+)
+_SITE_PROMO = _rx(
+    r"\bfollow\s+us\s+on\b|^(?:like|follow|join|find)\s+us\s+(?:on|at)\b|\bjoin\s+our\s+(?:whatsapp|telegram|facebook|discord)"
+    r"|^read\s+(?:all\s+)?(?:the\s+)?latest\b.{0,120}\bnews\b|^(?:catch|get)\s+(?:all\s+)?(?:the\s+)?(?:latest|breaking)\s+"
+    r"(?:news|updates)\b|^share\s+(?:this|on|via|article|story)\b|^(?:click|tap)\s+here\b|^subscribe\s+to\s+our\s+\S+\s+channel"
+    r"|^(?:for|get)\s+(?:more|the\s+latest)\s+(?:news|updates|stories)\b.{0,60}\b(?:visit|follow|click|download|subscribe)"
+)
+_SOCIAL_WORDS = frozenset(
+    [
+        "facebook",
+        "twitter",
+        "x",
+        "whatsapp",
+        "linkedin",
+        "telegram",
+        "pinterest",
+        "reddit",
+        "instagram",
+        "youtube",
+        "tiktok",
+        "email",
+        "e-mail",
+        "mail",
+        "print",
+        "share",
+        "tweet",
+        "copy",
+        "link",
+        "messenger",
+        "flipboard",
+        "sms",
+        "threads",
+        "bluesky",
+        "mastodon",
+        "comments",
+        "comment",
+        "save",
+    ]
+)
+_BYLINE = _rx(
+    r"^(?:written\s+by|posted\s+by|reported\s+by|edited\s+by|words\s+by|story\s+by|by)\s+"
+    r"(?P<name>[^\W\d_][\w .,'’&|-]{1,80})$"
+)
+_STAMP = _rx(
+    r"^(?:published|updated|posted|last\s+updated|first\s+published|modified)\s*(?:on|at)?\s*:?\s*.{0,40}\d.{0,30}$"
+    r"|^\d+\s*(?:min(?:ute)?s?)\s+read$|^(?:time\s*)?\d+\s*(?:sec(?:ond)?s?|min(?:ute)?s?|hours?|hrs?|days?|weeks?|months?|years?)\s+ago$"
+    rf"|^[^\W\d_][\w&.'’ -]{{1,50}}?\s*[|,·•-]?\s*{_DATE}{_TIME}$"
+)
+_DATE_ONLY = _rx(rf"^[/|•·-]?\s*{_DATE}{_TIME}$")
+_NAME_WORD = re.compile(r"^(?:[A-Z][\w'’.-]*|and|&|\||,|de|van|von|da|al|el|bin)$")
+
+
+def _is_byline(line: str) -> bool:
+    """Return whether a line is 'By <names>' (capitalised words only) or a publication stamp."""
+    match = _BYLINE.match(line)
+    if match:
+        words = match.group("name").replace(",", " , ").replace("|", " | ").split()
+        return len(words) <= 8 and all(_NAME_WORD.match(word) for word in words)
+    return count_words(line) <= 8 and bool(_STAMP.match(line)) and not line.endswith(":")
+
+
+_DATELINE = re.compile(
+    r"^(?:[A-Z][A-Z .'’-]{2,30}(?:,\s*[A-Z][A-Za-z .]{1,30})?\s*\([A-Za-z][\w .&]{0,20}\)\s*[:\-–—]+\s*"
+    r"|[A-Z][A-Za-z .'’-]{1,30},\s*"
+    r"(?:\d{1,2}(?:st|nd|rd|th)?\s+[A-Z][a-z]+\.?|[A-Z][a-z]+\.?\s+\d{1,2}(?:st|nd|rd|th)?),?"
+    r"\s+\d{4}\s*(?:\([A-Za-z][\w .&]{0,20}\))?\s*[:\-–—]+\s*"
+    r"|/\s*" + _DATE.replace("(?:", "(?i:", 1) + _TIME + r"\s+)(?=[\"“‘'A-Z0-9])"
+)
+_CREDIT_WORDS = (
+    r"photos?|pics?|pictures?|images?|archive|file|credit|courtesy|getty|reuters|ap|afp|epa|pti|ani|ians"
+    r"|shutterstock|istock|xinhua|bloomberg|dpa|anadolu|efe|alamy|sipa|zuma|via|handout|screengrab|screenshot"
+)
+_TRAILING_CREDIT = _rx(rf"\s*\((?:[\w.&/-]+\s+){{0,3}}(?:{_CREDIT_WORDS})\b[^()]{{0,40}}\)\s*$")
+_CREDIT_LINE = _rx(
+    r"^(?:(?:photo|image|picture|video|graphic|illustration|pic)s?\s*(?:credits?)?\s*[:/|©-]|©|\(c\)\s|copyright\s"
+    r"|credits?\s*:|courtesy\s*(?:of\s+)?[:\w]|(?:file\s+)?photo\s*[:/])"
+    r"|\b(?:getty\s+images|shutterstock|istock(?:photo)?|ap\s+photo|afp\s+via\s+getty|reuters/|/reuters)\b"
+)
+_SOURCE = _rx(
+    r"^(?:source|sources|via|inputs?)\s*:\s*\S.{0,80}$|^\(?with\s+inputs?\s+from\s+[\w ,&.'’-]{2,60}\)?\.?$"
+    r"|^(?:this|the)\s+(?:story|article|piece|report)\s+(?:was|is|has\s+been)\s+(?:first\s+|originally\s+)?"
+    r"(?:published|posted|appeared|produced|written)\b.{0,150}$|^originally\s+published\b.{0,150}$"
+)
+_UI_WORDS = frozenset(
+    _key(word)
+    for word in (
+        "logo",
+        "undo",
+        "menu",
+        "main menu",
+        "close",
+        "close menu",
+        "search",
+        "search for",
+        "share",
+        "print",
+        "email",
+        "tweet",
+        "reply",
+        "skip to content",
+        "skip to main content",
+        "skip to navigation",
+        "toggle navigation",
+        "navigation",
+        "back to top",
+        "scroll to top",
+        "loading",
+        "loading...",
+        "live events",
+        "live",
+        "live tv",
+        "home",
+        "next",
+        "previous",
+        "prev",
+        "next article",
+        "previous article",
+        "more",
+        "less",
+        "show more",
+        "show less",
+        "read less",
+        "expand",
+        "collapse",
+        "sign in",
+        "sign out",
+        "log in",
+        "login",
+        "log out",
+        "register",
+        "my account",
+        "accept",
+        "accept all",
+        "reject all",
+        "cookie settings",
+        "manage cookies",
+        "open in app",
+        "listen",
+        "listen to this article",
+        "play",
+        "pause",
+        "mute",
+        "unmute",
+        "copy link",
+        "link copied",
+        "copied",
+        "save",
+        "saved",
+        "bookmark",
+        "font size",
+        "text size",
+        "a a",
+        "zoom",
+        "gallery",
+        "view gallery",
+        "enlarge",
+        "image",
+        "video",
+        "audio",
+        "watch",
+        "watch video",
+        "play video",
+        "subscribe",
+        "follow",
+        "following",
+        "unfollow",
+        "like",
+        "dislike",
+        "advertisement",
+        "trending",
+        "tags",
+        "topics",
+        "filed under",
+        "categories",
+        "breadcrumb",
+        "x",
+    )
+)
+_UI_SHAPE = _rx(
+    r"^(?:[\w-]+\s+){1,2}(?:logo|icon|background|banner|thumbnail|avatar|placeholder|sprite)(?:\s+(?:image|icon))?$"
+    r"|^home\s*[>/»›|]|^(?:page\s+)?\d+\s+(?:of|/)\s+\d+$|^[<>«»‹›←→|•·]+$"
+)
+
+
+MAX_DATE_STAMPS = 4
+"""A document with more date-only lines than this holds dates as data (a table), not as stamps."""
+
+
+@dataclass(frozen=True)
+class Removal:
+    """Text removed by a rule: its line number in the input, the rule's name and the text."""
+
+    position: int
+    rule: str
+    text: str
+
+
+@dataclass(frozen=True)
+class StrippedText:
+    """Text left after stripping, what was removed, and how many broken lines were rejoined."""
+
+    text: str
+    removals: tuple[Removal, ...]
+    rejoined: int
+    kept_positions: tuple[int, ...] = field(default=())
+
+
+def _is_social_row(key: str) -> bool:
+    words = key.split()
+    return 1 <= len(words) <= 12 and all(word in _SOCIAL_WORDS for word in words)
+
+
+def _match_line_rule(line: str, key: str, dates_are_stamps: bool = True) -> str | None:
+    """Return the name of the whole-line rule that removes `line`, or None.
+
+    `dates_are_stamps` is false in a document with many date-only lines: those are a table's
+    or a list's data, not publication stamps.
+    """
+    words = count_words(line)
+    short = words <= 15
+    if not key:
+        return "ui_word" if words == 0 and len(line) <= 3 else None
+    if _INLINE_AD_LINE.match(key) or (short and _INLINE_AD.fullmatch(line.strip(" .:-–—*|"))):
+        return "inline_ad_marker"
+    if short and _AD_HEADER.match(key):
+        return "ad_block"
+    if short and _RELATED_HEADER.match(key):
+        return "related_block"
+    if words <= 25 and _READ_MORE_SHAPE.match(key) and _READ_MORE.match(line) and not is_prose(line):
+        return "read_more"
+    if _read_more_label(line):
+        return "read_more"
+    if words <= 40 and _APP_PROMO.search(line):
+        return "app_promo"
+    if words <= 60 and _NEWSLETTER.search(line):
+        return "newsletter_promo"
+    if short and _COMMENTS.search(key):
+        return "comment_widget"
+    if words <= 40 and _SITE_PROMO.search(line) and not _has_article_sentence(line, _SITE_PROMO):
+        return "site_promo"
+    if _is_social_row(key):
+        return "site_promo"
+    if short and (_is_byline(line.strip()) or (dates_are_stamps and _DATE_ONLY.match(line.strip()))):
+        return "byline_dateline"
+    if short and _is_credit_line(line):
+        return "photo_credit"
+    if words <= 30 and _SOURCE.match(line.strip()):
+        return "source_line"
+    if words <= 4 and (key in _UI_WORDS or _UI_SHAPE.match(line.strip())):
+        return "ui_word"
+    return None
+
+
+def _is_credit_line(line: str) -> bool:
+    """Return whether a whole line is a photo credit (a caption ending in one only loses the credit)."""
+    core = _TRAILING_CREDIT.sub("", line)
+    if core != line and count_words(core) >= 4:
+        return bool(_CREDIT_LINE.search(core))
+    return bool(_CREDIT_LINE.search(line)) and not ends_sentence(line.rstrip(")"))
+
+
+def _read_more_label(line: str) -> bool:
+    """Return whether a line is a link label in capitals followed by a headline ('READ MORE: ...')."""
+    head, sep, _ = line.partition(":")
+    return (
+        bool(sep)
+        and head.isupper()
+        and _key(head) in {"read more", "read also", "also read", "related", "watch", "see also", "read", "must read"}
+    )
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+")
+
+
+def _has_article_sentence(line: str, pattern: re.Pattern[str]) -> bool:
+    """Return whether some sentence of a line is prose that `pattern` does not match."""
+    return any(count_words(part) >= 8 and not pattern.search(part) for part in _SENTENCE_END.split(line))
+
+
+def _is_teaser_meta(line: str, key: str) -> bool:
+    """Return whether a line is a teaser's metadata: time ago, date, bullet, short source name."""
+    stripped = line.strip()
+    return bool(_is_byline(stripped) or _DATE_ONLY.match(stripped) or stripped[:1] in "•·▪●◦")
+
+
+def _partial_removals(line: str, rules: Callable[[str], bool]) -> tuple[str, list[tuple[str, str]]]:
+    """Cut datelines, trailing credits and inline ad markers out of a kept line."""
+    cut: list[tuple[str, str]] = []
+    if rules("byline_dateline"):
+        match = _DATELINE.match(line)
+        if match and count_words(line[match.end() :]) >= 3:
+            cut.append(("byline_dateline", match.group(0).strip()))
+            line = line[match.end() :]
+    if rules("photo_credit"):
+        match = _TRAILING_CREDIT.search(line)
+        if match and count_words(line[: match.start()]) >= 3:
+            cut.append(("photo_credit", match.group(0).strip()))
+            line = line[: match.start()].rstrip()
+    if rules("inline_ad_marker"):
+        for match in reversed(list(_INLINE_AD.finditer(line))):
+            cut.append(("inline_ad_marker", match.group(0)))
+            line = (line[: match.start()].rstrip() + " " + line[match.end() :].lstrip()).strip()
+    for name, pattern in (("site_promo", _SITE_PROMO), ("source_line", _SOURCE), ("app_promo", _APP_PROMO)):
+        if rules(name):
+            line = _cut_trailing_sentences(line, name, pattern, cut)
+    return line, cut
+
+
+def _cut_trailing_sentences(line: str, rule: str, pattern: re.Pattern[str], cut: list[tuple[str, str]]) -> str:
+    """Cut promo sentences from the end of a line whose earlier sentences are kept."""
+    parts = _SENTENCE_END.split(line)
+    if len(parts) < 2:
+        return line
+    removed: list[str] = []
+    while len(parts) > 1 and count_words(parts[-1]) <= 30 and pattern.search(parts[-1].strip()):
+        removed.insert(0, parts.pop())
+    if not removed:
+        return line
+    kept = line[: len(line) - len(" ".join(removed))].rstrip()
+    if not kept.endswith(parts[-1].rstrip()[-1:]):
+        kept = " ".join(parts)
+    cut.append((rule, " ".join(removed)))
+    return kept
+
+
+@dataclass
+class _Block:
+    kind: str
+    lines: int = 0
+    seen: Counter[str] = field(default_factory=Counter)
+    last_was_meta: bool = False
+
+
+def strip_boilerplate(text: str, cfg: BoilerplateConfig) -> StrippedText:
+    """Remove boilerplate lines and fragments from plain text; record each removal's rule.
+
+    >>> cfg = BoilerplateConfig()
+    >>> out = strip_boilerplate("Rain fell all day in the capital on Monday, officials said.\\n"
+    ...                         "READ MORE: Floods hit the north\\nSource: Wire", cfg)
+    >>> out.text
+    'Rain fell all day in the capital on Monday, officials said.'
+    >>> [(r.rule, r.text) for r in out.removals]
+    [('read_more', 'READ MORE: Floods hit the north'), ('source_line', 'Source: Wire')]
+    """
+    raw_lines = text.split("\n")
+    if not cfg.enabled:
+        return StrippedText(text, (), 0, tuple(range(len(raw_lines))))
+    if cfg.rejoin_broken_lines:
+        lines, joins = rejoin_broken_lines(raw_lines)
+    else:
+        lines, joins = [SourceLine(line.strip(), n) for n, line in enumerate(raw_lines)], 0
+
+    enabled = cfg.rules.model_dump()
+
+    def rule_on(name: str) -> bool:
+        return bool(enabled.get(name, False))
+
+    removals: list[Removal] = []
+    kept: list[SourceLine] = []
+    block: _Block | None = None
+    dates_are_stamps = sum(bool(_DATE_ONLY.match(line.text)) for line in lines) <= MAX_DATE_STAMPS
+    for line in lines:
+        if not line.text:
+            if kept and kept[-1].text:
+                kept.append(line)
+            continue
+        key = _key(line.text)
+        rule = _match_line_rule(line.text, key, dates_are_stamps)
+        if rule is not None and rule_on(rule):
+            removals.append(Removal(line.position, rule, line.text))
+            if rule in ("ad_block", "related_block"):
+                block = _Block(rule)
+            elif block is not None:
+                block.lines += 1
+                block.last_was_meta = _is_teaser_meta(line.text, key)
+            continue
+        if block is not None and _in_block(block, line.text, key, cfg.max_block_lines):
+            removals.append(Removal(line.position, block.kind, line.text))
+            continue
+        block = None
+        text_kept, cuts = _partial_removals(line.text, rule_on)
+        removals.extend(Removal(line.position, name, fragment) for name, fragment in cuts)
+        if count_words(text_kept) == 0 and rule_on("ui_word"):
+            if text_kept:  # punctuation or symbols only: interface debris, recorded like any removal
+                removals.append(Removal(line.position, "ui_word", text_kept))
+            continue
+        kept.append(SourceLine(text_kept, line.position))
+    while kept and not kept[-1].text:
+        kept.pop()
+    return StrippedText(
+        "\n".join(line.text for line in kept),
+        tuple(removals),
+        joins,
+        tuple(line.position for line in kept),
+    )
+
+
+def _in_block(block: _Block, line: str, key: str, max_lines: int) -> bool:
+    """Return whether a line belongs to the open teaser block (and update the block)."""
+    if block.lines >= max_lines:
+        return False
+    repeated = block.seen[key] > 0
+    if not is_prose(line):
+        block.seen[key] += 1
+        block.lines += 1
+        block.last_was_meta = repeated or _is_teaser_meta(line, key)
+        return True
+    if block.kind == "related_block" and block.last_was_meta:
+        block.lines += 1
+        block.last_was_meta = False
+        return True
+    return False
+
+
+def iter_rule_names() -> Iterator[str]:
+    """Yield the names of all line rules, as used in the removal log."""
+    yield from (
+        "read_more",
+        "ad_block",
+        "related_block",
+        "inline_ad_marker",
+        "app_promo",
+        "newsletter_promo",
+        "comment_widget",
+        "site_promo",
+        "byline_dateline",
+        "photo_credit",
+        "source_line",
+        "ui_word",
+    )
+
+
+def guess_title(text: str) -> str | None:
+    """Return the first line when it reads like a headline: short and without a final full stop.
+
+    >>> guess_title("Pakistan in no rush to recognise Taliban\\nThe remarks came days after...")
+    'Pakistan in no rush to recognise Taliban'
+    >>> guess_title("It rained. Then it stopped.") is None
+    True
+    """
+    first = text.split("\n", 1)[0].strip()
+    words = count_words(first)
+    if 2 <= words <= 25 and not first.endswith((".", ",", ";", ":")):
+        return first
+    return None

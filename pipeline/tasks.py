@@ -1,0 +1,345 @@
+"""The Luigi task graph: thin tasks that read a target, call a pure step, write a target.
+
+Per-shard stages (one task per shard of input files, output `NN_stage/<fingerprint>/<shard>.jsonl`):
+`ReadDocuments` -> `RepairEncoding` -> `StripBoilerplate` -> `SplitSentences`.
+Whole-run stages (one task per plan): `FindDuplicates` -> `WriteCorpus`.
+
+The fingerprint in each stage folder hashes the pipeline version and the config sections the
+stage depends on, so a changed setting re-runs exactly the stages it affects. Every task can
+run alone, e.g. `luigi --module pipeline.tasks StripBoilerplate --root seeds
+--files '["001_d07a408cf5f191c8.txt"]' --local-scheduler`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar
+
+import luigi
+import luigi.format
+
+from pipeline import __version__
+from pipeline.config import PipelineConfig, load_config
+from pipeline.corpus import (
+    DATA_DIR,
+    MANIFEST_DIR,
+    REMOVALS_DIR,
+    PartWriter,
+    RunCounts,
+    assemble_document,
+    iter_verdicts,
+    render_dataset_card,
+)
+from pipeline.inputs import Plan, Shard, load_plan, shard_name
+from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
+from pipeline.steps.boilerplate import guess_title, strip_boilerplate
+from pipeline.steps.dedup import DocumentInput, find_duplicates
+from pipeline.steps.encoding import repair_encoding
+from pipeline.steps.identify import UnreadableInputError, decode_text, document_id
+from pipeline.steps.sentences import split_paragraphs
+from pipeline.storage import atomic_write_text, read_records, remove_stale, write_records
+
+Record = dict[str, Any]
+
+
+class PipelineTask(luigi.Task):
+    """Parameters and output layout shared by every stage."""
+
+    config = luigi.Parameter(default="", description="TOML config file; empty for the embedded defaults")
+    output_dir = luigi.Parameter(default="output", description="Root folder of all outputs")
+
+    STAGE: ClassVar[str]
+    SECTIONS: ClassVar[tuple[str, ...]]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cfg: PipelineConfig | None = None
+
+    @property
+    def cfg(self) -> PipelineConfig:
+        """Return the validated config (read once per task object)."""
+        if self._cfg is None:
+            self._cfg = load_config(self.config or None)
+        return self._cfg
+
+    @property
+    def fingerprint(self) -> str:
+        """Return the hash of the pipeline version and the config sections this stage depends on."""
+        blob = f"{__version__}:{self.cfg.fingerprint(*self.SECTIONS)}"
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    @property
+    def stage_dir(self) -> Path:
+        """Return the folder this stage writes into."""
+        return Path(self.output_dir) / self.STAGE / self.fingerprint
+
+    def common(self) -> dict[str, Any]:
+        """Return the parameters every upstream task shares with this one."""
+        return {"config": self.config, "output_dir": self.output_dir}
+
+    def on_failure(self, exception: BaseException) -> str:
+        """Name the task and its input in the failure explanation."""
+        return f"{self.task_family} failed on {self.describe_input()}: {type(exception).__name__}: {exception}"
+
+    def describe_input(self) -> str:
+        """Return a short description of this task's input for messages."""
+        return "its input"
+
+
+class ShardTask(PipelineTask):
+    """A stage run over one shard of input files."""
+
+    root = luigi.Parameter(description="Input root folder; `files` are relative to it")
+    files = luigi.ListParameter(description="Input files of this shard, relative to `root`")
+    stamp = luigi.Parameter(default="", description="Hash of the files' sizes and mtimes (set by the planner)")
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(
+            str(self.stage_dir / f"{shard_name(tuple(self.files), self.stamp)}.jsonl"), format=luigi.format.UTF8
+        )
+
+    def shard(self) -> dict[str, Any]:
+        """Return the parameters naming this shard, for upstream tasks."""
+        return {"root": self.root, "files": self.files, "stamp": self.stamp, **self.common()}
+
+    def describe_input(self) -> str:
+        files = list(self.files)
+        more = f" (+{len(files) - 1} more files)" if len(files) > 1 else ""
+        return f"{Path(self.root) / files[0]}{more}"
+
+    def run(self) -> None:
+        with self.input().open("r") as source, self.output().open("w") as target:
+            write_records(target, (self.transform(record) for record in read_records(source)))
+
+    def transform(self, record: Record) -> Record:
+        """Return a record of this stage made from a record of the previous stage."""
+        raise NotImplementedError
+
+
+class ReadDocuments(ShardTask):
+    """Read each input file, decode it and give the document its id; quarantine what cannot be read."""
+
+    STAGE = "01_read"
+    SECTIONS = ("input",)
+
+    def requires(self) -> list[luigi.Task]:
+        return []
+
+    def run(self) -> None:
+        with self.output().open("w") as target:
+            write_records(target, self.read_shard())
+
+    def read_shard(self) -> Iterator[Record]:
+        """Yield one record per document of the shard's files."""
+        for relative in self.files:
+            path = Path(self.root) / relative
+            record: Record = {
+                "source": relative,
+                "doc_id": "",
+                "url": None,
+                "title": None,
+                "status": "ok",
+                "reason": None,
+                "chars_before": 0,
+                "text": "",
+            }
+            try:
+                size = path.stat().st_size
+                if size > self.cfg.input.max_file_bytes:
+                    raise UnreadableInputError(
+                        f"file of {size} bytes is over the limit of "
+                        f"{self.cfg.input.max_file_bytes} (input.max_file_bytes)"
+                    )
+                text = decode_text(path.read_bytes())
+            except (UnreadableInputError, OSError) as error:
+                record.update(status=Status.QUARANTINED.value, reason=f"{relative}: {error}")
+                yield record
+                continue
+            record.update(doc_id=document_id(text), chars_before=len(text), text=text)
+            yield record
+
+
+class RepairEncoding(ShardTask):
+    """Repair mojibake, entities and control characters with ftfy; record the fixes."""
+
+    STAGE = "02_repaired"
+    SECTIONS = ("input", "encoding")
+
+    def requires(self) -> ReadDocuments:
+        return ReadDocuments(**self.shard())
+
+    def transform(self, record: Record) -> Record:
+        if record["status"] != "ok":
+            return record
+        repaired = repair_encoding(record["text"], self.cfg.encoding)
+        return {**record, "text": repaired.text, "fixes": [asdict(fix) for fix in repaired.fixes]}
+
+
+class StripBoilerplate(ShardTask):
+    """Rejoin broken lines and remove boilerplate lines; record each removal's rule."""
+
+    STAGE = "03_stripped"
+    SECTIONS = ("input", "encoding", "boilerplate")
+
+    def requires(self) -> RepairEncoding:
+        return RepairEncoding(**self.shard())
+
+    def transform(self, record: Record) -> Record:
+        if record["status"] != "ok":
+            return record
+        stripped = strip_boilerplate(record["text"], self.cfg.boilerplate)
+        return {
+            **record,
+            "text": stripped.text,
+            "title": record["title"] or guess_title(stripped.text),
+            "rejoined": stripped.rejoined,
+            "removals": [asdict(r) for r in stripped.removals],
+        }
+
+
+class SplitSentences(ShardTask):
+    """Split each paragraph into sentences."""
+
+    STAGE = "04_sentences"
+    SECTIONS = ("input", "encoding", "boilerplate", "sentences")
+
+    def requires(self) -> StripBoilerplate:
+        return StripBoilerplate(**self.shard())
+
+    def transform(self, record: Record) -> Record:
+        if record["status"] != "ok":
+            return record
+        paragraphs = split_paragraphs(record.pop("text"), self.cfg.sentences.language)
+        return {**record, "paragraphs": paragraphs}
+
+
+class PlanTask(PipelineTask):
+    """A stage over a whole plan (every shard of a run)."""
+
+    plan = luigi.Parameter(description="Plan file written by `python -m pipeline run` (content-addressed)")
+
+    def load(self) -> Plan:
+        """Return the plan."""
+        return load_plan(self.plan)
+
+    def shard_tasks(self) -> list[SplitSentences]:
+        """Return the last per-shard task of every shard, in plan order."""
+        return [SplitSentences(**self._shard_params(shard)) for shard in self.load().shards]
+
+    def _shard_params(self, shard: Shard) -> dict[str, Any]:
+        return {"root": shard.root, "files": list(shard.files), "stamp": shard.stamp, **self.common()}
+
+    def describe_input(self) -> str:
+        return f"plan {self.plan}"
+
+    def iter_records(self) -> Iterator[Record]:
+        """Yield every document record of the last per-shard stage, in plan order."""
+        for task in self.shard_tasks():
+            with task.output().open("r") as handle:
+                yield from read_records(handle)
+
+
+class FindDuplicates(PlanTask):
+    """Find near-duplicate sentences and documents across the whole run."""
+
+    STAGE = "05_duplicates"
+    SECTIONS = ("input", "encoding", "boilerplate", "sentences", "dedup")
+
+    def requires(self) -> list[SplitSentences]:
+        return self.shard_tasks()
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.jsonl"), format=luigi.format.UTF8)
+
+    def run(self) -> None:
+        documents = (
+            DocumentInput(
+                record["source"], record["doc_id"], tuple(s for paragraph in record["paragraphs"] for s in paragraph)
+            )
+            for record in self.iter_records()
+            if record["status"] == "ok"
+        )
+        verdicts = find_duplicates(documents, self.cfg.dedup) if self.cfg.dedup.enabled else iter(())
+        with self.output().open("w") as target:
+            write_records(target, (asdict(v) for v in verdicts if v.sentences or v.duplicate_of_doc))
+
+
+class WriteCorpus(PlanTask):
+    """Write the corpus: Parquet data, manifest and removal log, and the dataset card."""
+
+    STAGE = "corpus"
+    SECTIONS = ()
+    corpus_dir = luigi.Parameter(default="", description="Corpus folder; empty for <output_dir>/corpus")
+
+    MARKER: ClassVar[str] = "_SUCCESS"
+
+    @property
+    def folder(self) -> Path:
+        """Return the corpus folder."""
+        return Path(self.corpus_dir) if self.corpus_dir else Path(self.output_dir) / "corpus"
+
+    @property
+    def config_hash(self) -> str:
+        """Return the hash of the whole config, as stored in every corpus row."""
+        return hashlib.sha256(self.cfg.canonical_json().encode()).hexdigest()[:16]
+
+    @property
+    def run_fingerprint(self) -> str:
+        """Return what identifies this corpus: version, config and plan."""
+        return f"{__version__}:{self.config_hash}:{Path(self.plan).stem}"
+
+    def requires(self) -> FindDuplicates:
+        return FindDuplicates(plan=self.plan, **self.common())
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.folder / self.MARKER), format=luigi.format.UTF8)
+
+    def complete(self) -> bool:
+        """Done only when the marker names this very version, config and plan."""
+        marker = Path(self.output().path)
+        try:
+            return bool(json.loads(marker.read_text(encoding="utf-8"))["fingerprint"] == self.run_fingerprint)
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def run(self) -> None:
+        cfg = self.cfg
+        Path(self.output().path).unlink(missing_ok=True)  # the corpus is not complete while rewritten
+        verdicts = {v.source: v for v in iter_verdicts(Path(self.input().path))}
+        writers = {
+            name: PartWriter(self.folder / name, fields, cfg.corpus.rows_per_file, cfg.corpus.compression)
+            for name, fields in (
+                (DATA_DIR, DOCUMENT_FIELDS),
+                (MANIFEST_DIR, MANIFEST_FIELDS),
+                (REMOVALS_DIR, REMOVAL_FIELDS),
+            )
+        }
+        counts = RunCounts()
+        for record in self.iter_records():
+            assembled = assemble_document(record, verdicts.get(record["source"]), cfg, self.config_hash)
+            counts.add(assembled)
+            if assembled.document is not None:
+                writers[DATA_DIR].add(assembled.document)
+            writers[MANIFEST_DIR].add(assembled.manifest)
+            for removal in assembled.removals:
+                writers[REMOVALS_DIR].add(removal)
+        parts = {name: writer.close() for name, writer in writers.items()}
+        for name, written in parts.items():
+            remove_stale(self.folder / name, set(written))
+        summary = counts.as_dict()
+        atomic_write_text(self.folder / "README.md", render_dataset_card(cfg, self.config_hash, summary, parts))
+        marker = {"fingerprint": self.run_fingerprint, "plan": Path(self.plan).name, "counts": summary}
+        atomic_write_text(Path(self.output().path), json.dumps(marker, indent=1, sort_keys=True) + "\n")
+
+
+STAGES: dict[str, type[PipelineTask]] = {
+    task.__name__: task
+    for task in (ReadDocuments, RepairEncoding, StripBoilerplate, SplitSentences, FindDuplicates, WriteCorpus)
+}
+"""Every stage, by task name, in pipeline order."""
+
+__all__ = ["STAGES", "Stage", "Status"]

@@ -1,0 +1,218 @@
+"""How the job behaves as a batch job: determinism, re-runs, config changes, errors, exit codes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SEEDS, Run, run_pipeline
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _mtimes(folder: Path) -> dict[str, int]:
+    return {p.as_posix(): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def _mixed_inputs(folder: Path) -> Path:
+    """Seeds plus a few more documents, so that several shards exist."""
+    folder.mkdir(parents=True)
+    for seed in SEEDS.iterdir():
+        shutil.copy(seed, folder / seed.name)
+    nested = folder / "more"
+    nested.mkdir()
+    text = (SEEDS / "000_dc83cd2776310e7f.txt").read_text(encoding="utf-8")
+    (nested / "copy_of_000.txt").write_text(text, encoding="utf-8")  # a whole-document duplicate
+    (nested / "edited.txt").write_text(text.replace("Islamabad", "Islamabad, the capital,"), encoding="utf-8")
+    return folder
+
+
+def test_byte_identical_across_worker_counts(tmp_path: Path) -> None:
+    inputs = _mixed_inputs(tmp_path / "in")
+    config = {"input": {"files_per_shard": 2}}
+    one = run_pipeline(tmp_path / "w1", "run", "--input", str(inputs), "--workers", "1", config=config)
+    two = run_pipeline(tmp_path / "w2", "run", "--input", str(inputs), "--workers", "2", config=config)
+    assert one.returncode == 0, one.stderr
+    assert two.returncode == 0, two.stderr
+    corpus_one, corpus_two = _files(one.corpus), _files(two.corpus)
+    assert corpus_one == corpus_two
+    assert {
+        "data/part-00000.parquet",
+        "manifest/part-00000.parquet",
+        "removals/part-00000.parquet",
+        "README.md",
+    } <= set(corpus_one)
+    assert len(list((tmp_path / "w1" / "03_stripped").rglob("*.jsonl"))) == 4  # 7 files, 2 per shard
+
+
+def test_whole_document_duplicate_dropped_and_first_copy_survives(tmp_path: Path) -> None:
+    inputs = _mixed_inputs(tmp_path / "in")
+    run = run_pipeline(tmp_path / "out", "run", "--input", str(inputs))
+    assert run.returncode == 0, run.stderr
+    status = {row["source"]: row for row in run.table("manifest")}
+    assert len(status) == 7
+    assert status["000_dc83cd2776310e7f.txt"]["status"] == "kept"
+    assert status["more/copy_of_000.txt"]["status"] == "duplicate"
+    assert status["more/copy_of_000.txt"]["duplicate_of"] == status["000_dc83cd2776310e7f.txt"]["id"]
+    assert status["more/edited.txt"]["status"] == "duplicate"
+    assert "duplicates earlier documents" in str(status["more/edited.txt"]["reason"])
+
+
+def test_second_run_with_nothing_changed_does_nothing(tmp_path: Path) -> None:
+    first = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS))
+    assert first.returncode == 0, first.stderr
+    before = _mtimes(tmp_path / "out")
+    second = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS))
+    assert second.returncode == 0, second.stderr
+    assert _mtimes(tmp_path / "out") == before
+
+
+def test_changed_config_reruns_only_affected_stages(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_pipeline(out, "run", "--input", str(SEEDS)).returncode == 0
+    text_before = run_pipeline(out, "run", "--input", str(SEEDS)).texts()["000_dc83cd2776310e7f.txt"]
+    assert "READ MORE" not in text_before
+    changed = run_pipeline(out, "run", "--input", str(SEEDS), config={"boilerplate": {"rules": {"read_more": False}}})
+    assert changed.returncode == 0, changed.stderr
+    assert "READ MORE: China open" in changed.texts()["000_dc83cd2776310e7f.txt"]
+    assert len(list((out / "02_repaired").iterdir())) == 1  # upstream of the change: reused
+    assert len(list((out / "03_stripped").iterdir())) == 2  # the changed stage: run again
+    assert {row["config_hash"] for row in changed.table("data")} != {"x"} and changed.table("data")[0][
+        "config_hash"
+    ] != run_pipeline(out, "run", "--input", str(SEEDS)).table("data")[0]["config_hash"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[dedup]\ntreshold = 0.9\n", "dedup.treshold: unknown key"),
+        ("[dedup]\nthreshold = 1.5\n", "dedup.threshold"),
+        ("[corpus]\nmin_words = -3\n", "corpus.min_words"),
+        ("[boilerplate.rules]\nno_such_rule = true\n", "boilerplate.rules.no_such_rule: unknown key"),
+        ("[dedup]\nthreshold = 0.6\nlsh_threshold = 0.7\n", "lsh_threshold"),
+        ("[input\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_fails_before_any_task_names_the_key(tmp_path: Path, toml: str, expected: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(toml, encoding="utf-8")
+    run = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS), "--config", str(config))
+    assert run.returncode == 2
+    assert expected in run.stderr and str(config) in run.stderr
+    assert not (tmp_path / "out" / "01_read").exists()
+
+
+def test_missing_input_and_config_are_usage_errors(tmp_path: Path) -> None:
+    assert run_pipeline(tmp_path / "a", "run", "--input", str(tmp_path / "nope")).returncode == 2
+    missing = run_pipeline(tmp_path / "b", "run", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "config file not found" in missing.stderr
+
+
+def test_failed_task_gives_nonzero_exit_naming_task_and_input(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert (
+        run_pipeline(out, "task", "StripBoilerplate", "--doc", str(SEEDS / "002_15483e7a24de36bb.txt")).returncode == 0
+    )
+    # Corrupt the finished stage output: the next stage must fail loudly, not pass it on.
+    (stripped,) = (out / "03_stripped").rglob("*.jsonl")
+    stripped.write_text("{not json\n", encoding="utf-8")
+    run = run_pipeline(out, "task", "SplitSentences", "--doc", str(SEEDS / "002_15483e7a24de36bb.txt"))
+    assert run.returncode == 1
+    assert "FAILED SplitSentences on" in run.stderr and "002_15483e7a24de36bb.txt" in run.stderr
+
+
+def test_bad_inputs_are_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    shutil.copytree(SEEDS, inputs)
+    (inputs / "empty.txt").write_bytes(b"")
+    (inputs / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    config = {"input": {"max_file_bytes": 11_000}}  # seeds/001 is larger
+    run = run_pipeline(tmp_path / "out", "run", "--input", str(inputs), config=config)
+    assert run.returncode == 3, run.stderr
+    manifest = {row["source"]: row for row in run.table("manifest")}
+    assert len(manifest) == 7
+    assert "empty file" in str(manifest["empty.txt"]["reason"])
+    assert "binary" in str(manifest["image.png"]["reason"])
+    assert "over the limit" in str(manifest["001_d07a408cf5f191c8.txt"]["reason"])
+    assert sum(row["status"] == "kept" for row in manifest.values()) == 4
+
+
+def test_single_task_on_one_document(tmp_path: Path) -> None:
+    doc = SEEDS / "001_d07a408cf5f191c8.txt"
+    run = run_pipeline(tmp_path / "out", "task", "StripBoilerplate", "--doc", str(doc))
+    assert run.returncode == 0, run.stderr
+    (result,) = (tmp_path / "out" / "03_stripped").rglob("*.jsonl")
+    assert result.name.startswith("001_d07a408cf5f191c8.txt")
+    assert str(result) in run.stdout
+    assert "Taboola" not in result.read_text(encoding="utf-8").split('"text"')[1].split('"removals"')[0]
+    assert not (tmp_path / "out" / "04_sentences").exists()
+    dedup = run_pipeline(tmp_path / "out", "task", "FindDuplicates", "--doc", str(doc))
+    assert dedup.returncode == 0, dedup.stderr
+    assert "exact_duplicate" in next((tmp_path / "out" / "05_duplicates").rglob("*.jsonl")).read_text("utf-8")
+
+
+def test_plain_luigi_command_line_form(tmp_path: Path) -> None:
+    luigi_bin = Path(sys.executable).parent / "luigi"
+    command = [
+        str(luigi_bin),
+        "--module",
+        "pipeline.tasks",
+        "StripBoilerplate",
+        "--root",
+        str(SEEDS),
+        "--files",
+        '["000_dc83cd2776310e7f.txt"]',
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--local-scheduler",
+    ]
+    done = subprocess.run(
+        command,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    (result,) = (tmp_path / "out" / "03_stripped").rglob("000_dc83cd2776310e7f.txt.jsonl")
+    assert "READ MORE" in result.read_text(encoding="utf-8")  # in the removal log
+    assert '"rule":"read_more"' in result.read_text(encoding="utf-8")
+
+
+def test_corpus_loads_with_pyarrow_datasets_and_duckdb(seeds_run: Run) -> None:
+    import duckdb
+    import pyarrow.dataset as ds
+    from datasets import load_dataset
+
+    assert ds.dataset(seeds_run.corpus / "data", format="parquet").count_rows() == 5
+    loaded = load_dataset(
+        "parquet",
+        data_dir=str(seeds_run.corpus / "data"),
+        split="train",
+        cache_dir=str(seeds_run.output.parent / "hf-cache"),
+    )
+    assert len(loaded) == 5 and {"id", "source", "text", "title", "n_sentences"} <= set(loaded.column_names)
+    glob = (seeds_run.corpus / "removals" / "*.parquet").as_posix()
+    [(count,)] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}') WHERE rule = 'read_more'").fetchall()
+    assert count == 2
+
+
+def test_dataset_card_documents_every_field(seeds_run: Run) -> None:
+    from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, SCHEMA_VERSION
+
+    card = (seeds_run.corpus / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "configs:" in card and "path: data/*.parquet" in card
+    for spec in DOCUMENT_FIELDS + MANIFEST_FIELDS + REMOVAL_FIELDS:
+        assert f"| `{spec.name}` |" in card
+    assert f"schema version: {SCHEMA_VERSION}" in card
+    assert "| strip_boilerplate | read_more | 2 |" in card
+    assert '"threshold": 0.8' in card
