@@ -64,6 +64,21 @@ def shard_name(files: tuple[str, ...] | list[str], stamp: str = "") -> str:
     return f"{first}+{len(files) - 1}-{digest}" if len(files) > 1 else f"{first}-{digest}"
 
 
+def stamp_files(root: str | Path, files: tuple[str, ...] | list[str]) -> str:
+    """Return a hash of the root and the files' names, sizes and mtimes: what identifies a shard's inputs.
+
+    A missing file stamps as size -1, so it is read (and quarantined) rather than crashing.
+    """
+    entries: list[object] = [str(root)]
+    for relative in files:
+        try:
+            stat = (Path(root) / relative).stat()
+            entries.append([relative, stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            entries.append([relative, -1, -1])
+    return hashlib.sha256(json.dumps(entries).encode("utf-8")).hexdigest()[:12]
+
+
 def _expand(argument: str) -> list[Path]:
     if any(ch in argument for ch in "*?["):
         # glob.glob, not Path.glob: user patterns may be absolute.
@@ -89,16 +104,23 @@ def list_input_files(arguments: list[str] | tuple[str, ...]) -> tuple[Path, list
     for argument in arguments:
         for path in _expand(argument):
             if path.is_dir():
-                for folder, dirs, names in os.walk(path):
+                seen: set[str] = set()  # real paths of folders walked: symlink cycles end here
+                for folder, dirs, names in os.walk(path, followlinks=True):
+                    real = os.path.realpath(folder)
+                    if real in seen:
+                        dirs[:] = []
+                        continue
+                    seen.add(real)
                     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                     found.update(Path(folder) / n for n in names if not n.startswith(".") and "-luigi-tmp-" not in n)
             elif path.is_file():
                 found.add(path)
-    files = sorted({path.resolve() for path in found if path.is_file()})
+    # Absolute but not resolved: a symlink keeps its own place under the root.
+    files = sorted({Path(os.path.abspath(path)) for path in found if path.is_file()})  # noqa: PTH100 - abspath keeps symlinks in place; resolve() would follow them
     if not files:
         raise InputError(f"{' '.join(arguments)}: no input files found")
     folders = [
-        path.resolve() if path.is_dir() else path.resolve().parent
+        Path(os.path.abspath(path)) if path.is_dir() else Path(os.path.abspath(path)).parent  # noqa: PTH100 - abspath keeps symlinks in place; resolve() would follow them
         for argument in arguments
         for path in _expand(argument)
     ]
@@ -109,14 +131,11 @@ def list_input_files(arguments: list[str] | tuple[str, ...]) -> tuple[Path, list
 def make_plan(arguments: list[str] | tuple[str, ...], files_per_shard: int) -> Plan:
     """List the inputs and cut them into shards of `files_per_shard` files, in path order."""
     root, files = list_input_files(arguments)
-    relative = sorted((path.relative_to(root).as_posix(), path) for path in files)
+    relative = sorted(path.relative_to(root).as_posix() for path in files)
     shards = []
     for start in range(0, len(relative), files_per_shard):
-        chunk = relative[start : start + files_per_shard]
-        stats = [(rel, path.stat()) for rel, path in chunk]
-        stamp_blob = json.dumps([[rel, st.st_size, st.st_mtime_ns] for rel, st in stats])
-        stamp = hashlib.sha256(stamp_blob.encode()).hexdigest()[:12]
-        shards.append(Shard(str(root), tuple(rel for rel, _ in chunk), stamp))
+        chunk = tuple(relative[start : start + files_per_shard])
+        shards.append(Shard(str(root), chunk, stamp_files(root, chunk)))
     return Plan(str(root), tuple(shards))
 
 

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import asdict
+from functools import cache
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -34,7 +37,7 @@ from pipeline.corpus import (
     iter_verdicts,
     render_dataset_card,
 )
-from pipeline.inputs import Plan, Shard, load_plan, shard_name
+from pipeline.inputs import Plan, Shard, load_plan, shard_name, stamp_files
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, strip_boilerplate
 from pipeline.steps.dedup import DocumentInput, find_duplicates
@@ -44,6 +47,25 @@ from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import atomic_write_text, read_records, remove_stale, write_records
 
 Record = dict[str, Any]
+log = logging.getLogger(__name__)
+_LIBRARIES = ("ftfy", "sentencex", "datasketch", "trafilatura", "charset-normalizer", "pyarrow")
+
+
+@cache
+def code_fingerprint() -> str:
+    """Return a hash of the package's source and the versions of the libraries that shape output.
+
+    Part of every stage fingerprint, so that an edited rule or an upgraded library never
+    reuses results computed by other code. (Pure function of files on disk, not a cache of
+    results: caching it only saves re-reading the sources.)
+    """
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    for name in _LIBRARIES:
+        digest.update(f"{name}={version(name)}".encode())
+    return digest.hexdigest()[:12]
 
 
 class PipelineTask(luigi.Task):
@@ -69,7 +91,7 @@ class PipelineTask(luigi.Task):
     @property
     def fingerprint(self) -> str:
         """Return the hash of the pipeline version and the config sections this stage depends on."""
-        blob = f"{__version__}:{self.cfg.fingerprint(*self.SECTIONS)}"
+        blob = f"{__version__}:{code_fingerprint()}:{self.cfg.fingerprint(*self.SECTIONS)}"
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
@@ -97,14 +119,18 @@ class ShardTask(PipelineTask):
     files = luigi.ListParameter(description="Input files of this shard, relative to `root`")
     stamp = luigi.Parameter(default="", description="Hash of the files' sizes and mtimes (set by the planner)")
 
+    @property
+    def effective_stamp(self) -> str:
+        """Return the planner's stamp, or one computed now when the task was named by hand."""
+        return self.stamp or stamp_files(self.root, tuple(self.files))
+
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(
-            str(self.stage_dir / f"{shard_name(tuple(self.files), self.stamp)}.jsonl"), format=luigi.format.UTF8
-        )
+        name = shard_name(tuple(self.files), self.effective_stamp)
+        return luigi.LocalTarget(str(self.stage_dir / f"{name}.jsonl"), format=luigi.format.UTF8)
 
     def shard(self) -> dict[str, Any]:
         """Return the parameters naming this shard, for upstream tasks."""
-        return {"root": self.root, "files": self.files, "stamp": self.stamp, **self.common()}
+        return {"root": self.root, "files": self.files, "stamp": self.effective_stamp, **self.common()}
 
     def describe_input(self) -> str:
         files = list(self.files)
@@ -113,7 +139,16 @@ class ShardTask(PipelineTask):
 
     def run(self) -> None:
         with self.input().open("r") as source, self.output().open("w") as target:
-            write_records(target, (self.transform(record) for record in read_records(source)))
+            write_records(target, (self.guarded_transform(record) for record in read_records(source)))
+
+    def guarded_transform(self, record: Record) -> Record:
+        """Transform one record; a document that breaks the step is quarantined, the shard goes on."""
+        try:
+            return self.transform(record)
+        except Exception as error:  # one bad document must not stop the batch
+            reason = f"{record.get('source')}: {self.task_family} failed: {type(error).__name__}: {error}"
+            log.warning("quarantined %s", reason)
+            return {**record, "status": Status.QUARANTINED.value, "reason": reason}
 
     def transform(self, record: Record) -> Record:
         """Return a record of this stage made from a record of the previous stage."""
@@ -137,8 +172,10 @@ class ReadDocuments(ShardTask):
         """Yield one record per document of the shard's files."""
         for relative in self.files:
             path = Path(self.root) / relative
+            # A file name that is not valid UTF-8 is shown with escapes, never crashes the writer.
+            source = relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
             record: Record = {
-                "source": relative,
+                "source": source,
                 "doc_id": "",
                 "url": None,
                 "title": None,
@@ -156,7 +193,7 @@ class ReadDocuments(ShardTask):
                     )
                 text = decode_text(path.read_bytes())
             except (UnreadableInputError, OSError) as error:
-                record.update(status=Status.QUARANTINED.value, reason=f"{relative}: {error}")
+                record.update(status=Status.QUARANTINED.value, reason=f"{source}: {error}")
                 yield record
                 continue
             record.update(doc_id=document_id(text), chars_before=len(text), text=text)
@@ -263,7 +300,8 @@ class FindDuplicates(PlanTask):
             for record in self.iter_records()
             if record["status"] == "ok"
         )
-        verdicts = find_duplicates(documents, self.cfg.dedup) if self.cfg.dedup.enabled else iter(())
+        dedup = self.cfg.dedup
+        verdicts = find_duplicates(documents, dedup, self.cfg.corpus.min_words) if dedup.enabled else iter(())
         with self.output().open("w") as target:
             write_records(target, (asdict(v) for v in verdicts if v.sentences or v.duplicate_of_doc))
 

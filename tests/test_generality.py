@@ -8,6 +8,7 @@ human-checked main content stays >= 0.97.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
@@ -30,6 +31,8 @@ MIN_RECALL = 0.97
 @pytest.fixture(scope="module")
 def pages() -> list[LabelledPage]:
     if not DEFAULT_EVAL_DIR.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run this check, but the evaluation data is missing at {DEFAULT_EVAL_DIR}")
         pytest.skip(f"evaluation data not found at {DEFAULT_EVAL_DIR}")
     return list(load_pages())
 

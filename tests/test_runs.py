@@ -159,33 +159,27 @@ def test_single_task_on_one_document(tmp_path: Path) -> None:
 
 
 def test_plain_luigi_command_line_form(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(SEEDS / "000_dc83cd2776310e7f.txt", inputs / "000_dc83cd2776310e7f.txt")
     luigi_bin = Path(sys.executable).parent / "luigi"
     command = [
-        str(luigi_bin),
-        "--module",
-        "pipeline.tasks",
-        "StripBoilerplate",
-        "--root",
-        str(SEEDS),
-        "--files",
-        '["000_dc83cd2776310e7f.txt"]',
-        "--output-dir",
-        str(tmp_path / "out"),
-        "--local-scheduler",
-    ]
-    done = subprocess.run(
-        command,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+        str(luigi_bin), "--module", "pipeline.tasks", "StripBoilerplate", "--root", str(inputs),
+        "--files", '["000_dc83cd2776310e7f.txt"]', "--output-dir", str(tmp_path / "out"), "--local-scheduler",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    (result,) = (tmp_path / "out" / "03_stripped").rglob("000_dc83cd2776310e7f.txt.jsonl")
-    assert "READ MORE" in result.read_text(encoding="utf-8")  # in the removal log
+    (result,) = (tmp_path / "out" / "03_stripped").rglob("000_dc83cd2776310e7f.txt*.jsonl")
     assert '"rule":"read_more"' in result.read_text(encoding="utf-8")
+    # Named by hand, without the planner's stamp: an edited input still gives a fresh result.
+    with (inputs / "000_dc83cd2776310e7f.txt").open("a", encoding="utf-8") as handle:
+        handle.write("\nA new closing paragraph was added to the story later that evening by its editors.\n")
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    results = list((tmp_path / "out" / "03_stripped").rglob("000_dc83cd2776310e7f.txt*.jsonl"))
+    assert len(results) == 2
+    assert any("A new closing paragraph" in path.read_text(encoding="utf-8") for path in results)
 
 
 def test_corpus_loads_with_pyarrow_datasets_and_duckdb(seeds_run: Run) -> None:

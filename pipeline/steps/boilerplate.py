@@ -157,7 +157,7 @@ def _continues(previous: str, line: str, following: str) -> bool:
         return False
     if line[0] in ",.;:!?)]}%" or (line[0] in "”’" and len(line) <= 3):
         return True
-    if line[0].islower():
+    if line.split()[0].islower():
         return True
     last = previous.rsplit(None, 1)[-1].lower()
     if previous.endswith(",") or (last in _CONNECTORS and count_words(previous) >= 3):
@@ -196,7 +196,7 @@ _AD_HEADER = _rx(
     r"|promoted(?:\s+(?:links?|content|stories|posts?))?|paid\s+(?:content|post|partner(?:\s+content)?)"
     r"|(?:partner|native)\s+content|you\s+(?:may|might)\s+(?:also\s+)?like|around\s+the\s+web"
     r"|from\s+(?:the\s+web|our\s+partners?)|recommended\s+by|more\s+from\s+our\s+partners?"
-    r"|advertiser\s+content|featured\s+partners?|ad\s+choices|adchoices)$"
+    r"|advertiser\s+content|featured\s+partners?|ad\s+choices|adchoices|ads\s+by\s+google)$"
 )
 _RELATED_HEADER = _rx(
     r"^(?:related(?:\s+(?:articles?|stories|story|news|posts?|content|coverage|reading|links|topics|videos?))?"
@@ -212,14 +212,16 @@ _RELATED_HEADER = _rx(
 _READ_MORE = _rx(
     r"^(?:read\s+(?:more|also|next|this|the\s+full\s+(?:story|article))|also\s+read|see\s+also|related|"
     r"recommended|must\s+read|don[’']?t\s+miss|watch|listen|more\s+on\s+this(?:\s+story)?|also\s+on\s+\S+|"
-    r"click\s+here(?:\s+to\s+read)?|continue\s+reading)\s*(?:[:|>»›→\-–—]+|\.{3}|…)?\s*(?:\S.*)?$"
+    r"click\s+here(?:\s+to\s+read)?|continue\s+reading|read)\s*(?:(?:[:|>»›→\-–—]+|\.{3}|…)\s*\S.*)?$"
 )
 _READ_MORE_SHAPE = _rx(r"^(?:read|also|see|related|recommended|must|don|watch|listen|more|click|continue)\b")
 _INLINE_AD = _rx(
     r"(?:story|article)\s+continues\s+(?:below|after)\s+(?:this\s+)?(?:ad|advertisement|advert)"
     r"|continue\s+reading\s+(?:below|the\s+main\s+story)|scroll\s+(?:down\s+)?to\s+continue(?:\s+with\s+content)?"
-    r"|skip\s+advert(?:isement)?|\bADVERTISEMENT\b|\bAdvertisement\b"
+    r"|skip\s+advert(?:isement)?"
 )
+# The bare word only in capitals: "the advertisement was misleading" is prose.
+_INLINE_AD_WORD = re.compile(r"\bADVERTISEMENT\b")
 _INLINE_AD_LINE = _rx(r"^(?:advertisement|advertising|ads?|sponsored|advert|anzeige|publicidad|publicité)$")
 _APP_PROMO = _rx(
     r"\bdownload\s+(?:the|our)\s+(?:\S+\s+){0,3}app\b|\b(?:get|install|open|try)\s+(?:it\s+on|the|our)\s+(?:\S+\s+){0,3}"
@@ -237,15 +239,18 @@ _NEWSLETTER = _rx(
     r"|^thank\s+you\s+for\s+(?:signing\s+up|subscribing)|^(?:subscribe|sign\s+up)(?:\s+(?:now|today|here|for\s+free))?$"
 )
 _COMMENTS = _rx(
-    r"^(?:\d+\s+)?comments?(?:\s*\(\d+\))?$|^no\s+comments(?:\s+yet)?\b|^(?:leave|post|add|write)\s+a\s+(?:comment|reply)"
+    r"^(?:\d+\s+)?comments?(?:\s+\d+)?$|^no\s+comments(?:\s+yet)?$|^(?:leave|post|add|write)\s+a\s+(?:comment|reply)"
     r"|^be\s+the\s+first\s+to\s+comment|^(?:view|show|load|see|read)\s+(?:all\s+)?(?:\d+\s+)?(?:more\s+)?(?:comments|replies)"
     r"|^comments?\s+(?:are\s+)?closed|^join\s+the\s+(?:discussion|conversation)|^(?:sign|log)\s+in\s+to\s+(?:comment|reply)"
-    r"|^you\s+must\s+be\s+logged\s+in\s+to\s+(?:post\s+a\s+)?comment|^(?:\d+\s+)?(?:replies|reply)$|^comment\s+(?:now|here)$"
+    r"|^you\s+must\s+(?:be\s+logged\s+in|log\s+in|sign\s+in)\s+to\s+(?:post\s+a\s+)?comment|^(?:\d+\s+)?(?:replies|reply)$|^comment\s+(?:now|here)$"
 )
+_COMMENTS_LINE = _rx(r"^comments?\s*\(\d+\)$|^no\s+comments\s+yet\W*$")
 _SITE_PROMO = _rx(
     r"\bfollow\s+us\s+on\b|^(?:like|follow|join|find)\s+us\s+(?:on|at)\b|\bjoin\s+our\s+(?:whatsapp|telegram|facebook|discord)"
     r"|^read\s+(?:all\s+)?(?:the\s+)?latest\b.{0,120}\bnews\b|^(?:catch|get)\s+(?:all\s+)?(?:the\s+)?(?:latest|breaking)\s+"
-    r"(?:news|updates)\b|^share\s+(?:this|on|via|article|story)\b|^(?:click|tap)\s+here\b|^subscribe\s+to\s+our\s+\S+\s+channel"
+    r"(?:news|updates)\b|^share\s+(?:this|on|via)\s*(?:article|story|page|post|\w+)?\s*$|^(?:click|tap)\s+here\b|"
+    r"^follow\s+.{1,40}\s+on\s+(?:whatsapp|telegram|facebook|twitter|x|instagram|google\s+news)\b|"
+    r"^catch\s+all\s+the\b.{0,160}\bnews\b|^subscribe\s+to\s+our\s+\S+\s+channel"
     r"|^(?:for|get)\s+(?:more|the\s+latest)\s+(?:news|updates|stories)\b.{0,60}\b(?:visit|follow|click|download|subscribe)"
 )
 _SOCIAL_WORDS = frozenset(
@@ -281,11 +286,12 @@ _SOCIAL_WORDS = frozenset(
     ]
 )
 _BYLINE = _rx(
-    r"^(?:written\s+by|posted\s+by|reported\s+by|edited\s+by|words\s+by|story\s+by|by)\s+"
+    r"^(?:written\s+by|posted\s+by|published\s+by|reported\s+by|edited\s+by|words\s+by|story\s+by|by)\s*:?\s+"
     r"(?P<name>[^\W\d_][\w .,'’&|-]{1,80})$"
 )
 _STAMP = _rx(
-    r"^(?:published|updated|posted|last\s+updated|first\s+published|modified)\s*(?:on|at)?\s*:?\s*.{0,40}\d.{0,30}$"
+    r"^(?:published|updated|posted|last\s+updated|first\s+published|modified)(?:\s+(?:on|at))?\s*:?\s*"
+    rf"(?:{_DATE}|\d{{1,2}}[:.]\d{{2}}|\d+\s+\w+\s+ago|[a-z]+day\b)"
     r"|^\d+\s*(?:min(?:ute)?s?)\s+read$|^(?:time\s*)?\d+\s*(?:sec(?:ond)?s?|min(?:ute)?s?|hours?|hrs?|days?|weeks?|months?|years?)\s+ago$"
     rf"|^[^\W\d_][\w&.'’ -]{{1,50}}?\s*[|,·•-]?\s*{_DATE}{_TIME}$"
 )
@@ -299,7 +305,7 @@ def _is_byline(line: str) -> bool:
     if match:
         words = match.group("name").replace(",", " , ").replace("|", " | ").split()
         return len(words) <= 8 and all(_NAME_WORD.match(word) for word in words)
-    return count_words(line) <= 8 and bool(_STAMP.match(line)) and not line.endswith(":")
+    return count_words(line) <= 12 and bool(_STAMP.match(line)) and not line.endswith(":")
 
 
 _DATELINE = re.compile(
@@ -311,18 +317,21 @@ _DATELINE = re.compile(
 )
 _CREDIT_WORDS = (
     r"photos?|pics?|pictures?|images?|archive|file|credit|courtesy|getty|reuters|ap|afp|epa|pti|ani|ians"
-    r"|shutterstock|istock|xinhua|bloomberg|dpa|anadolu|efe|alamy|sipa|zuma|via|handout|screengrab|screenshot"
+    r"|shutterstock|istock|xinhua|bloomberg|dpa|anadolu|efe|alamy|sipa|zuma|handout|screengrab|screenshot"
 )
-_TRAILING_CREDIT = _rx(rf"\s*\((?:[\w.&/-]+\s+){{0,3}}(?:{_CREDIT_WORDS})\b[^()]{{0,40}}\)\s*$")
+_TRAILING_CREDIT = _rx(rf"\s*\((?:[\w.&/-]+\s+){{0,3}}(?:{_CREDIT_WORDS})\b[^()]{{0,40}}\)\s*(?=\.?$)")
 _CREDIT_LINE = _rx(
     r"^(?:(?:photo|image|picture|video|graphic|illustration|pic)s?\s*(?:credits?)?\s*[:/|©-]|©|\(c\)\s|copyright\s"
     r"|credits?\s*:|courtesy\s*(?:of\s+)?[:\w]|(?:file\s+)?photo\s*[:/])"
-    r"|\b(?:getty\s+images|shutterstock|istock(?:photo)?|ap\s+photo|afp\s+via\s+getty|reuters/|/reuters)\b"
+    r"|(?:getty\s+images|shutterstock|istock(?:photo)?|ap\s+photo|afp\s+via\s+getty|reuters)\s*\)?\.?$"
 )
 _SOURCE = _rx(
-    r"^(?:source|sources|via|inputs?)\s*:\s*\S.{0,80}$|^\(?with\s+inputs?\s+from\s+[\w ,&.'’-]{2,60}\)?\.?$"
-    r"|^(?:this|the)\s+(?:story|article|piece|report)\s+(?:was|is|has\s+been)\s+(?:first\s+|originally\s+)?"
-    r"(?:published|posted|appeared|produced|written)\b.{0,150}$|^originally\s+published\b.{0,150}$"
+    r"^(?:source|via|inputs?)\s*:\s*\S.{0,80}$|^\(?with\s+inputs?\s+from\s+[\w ,&.'’-]{2,60}\)?\.?$"
+    r"|^this\s+(?:story|article|piece|report)\s+(?:was|is|has\s+been)\s+(?:first\s+|originally\s+)?"
+    r"(?:published|posted|appeared|produced)\b.{0,150}$|^originally\s+published\b.{0,150}$"
+    r"|^(?:copyright|©|\(c\))\s*(?:\d{4})?.{0,100}\ball\s+rights\s+reserved\.?$|^source\s+link$"
+    r"|^\(?(?:additional\s+)?(?:reporting|writing|editing)\s+by\s+[^;]{2,60}(?:;\s*(?:additional\s+)?"
+    r"(?:reporting|writing|editing)\s+by\s+[^;]{2,60})*\)?\.?$"
 )
 _UI_WORDS = frozenset(
     _key(word)
@@ -413,6 +422,8 @@ _UI_WORDS = frozenset(
         "trending",
         "tags",
         "topics",
+        "live updates",
+        "also watch",
         "filed under",
         "categories",
         "breadcrumb",
@@ -421,7 +432,7 @@ _UI_WORDS = frozenset(
 )
 _UI_SHAPE = _rx(
     r"^(?:[\w-]+\s+){1,2}(?:logo|icon|background|banner|thumbnail|avatar|placeholder|sprite)(?:\s+(?:image|icon))?$"
-    r"|^home\s*[>/»›|]|^(?:page\s+)?\d+\s+(?:of|/)\s+\d+$|^[<>«»‹›←→|•·]+$"
+    r"|^home\s*[>/»›|]|^tags?\s*:|^(?:page\s+)?\d+\s+(?:of|/)\s+\d+$|^[<>«»‹›←→|•·]+$"
 )
 
 
@@ -469,17 +480,17 @@ def _match_line_rule(line: str, key: str, dates_are_stamps: bool = True) -> str 
         return "ad_block"
     if short and _RELATED_HEADER.match(key):
         return "related_block"
-    if words <= 25 and _READ_MORE_SHAPE.match(key) and _READ_MORE.match(line) and not is_prose(line):
+    if words <= 25 and _READ_MORE_SHAPE.match(key) and _READ_MORE.match(line.strip().rstrip(".")):
         return "read_more"
     if _read_more_label(line):
         return "read_more"
-    if words <= 40 and _APP_PROMO.search(line):
+    if words <= 40 and _APP_PROMO.search(line) and _promo_line(line, _APP_PROMO):
         return "app_promo"
-    if words <= 60 and _NEWSLETTER.search(line):
+    if words <= 60 and _NEWSLETTER.search(line) and _promo_line(line, _NEWSLETTER):
         return "newsletter_promo"
-    if short and _COMMENTS.search(key):
+    if short and (_COMMENTS.search(key) or _COMMENTS_LINE.search(line)):
         return "comment_widget"
-    if words <= 40 and _SITE_PROMO.search(line) and not _has_article_sentence(line, _SITE_PROMO):
+    if words <= 40 and _SITE_PROMO.search(line) and _promo_line(line, _SITE_PROMO):
         return "site_promo"
     if _is_social_row(key):
         return "site_promo"
@@ -492,6 +503,21 @@ def _match_line_rule(line: str, key: str, dates_are_stamps: bool = True) -> str 
     if words <= 4 and (key in _UI_WORDS or _UI_SHAPE.match(line.strip())):
         return "ui_word"
     return None
+
+
+_PROMO_VOICE = _rx(
+    r"\b(?:you|your|yours|our|us|we)\b|^(?:download|get|install|open|try|sign|subscribe|register|join|follow|like"
+    r"|click|tap|read|watch|listen|catch|enter|share|explore|check|visit|stay|never|don[’']?t)\b"
+)
+
+
+def _is_promo_voice(text: str) -> bool:
+    """Return whether text addresses the reader (you/our/imperative) or is a short label.
+
+    Promotions speak to the reader; news prose that merely mentions an app or a newsletter
+    does not. A label of up to six words ('DOWNLOAD THE APP') counts as promo voice.
+    """
+    return count_words(text) <= 6 or bool(_PROMO_VOICE.search(text.strip()))
 
 
 def _is_credit_line(line: str) -> bool:
@@ -513,6 +539,11 @@ def _read_more_label(line: str) -> bool:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)]*\s+")
+
+
+def _promo_line(line: str, pattern: re.Pattern[str]) -> bool:
+    """Return whether a line matching a promo pattern is a promotion and not news prose about one."""
+    return _is_promo_voice(line) and not _has_article_sentence(line, pattern)
 
 
 def _has_article_sentence(line: str, pattern: re.Pattern[str]) -> bool:
@@ -538,9 +569,10 @@ def _partial_removals(line: str, rules: Callable[[str], bool]) -> tuple[str, lis
         match = _TRAILING_CREDIT.search(line)
         if match and count_words(line[: match.start()]) >= 3:
             cut.append(("photo_credit", match.group(0).strip()))
-            line = line[: match.start()].rstrip()
+            line = line[: match.start()].rstrip() + line[match.end() :]
     if rules("inline_ad_marker"):
-        for match in reversed(list(_INLINE_AD.finditer(line))):
+        matches = [*_INLINE_AD.finditer(line), *_INLINE_AD_WORD.finditer(line)]
+        for match in sorted(matches, key=lambda m: m.start(), reverse=True):
             cut.append(("inline_ad_marker", match.group(0)))
             line = (line[: match.start()].rstrip() + " " + line[match.end() :].lstrip()).strip()
     for name, pattern in (("site_promo", _SITE_PROMO), ("source_line", _SOURCE), ("app_promo", _APP_PROMO)):
@@ -551,19 +583,19 @@ def _partial_removals(line: str, rules: Callable[[str], bool]) -> tuple[str, lis
 
 def _cut_trailing_sentences(line: str, rule: str, pattern: re.Pattern[str], cut: list[tuple[str, str]]) -> str:
     """Cut promo sentences from the end of a line whose earlier sentences are kept."""
-    parts = _SENTENCE_END.split(line)
-    if len(parts) < 2:
+    starts = [match.end() for match in _SENTENCE_END.finditer(line) if match.end() < len(line)]
+    cut_at = None
+    for start in reversed(starts):
+        tail = line[start:].strip()
+        parts = [part for part in _SENTENCE_END.split(tail) if part.strip()]
+        if count_words(tail) <= 30 and _is_promo_voice(tail) and all(pattern.search(part) for part in parts):
+            cut_at = start
+        else:
+            break
+    if cut_at is None:
         return line
-    removed: list[str] = []
-    while len(parts) > 1 and count_words(parts[-1]) <= 30 and pattern.search(parts[-1].strip()):
-        removed.insert(0, parts.pop())
-    if not removed:
-        return line
-    kept = line[: len(line) - len(" ".join(removed))].rstrip()
-    if not kept.endswith(parts[-1].rstrip()[-1:]):
-        kept = " ".join(parts)
-    cut.append((rule, " ".join(removed)))
-    return kept
+    cut.append((rule, line[cut_at:].strip()))
+    return line[:cut_at].rstrip()
 
 
 @dataclass

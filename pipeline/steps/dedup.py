@@ -181,8 +181,13 @@ class SentenceIndex:
         del self._entries[key]
 
 
-def find_duplicates(documents: Iterable[DocumentInput], cfg: DedupConfig) -> Iterator[DocumentVerdict]:
+def find_duplicates(
+    documents: Iterable[DocumentInput], cfg: DedupConfig, min_document_words: int = 0
+) -> Iterator[DocumentVerdict]:
     """Yield one verdict per document, in input order, on its duplicate sentences.
+
+    A document left with fewer than `min_document_words` words once its duplicates are out
+    will not be published, so its sentences are withdrawn: nothing later points into it.
 
     >>> docs = [DocumentInput("a.txt", "A", ("Rain fell all day in the capital.", "Shops shut early.")),
     ...         DocumentInput("b.txt", "B", ("Rain fell all day in the capital!", "Then the sun came out."))]
@@ -216,7 +221,9 @@ def find_duplicates(documents: Iterable[DocumentInput], cfg: DedupConfig) -> Ite
                 rule, key, score, of_doc = found
                 duplicates.append(SentenceDuplicate(position, text, rule, round(score, 6), key, of_doc))
         verdict = _judge_document(doc, duplicates, dedupable_chars, cfg.document_duplicate_fraction)
-        if verdict.duplicate_of_doc is not None:
+        dropped = {dup.position for dup in duplicates}
+        kept_words = sum(len(s.split()) for n, s in enumerate(doc.sentences) if n not in dropped)
+        if verdict.duplicate_of_doc is not None or kept_words < min_document_words:
             for key, text in added:
                 index.withdraw(key, text)
         else:

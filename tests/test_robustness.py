@@ -1,0 +1,93 @@
+"""Bad documents and odd file systems: quarantined or handled, never a crashed batch or a stale result."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import luigi
+import pytest
+
+from pipeline import tasks
+from pipeline.config import DedupConfig
+from pipeline.inputs import make_plan, save_plan
+from pipeline.steps.dedup import DocumentInput, find_duplicates
+from tests.conftest import SEEDS, run_pipeline
+
+
+def test_a_document_that_breaks_a_step_is_quarantined_and_the_shard_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_split = tasks.split_paragraphs
+
+    def split_or_break(text: str, language: str) -> list[list[str]]:
+        if "Tehreek-e-Taliban Pakistan (TTP) has been creating" in text:
+            raise RuntimeError("splitter broke on this document")
+        return real_split(text, language)
+
+    monkeypatch.setattr(tasks, "split_paragraphs", split_or_break)
+    plan = save_plan(make_plan([str(SEEDS)], 64), tmp_path / "00_plan")
+    task = tasks.WriteCorpus(plan=str(plan), output_dir=str(tmp_path))
+    assert luigi.build([task], local_scheduler=True, workers=1, log_level="ERROR")
+    manifest = {row["source"]: row for row in _read(tmp_path / "corpus" / "manifest")}
+    broken = manifest["003_902b9772195b7b91.txt"]
+    assert broken["status"] == "quarantined"
+    assert "SplitSentences failed: RuntimeError: splitter broke" in broken["reason"]
+    assert sum(row["status"] == "kept" for row in manifest.values()) == 4
+
+
+def _read(folder: Path) -> list[dict[str, object]]:
+    import pyarrow.parquet as pq
+
+    return [row for part in sorted(folder.glob("part-*.parquet")) for row in pq.read_table(part).to_pylist()]
+
+
+def test_file_name_that_is_not_utf8_is_read_under_an_escaped_name(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(SEEDS / "002_15483e7a24de36bb.txt", os.fsencode(inputs) + b"/caf\xe9.txt")
+    run = run_pipeline(tmp_path / "out", "run", "--input", str(inputs))
+    assert run.returncode == 0, run.stderr
+    (row,) = run.table("manifest")
+    assert row["source"] == "caf\\xe9.txt" and row["status"] == "kept"
+
+
+def test_symlinked_folder_is_followed_and_links_keep_their_place(tmp_path: Path) -> None:
+    inputs, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    inputs.mkdir()
+    elsewhere.mkdir()
+    shutil.copy(SEEDS / "000_dc83cd2776310e7f.txt", inputs / "a.txt")
+    shutil.copy(SEEDS / "004_e07db85663372b98.txt", elsewhere / "b.txt")
+    (inputs / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (inputs / "loop").symlink_to(inputs, target_is_directory=True)  # a cycle must end, not hang
+    run = run_pipeline(tmp_path / "out", "run", "--input", str(inputs))
+    assert run.returncode == 0, run.stderr
+    assert sorted(str(row["source"]) for row in run.table("manifest")) == ["a.txt", "linked/b.txt"]
+
+
+def test_same_file_name_size_and_mtime_in_another_root_is_not_reused(tmp_path: Path) -> None:
+    first, second = tmp_path / "r" / "a", tmp_path / "r" / "b"
+    text = (SEEDS / "002_15483e7a24de36bb.txt").read_text(encoding="utf-8")
+    for folder, day in ((first, "Thursday"), (second, "Saturday")):
+        folder.mkdir(parents=True)
+        (folder / "x.txt").write_text(text.replace("Thursday", day), encoding="utf-8")
+        os.utime(folder / "x.txt", ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    out = tmp_path / "out"
+    assert run_pipeline(out, "run", "--input", str(first)).returncode == 0
+    run = run_pipeline(out, "run", "--input", str(second))
+    assert run.returncode == 0, run.stderr
+    assert "Saturday" in run.texts()["x.txt"]
+
+
+def test_a_survivor_too_short_to_publish_is_withdrawn() -> None:
+    stub = ("Floods cut off three villages in the north on Monday night.", "Roads remain closed.")
+    full = (*stub, "Rescue teams reached the villages by boat on Tuesday, officials said.")
+    verdicts = list(
+        find_duplicates(
+            [DocumentInput("a", "A", stub), DocumentInput("b", "B", full)],
+            DedupConfig(document_duplicate_fraction=1.0),
+            min_document_words=20,
+        )
+    )
+    assert verdicts[1].sentences == ()  # A will not be published, so B keeps its sentences
