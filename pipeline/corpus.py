@@ -27,7 +27,7 @@ from pipeline.schema import (
     Stage,
     Status,
 )
-from pipeline.steps.dedup import DocumentVerdict
+from pipeline.steps.dedup import DocumentVerdict, SentenceDuplicate
 from pipeline.storage import atomic_write_parquet
 
 Row = dict[str, Any]
@@ -312,8 +312,6 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
 
 def iter_verdicts(path: Path) -> Iterator[DocumentVerdict]:
     """Read the verdicts written by the dedup stage."""
-    from pipeline.steps.dedup import SentenceDuplicate
-
     with path.open(encoding="utf-8") as handle:
         for line in handle:
             data = json.loads(line)

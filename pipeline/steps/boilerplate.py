@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.config import BoilerplateConfig
@@ -456,7 +456,6 @@ class StrippedText:
     text: str
     removals: tuple[Removal, ...]
     rejoined: int
-    kept_positions: tuple[int, ...] = field(default=())
 
 
 def _is_social_row(key: str) -> bool:
@@ -619,7 +618,7 @@ def strip_boilerplate(text: str, cfg: BoilerplateConfig) -> StrippedText:
     """
     raw_lines = text.split("\n")
     if not cfg.enabled:
-        return StrippedText(text, (), 0, tuple(range(len(raw_lines))))
+        return StrippedText(text, (), 0)
     if cfg.rejoin_broken_lines:
         lines, joins = rejoin_broken_lines(raw_lines)
     else:
@@ -666,7 +665,6 @@ def strip_boilerplate(text: str, cfg: BoilerplateConfig) -> StrippedText:
         "\n".join(line.text for line in kept),
         tuple(removals),
         joins,
-        tuple(line.position for line in kept),
     )
 
 
@@ -685,24 +683,6 @@ def _in_block(block: _Block, line: str, key: str, max_lines: int) -> bool:
         block.last_was_meta = False
         return True
     return False
-
-
-def iter_rule_names() -> Iterator[str]:
-    """Yield the names of all line rules, as used in the removal log."""
-    yield from (
-        "read_more",
-        "ad_block",
-        "related_block",
-        "inline_ad_marker",
-        "app_promo",
-        "newsletter_promo",
-        "comment_widget",
-        "site_promo",
-        "byline_dateline",
-        "photo_credit",
-        "source_line",
-        "ui_word",
-    )
 
 
 def guess_title(text: str) -> str | None:
