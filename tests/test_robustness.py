@@ -91,3 +91,15 @@ def test_a_survivor_too_short_to_publish_is_withdrawn() -> None:
         )
     )
     assert verdicts[1].sentences == ()  # A will not be published, so B keeps its sentences
+
+
+def test_stage_fingerprint_follows_library_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    task = tasks.StripBoilerplate(root=str(SEEDS), files=["000_dc83cd2776310e7f.txt"], stamp="s")
+    tasks.code_fingerprint.cache_clear()
+    before = task.stage_dir
+    monkeypatch.setattr(tasks, "version", lambda name: "0.0-upgraded")
+    tasks.code_fingerprint.cache_clear()
+    try:
+        assert task.stage_dir != before  # an upgraded ftfy or sentencex never reuses old results
+    finally:
+        tasks.code_fingerprint.cache_clear()
