@@ -29,6 +29,7 @@ from pipeline.schema import (
     Status,
 )
 from pipeline.steps.dedup import DocumentVerdict, SentenceDuplicate
+from pipeline.steps.sentences import count_words, join_sentences
 from pipeline.storage import atomic_write_parquet
 
 Row = dict[str, Any]
@@ -112,10 +113,10 @@ def assemble_document(
                 kept.append(sentence)
             position += 1
         if kept:
-            paragraphs.append(" ".join(kept))
+            paragraphs.append(join_sentences(kept))
             n_sentences += len(kept)
     text = "\n".join(paragraphs)
-    n_words = len(text.split())
+    n_words = count_words(text)
     if n_words < max(cfg.corpus.min_words, 1):
         manifest.update(
             status=Status.EMPTY_AFTER_CLEANING.value,

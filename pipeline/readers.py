@@ -229,12 +229,20 @@ def _open_decompressed(disk: IO[bytes], compression: Compression) -> IO[bytes]:
 _STREAM_ERRORS: Final = (OSError, EOFError, zlib.error, zstd.ZstdError, ExpansionLimitError)
 
 
+def _error_text(error: BaseException, limit: int = 200) -> str:
+    """Return `Type: message` with control characters escaped and the message cut to `limit`."""
+    message = str(error)
+    message = message if len(message) <= limit else message[:limit] + "..."
+    escaped = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in message)
+    return f"{type(error).__name__}: {escaped}"
+
+
 def _describe(error: BaseException) -> str:
     if isinstance(error, EOFError):
         return "the compressed stream is truncated (it ends before its end-of-stream marker)"
     if isinstance(error, ExpansionLimitError):
         return str(error)
-    return f"{type(error).__name__}: {error}"
+    return _error_text(error)
 
 
 @dataclass
@@ -268,7 +276,9 @@ def read_input(root: str | Path, relative: str, cfg: InputConfig) -> Iterator[It
             stream = io.BufferedReader(bounded, buffer_size=_HEAD_BYTES)
             head = stream.peek(_HEAD_BYTES)[:_HEAD_BYTES]
             container = detect_container(relative, head)
-            if container is Container.WARC:
+            if container is Container.WARC and not head.lstrip().startswith((b"WARC/", b"filedesc://")):
+                yield Rejected(source, "quarantined", "not a WARC file: it does not start with a 'WARC/' version line")
+            elif container is Container.WARC:
                 yield from _read_warc(stream, source, cfg, progress)
             elif container is Container.JSONL:
                 yield from _read_jsonl(stream, source, cfg, progress)
@@ -322,7 +332,7 @@ def _read_warc(stream: IO[bytes], source: str, cfg: InputConfig, progress: _Prog
         except _STREAM_ERRORS:
             raise
         except Exception as error:  # a broken body (bad chunking, bad content-encoding) is the record's own fault
-            yield Rejected(where, "quarantined", f"unreadable WARC record body ({type(error).__name__}: {error})")
+            yield Rejected(where, "quarantined", f"unreadable WARC record ({_error_text(error)})")
     if progress.units == 0:
         yield Rejected(source, "quarantined", "no WARC records found")
 
@@ -338,7 +348,8 @@ def _warc_item(record: Any, where: str, cfg: InputConfig) -> Item:
         raise ValueError("the record header is truncated or malformed")
     url = _header(record.rec_headers, "WARC-Target-URI")
     if record_type not in ("response", "resource"):
-        return Rejected(where, "skipped", f"WARC {record_type} record, not a page", url=url)
+        kind = "".join(ch if ch.isprintable() else "?" for ch in str(record_type))[:40]
+        return Rejected(where, "skipped", f"WARC {kind} record, not a page", url=url)
     if record_type == "response":
         status = record.http_headers.get_statuscode() if record.http_headers is not None else None
         if status is None:

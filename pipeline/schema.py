@@ -102,7 +102,9 @@ DOCUMENT_FIELDS: tuple[FieldSpec, ...] = (
         "The cleaned text: one paragraph per line, boilerplate and duplicate sentences removed.",
     ),
     FieldSpec("n_sentences", pa.int32(), False, "Sentences in `text`."),
-    FieldSpec("n_words", pa.int32(), False, "Whitespace-separated words in `text`."),
+    FieldSpec(
+        "n_words", pa.int32(), False, "Words in `text`: whitespace-separated tokens, each Han or kana character one."
+    ),
     FieldSpec("pipeline_version", pa.string(), False, "Version of the pipeline that wrote the row."),
     FieldSpec(
         "config_hash", pa.string(), False, "Hash of the canonical JSON of the config used (see the dataset card)."

@@ -19,6 +19,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from pipeline.config import DedupConfig
+from pipeline.steps.sentences import count_words
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -207,7 +208,7 @@ def find_duplicates(
         added: list[tuple[str, str]] = []
         dedupable_chars = 0
         for position, text in enumerate(doc.sentences):
-            if len(normalise_sentence(text).split()) < cfg.min_words:
+            if count_words(text) < cfg.min_words:
                 continue
             dedupable_chars += len(text)
             shingles = hasher.shingles(text)
@@ -219,10 +220,10 @@ def find_duplicates(
                 added.append((key, text))
             else:
                 rule, key, score, of_doc = found
-                duplicates.append(SentenceDuplicate(position, text, rule, round(score, 6), key, of_doc))
+                duplicates.append(SentenceDuplicate(position, text.strip(), rule, round(score, 6), key, of_doc))
         verdict = _judge_document(doc, duplicates, dedupable_chars, cfg.document_duplicate_fraction)
         dropped = {dup.position for dup in duplicates}
-        kept_words = sum(len(s.split()) for n, s in enumerate(doc.sentences) if n not in dropped)
+        kept_words = sum(count_words(s) for n, s in enumerate(doc.sentences) if n not in dropped)
         if verdict.duplicate_of_doc is not None or kept_words < min_document_words:
             for key, text in added:
                 index.withdraw(key, text)
