@@ -23,7 +23,7 @@ from luigi.execution_summary import LuigiStatusCode
 from pipeline import __version__
 from pipeline.config import ConfigError, load_config, render_default_toml
 from pipeline.inputs import InputError, make_plan, save_plan
-from pipeline.tasks import QUARANTINE_DIR, STAGES, PipelineTask, PlanTask, ShardTask, WriteCorpus
+from pipeline.tasks import STAGES, PipelineTask, PlanTask, ShardTask, WriteCorpus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
 DEFAULT_INPUT = "seeds"
@@ -81,7 +81,7 @@ def command_run(args: argparse.Namespace) -> int:
             f"pipeline: {docs['quarantined']} inputs quarantined; reasons in {task.folder / 'manifest'}",
             file=sys.stderr,
         )
-        _list_quarantined(Path(common["output_dir"]) / QUARANTINE_DIR / "index.jsonl")
+        _list_quarantined(task.quarantine_index)
         return EXIT_QUARANTINED
     return EXIT_OK
 

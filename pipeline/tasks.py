@@ -411,6 +411,11 @@ class WriteCorpus(PlanTask):
         return Path(self.corpus_dir) if self.corpus_dir else Path(self.output_dir) / "corpus"
 
     @property
+    def quarantine_index(self) -> Path:
+        """Return the list of this corpus's quarantined units (beside the corpus folder)."""
+        return self.folder.parent / QUARANTINE_DIR / "index.jsonl"
+
+    @property
     def config_hash(self) -> str:
         """Return the hash of the whole config, as stored in every corpus row."""
         return hashlib.sha256(self.cfg.canonical_json().encode()).hexdigest()[:16]
@@ -464,7 +469,7 @@ class WriteCorpus(PlanTask):
         for name, written in parts.items():
             remove_stale(self.folder / name, set(written))
         index = "".join(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n" for entry in quarantined)
-        atomic_write_text(Path(self.output_dir) / QUARANTINE_DIR / "index.jsonl", index)
+        atomic_write_text(self.quarantine_index, index)
         summary = counts.as_dict()
         atomic_write_text(self.folder / "README.md", render_dataset_card(cfg, self.config_hash, summary, parts))
         marker = {"fingerprint": self.run_fingerprint, "plan": Path(self.plan).name, "counts": summary}
