@@ -113,7 +113,7 @@ def assemble_document(
                 kept.append(sentence)
             position += 1
         if kept:
-            paragraphs.append(join_sentences(kept))
+            paragraphs.append(join_sentences(kept, ends_paragraph=position - 1 not in dropped))
             n_sentences += len(kept)
     text = "\n".join(paragraphs)
     n_words = count_words(text)

@@ -39,13 +39,19 @@ def split_paragraphs(text: str, language: str) -> list[list[str]]:
     return [split_sentences(line, language) for line in text.split("\n") if line.strip()]
 
 
-def join_sentences(sentences: list[str]) -> str:
-    """Return the paragraph made of (some of) a paragraph's sentences.
+def join_sentences(sentences: list[str], ends_paragraph: bool = True) -> str:
+    """Return the paragraph made of (some of) a paragraph's sentences, spacing as in the source.
 
-    >>> join_sentences(['First one. ', 'Third.  '])
-    'First one. Third.'
+    Whitespace after the paragraph's own last sentence stays; after a sentence that only ends
+    the paragraph because later ones were removed, it goes.
+
+    >>> join_sentences(['First one.  ', 'Third.\\xa0'])
+    'First one.  Third.\\xa0'
+    >>> join_sentences(['First one.  '], ends_paragraph=False)
+    'First one.'
     """
-    return "".join(sentences).strip()
+    joined = "".join(sentences)
+    return joined if ends_paragraph else joined.rstrip()
 
 
 def count_words(text: str) -> int:
