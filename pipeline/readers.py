@@ -15,6 +15,7 @@ it expands more than `input.max_expansion_ratio` times (decompression bombs).
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import io
 import json
@@ -73,6 +74,8 @@ _CHARSET_PARAM = re.compile(r"charset\s*=\s*[\"']?([^\"';\s]+)", re.I)
 _HEAD_BYTES: Final = 65536
 _RATIO_GRACE_BYTES: Final = 10_000_000
 _COPY_LIMIT: Final = 1_000_000
+READ_CHUNK: Final = 8192
+"""Bytes asked of a decompressor at a time: at a corrupt checksum, at most this much is lost."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class Rejected:
     copy: bytes | None = field(default=None, repr=False)
     """The unit's own bytes (a WARC record's body, a JSON line), kept for the quarantine folder."""
     url: str | None = None
+    container: Container = Container.TEXT
 
 
 Item = RawDocument | Rejected
@@ -122,28 +126,57 @@ class ExpansionLimitError(ValueError):
 
 
 class _BoundedStream(io.RawIOBase):
-    """A readable stream that refuses to expand past a size or a ratio to the bytes on disk."""
+    """A readable stream that stops at the first decompression error or past the expansion limits.
+
+    It never raises: the error is kept in `error` and the stream just ends, so that everything
+    decompressed before the break reaches the reader (one `read1` call at a time, which hands
+    out each decompressed piece before the next one can fail).
+    """
 
     def __init__(self, inner: IO[bytes], disk: IO[bytes], cfg: InputConfig, compressed: bool) -> None:
         super().__init__()
         self._inner, self._disk, self._cfg, self._compressed = inner, disk, cfg, compressed
         self.expanded = 0
+        self.error: BaseException | None = None
+        self._pending = b""
 
     def readable(self) -> bool:
         return True
 
+    def head(self, size: int) -> bytes:
+        """Return up to `size` first bytes (fewer only at the end or a break); they are read again."""
+        buffer = bytearray(size)
+        got = 0
+        while got < size and (n := self.readinto(memoryview(buffer)[got:])):
+            got += n
+        self._pending = bytes(buffer[:got])
+        return self._pending
+
     def readinto(self, buffer: Any) -> int:
-        chunk = self._inner.read(len(buffer))
-        self.expanded += len(chunk)
-        if self.expanded > self._cfg.max_expanded_bytes:
-            raise ExpansionLimitError(
+        if self._pending:
+            size = min(len(buffer), len(self._pending))
+            buffer[:size] = self._pending[:size]
+            self._pending = self._pending[size:]
+            return size
+        if self.error is not None:
+            return 0
+        try:
+            chunk = self._inner.read1(min(len(buffer), READ_CHUNK))  # type: ignore[attr-defined]
+        except _STREAM_ERRORS as error:
+            self.error = error
+            return 0
+        allowed = self._cfg.max_expanded_bytes - self.expanded
+        if len(chunk) > allowed:  # hand out the bytes up to the limit; the stream ends there
+            chunk = chunk[:allowed]
+            self.error = ExpansionLimitError(
                 f"expands past {self._cfg.max_expanded_bytes} bytes (input.max_expanded_bytes); "
                 "possible decompression bomb"
             )
-        if self._compressed and self.expanded > _RATIO_GRACE_BYTES:
+        self.expanded += len(chunk)
+        if self._compressed and self.expanded > _RATIO_GRACE_BYTES and self.error is None:
             ratio = self.expanded / max(self._disk.tell(), 1)
             if ratio > self._cfg.max_expansion_ratio:
-                raise ExpansionLimitError(
+                self.error = ExpansionLimitError(
                     f"expands {ratio:.0f} times (limit {self._cfg.max_expansion_ratio}, "
                     "input.max_expansion_ratio): a decompression bomb"
                 )
@@ -188,7 +221,7 @@ def _first_line_is_json_object(head: bytes) -> bool:
         return False
     try:
         return isinstance(json.loads(line), dict)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
 
 
@@ -256,16 +289,11 @@ def read_input(root: str | Path, relative: str, cfg: InputConfig) -> Iterator[It
     """Yield every unit of one input file: documents to process and rejected units."""
     source = display_name(relative)
     path = Path(root) / relative
-    progress = _Progress()
-    container = Container.TEXT
     try:
         size = path.stat().st_size
         if size > cfg.max_file_bytes:
-            yield Rejected(
-                source,
-                "quarantined",
-                f"file of {size} bytes is over the limit of {cfg.max_file_bytes} (input.max_file_bytes)",
-            )
+            reason = f"file of {size} bytes is over the limit of {cfg.max_file_bytes} (input.max_file_bytes)"
+            yield Rejected(source, "quarantined", reason, container=guess_container(relative))
             return
         with path.open("rb") as disk:
             compression = sniff_compression(disk.read(4))
@@ -273,32 +301,71 @@ def read_input(root: str | Path, relative: str, cfg: InputConfig) -> Iterator[It
             bounded = _BoundedStream(
                 _open_decompressed(disk, compression), disk, cfg, compression is not Compression.NONE
             )
+            head = bounded.head(_HEAD_BYTES)
             stream = io.BufferedReader(bounded, buffer_size=_HEAD_BYTES)
-            head = stream.peek(_HEAD_BYTES)[:_HEAD_BYTES]
-            container = detect_container(relative, head)
-            if container is Container.WARC and not head.lstrip().startswith((b"WARC/", b"filedesc://")):
-                yield Rejected(source, "quarantined", "not a WARC file: it does not start with a 'WARC/' version line")
-            elif container is Container.WARC:
-                yield from _read_warc(stream, source, cfg, progress)
-            elif container is Container.JSONL:
-                yield from _read_jsonl(stream, source, cfg, progress)
-            else:
-                data = stream.read(cfg.max_document_bytes + 1)
-                progress.units = 1
-                if len(data) > cfg.max_document_bytes:
-                    yield Rejected(source, "quarantined", _too_large(cfg))
-                    return
-                kind: Kind = "html" if container is Container.HTML else "text"
-                yield RawDocument(source, container, kind, data=data)
-    except _STREAM_ERRORS as error:
-        if progress.units == 0:
-            yield Rejected(source, "quarantined", _describe(error))
+            yield from _read_units(stream, bounded, head, relative, source, cfg)
+    except OSError as error:  # the file itself: gone, unreadable, a folder
+        yield Rejected(source, "quarantined", _describe(error), container=guess_container(relative))
+
+
+def guess_container(name: str) -> Container:
+    """Return what a file holds judging by its name alone (for files that could not be opened)."""
+    return detect_container(name, b"")
+
+
+def _read_units(
+    stream: IO[bytes], bounded: _BoundedStream, head: bytes, relative: str, source: str, cfg: InputConfig
+) -> Iterator[Item]:
+    container = detect_container(relative, head)
+    progress = _Progress()
+    if container is Container.WARC and not head.lstrip().startswith((b"WARC/", b"filedesc://")):
+        reason = (
+            _describe(bounded.error)
+            if bounded.error
+            else "not a WARC file: it does not start with a 'WARC/' version line"
+        )
+        yield Rejected(source, "quarantined", reason, container=container)
+        return
+    if container in (Container.WARC, Container.JSONL):
+        if container is Container.WARC:
+            items = _read_warc(stream, source, cfg, progress, bounded)
         else:
+            items = _read_jsonl(stream, source, cfg, progress)
+        last: Item | None = None
+        for item in items:
+            if last is not None:
+                yield last
+            last = item
+        if bounded.error is None:
+            if last is not None:
+                yield last
+            return
+        # The stream broke: the unit it broke in (already reported as cut short) says why;
+        # otherwise one more item stands for everything after the last unit read.
+        problem = _describe(bounded.error)
+        unit = "record" if container is Container.WARC else "line"
+        if isinstance(last, Rejected) and last.status == "quarantined" and last.source.endswith(f"#{progress.units}"):
+            yield dataclasses.replace(last, reason=f"{problem}; {unit} {progress.units} is cut short")
+        elif progress.units == 0:
+            yield Rejected(source, "quarantined", problem, container=container)
+        else:
+            if last is not None:
+                yield last
             where = f"{source}#{progress.units + 1}"
-            unit = "record" if container is Container.WARC else "line"
             yield Rejected(
-                where, "quarantined", f"{_describe(error)}; nothing from {unit} {progress.units + 1} on could be read"
+                where,
+                "quarantined",
+                f"{problem}; nothing from {unit} {progress.units + 1} on could be read",
+                container=container,
             )
+        return
+    data = stream.read(cfg.max_document_bytes + 1)
+    if bounded.error is not None:
+        yield Rejected(source, "quarantined", _describe(bounded.error), container=container)
+    elif len(data) > cfg.max_document_bytes:
+        yield Rejected(source, "quarantined", _too_large(cfg), container=container)
+    else:
+        yield RawDocument(source, container, "html" if container is Container.HTML else "text", data=data)
 
 
 def _too_large(cfg: InputConfig) -> str:
@@ -309,22 +376,30 @@ def _too_large(cfg: InputConfig) -> str:
 # WARC
 
 
-def _read_warc(stream: IO[bytes], source: str, cfg: InputConfig, progress: _Progress) -> Iterator[Item]:
-    iterator = iter(ArchiveIterator(stream, ensure_http_headers=False))
+def _read_warc(
+    stream: IO[bytes], source: str, cfg: InputConfig, progress: _Progress, bounded: _BoundedStream
+) -> Iterator[Item]:
+    archive = ArchiveIterator(stream, ensure_http_headers=False)
+    iterator = iter(archive)
     while True:
         where = f"{source}#{progress.units + 1}"
         try:
             record = next(iterator)
         except StopIteration:
+            # warcio ends quietly on a record cut inside its headers: bytes it never parsed say so.
+            if bounded.error is None and bounded.expanded - archive.offset > 4:
+                reason = (
+                    f"truncated or malformed WARC record at byte {archive.offset}; it and anything after it are lost"
+                )
+                progress.units += 1
+                yield Rejected(where, "quarantined", reason, container=Container.WARC)
             break
         except _STREAM_ERRORS:
             raise
         except Exception as error:  # warcio raises many kinds on a malformed record header
-            yield Rejected(
-                where,
-                "quarantined",
-                f"malformed WARC record ({type(error).__name__}: {error}); the rest of the file could not be read",
-            )
+            reason = f"malformed WARC record ({_error_text(error)}); the rest of the file could not be read"
+            progress.units += 1
+            yield Rejected(where, "quarantined", reason, container=Container.WARC)
             return
         progress.units += 1
         try:
@@ -332,9 +407,10 @@ def _read_warc(stream: IO[bytes], source: str, cfg: InputConfig, progress: _Prog
         except _STREAM_ERRORS:
             raise
         except Exception as error:  # a broken body (bad chunking, bad content-encoding) is the record's own fault
-            yield Rejected(where, "quarantined", f"unreadable WARC record ({_error_text(error)})")
+            reason = f"unreadable WARC record ({_error_text(error)})"
+            yield Rejected(where, "quarantined", reason, container=Container.WARC)
     if progress.units == 0:
-        yield Rejected(source, "quarantined", "no WARC records found")
+        yield Rejected(source, "quarantined", "no WARC records found", container=Container.WARC)
 
 
 def _header(headers: Any, name: str) -> str | None:
@@ -349,22 +425,24 @@ def _warc_item(record: Any, where: str, cfg: InputConfig) -> Item:
     url = _header(record.rec_headers, "WARC-Target-URI")
     if record_type not in ("response", "resource"):
         kind = "".join(ch if ch.isprintable() else "?" for ch in str(record_type))[:40]
-        return Rejected(where, "skipped", f"WARC {kind} record, not a page", url=url)
+        return Rejected(where, "skipped", f"WARC {kind} record, not a page", url=url, container=Container.WARC)
     if record_type == "response":
         status = record.http_headers.get_statuscode() if record.http_headers is not None else None
         if status is None:
-            return Rejected(where, "skipped", "WARC response record without HTTP headers", url=url)
+            return Rejected(
+                where, "skipped", "WARC response record without HTTP headers", url=url, container=Container.WARC
+            )
         if not str(status).startswith("2"):
-            return Rejected(where, "skipped", f"HTTP status {status}", url=url)
+            return Rejected(where, "skipped", f"HTTP status {status}", url=url, container=Container.WARC)
         content_type = _header(record.http_headers, "Content-Type") or ""
     else:
         content_type = _header(record.rec_headers, "Content-Type") or ""
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime and mime not in _HTML_TYPES | _TEXT_TYPES:
-        return Rejected(where, "skipped", f"content type {mime}, not HTML or text", url=url)
+        return Rejected(where, "skipped", f"content type {mime}, not HTML or text", url=url, container=Container.WARC)
     body = record.content_stream().read(cfg.max_document_bytes + 1)
     if len(body) > cfg.max_document_bytes:
-        return Rejected(where, "quarantined", _too_large(cfg), url=url)
+        return Rejected(where, "quarantined", _too_large(cfg), url=url, container=Container.WARC)
     missing = record.raw_stream.limit
     if missing > 0:
         return Rejected(
@@ -373,6 +451,7 @@ def _warc_item(record: Any, where: str, cfg: InputConfig) -> Item:
             f"truncated WARC record: the file ends {missing} bytes before the record's Content-Length",
             copy=body[:_COPY_LIMIT],
             url=url,
+            container=Container.WARC,
         )
     charset = _CHARSET_PARAM.search(content_type)
     is_html = mime in _HTML_TYPES or (not mime and looks_like_html(body))
@@ -393,17 +472,21 @@ def _warc_item(record: Any, where: str, cfg: InputConfig) -> Item:
 
 
 def _lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
-    """Yield each line of a stream (without its end), or None for a line longer than `limit`."""
+    """Yield each line of a stream (without its line end), or None for a line longer than `limit`."""
     while True:
         line = stream.readline(limit + 2)
         if not line:
             return
-        if len(line.rstrip(b"\r\n")) > limit:
-            while line and not line.endswith(b"\n"):  # skip the rest of the long line
-                line = stream.readline(1 << 20)
+        complete = line.endswith(b"\n")
+        content = line[:-1] if complete else line
+        content = content.removesuffix(b"\r")
+        if len(content) > limit or (not complete and len(line) == limit + 2):
+            while not complete:  # skip the rest of the long line
+                rest = stream.readline(1 << 20)
+                complete = not rest or rest.endswith(b"\n")
             yield None
             continue
-        yield line.rstrip(b"\r\n")
+        yield content
 
 
 def _field(record: dict[str, Any], dotted: str) -> Any:
@@ -431,16 +514,20 @@ def _read_jsonl(stream: IO[bytes], source: str, cfg: InputConfig, progress: _Pro
             continue  # a blank line holds no record
         seen_content = True
         if line is None:
-            yield Rejected(where, "quarantined", f"line {progress.units}: {_too_large(cfg)}")
+            yield Rejected(where, "quarantined", f"line {progress.units}: {_too_large(cfg)}", container=Container.JSONL)
             continue
         yield _json_line_item(line.removeprefix(b"\xef\xbb\xbf"), where, progress.units, fields)
     if not seen_content:
-        yield Rejected(source, "quarantined", "no JSON lines found" if progress.units else "empty file")
+        yield Rejected(
+            source, "quarantined", "no JSON lines found" if progress.units else "empty file", container=Container.JSONL
+        )
 
 
 def _json_line_item(line: bytes, where: str, number: int, fields: JsonlFields) -> Item:
     def reject(problem: str) -> Rejected:
-        return Rejected(where, "quarantined", f"line {number}: {problem}", copy=line[:_COPY_LIMIT])
+        return Rejected(
+            where, "quarantined", f"line {number}: {problem}", copy=line[:_COPY_LIMIT], container=Container.JSONL
+        )
 
     try:
         decoded = line.decode("utf-8")
@@ -448,8 +535,8 @@ def _json_line_item(line: bytes, where: str, number: int, fields: JsonlFields) -
         return reject(f"invalid UTF-8 at byte {error.start} (JSON Lines are UTF-8)")
     try:
         record = json.loads(decoded)
-    except ValueError as error:
-        return reject(f"not valid JSON: {error}")
+    except (ValueError, RecursionError) as error:
+        return reject(f"not valid JSON: {_error_text(error)}")
     if not isinstance(record, dict):
         return reject(f"a JSON {type(record).__name__}, not an object")
     text = _field(record, fields.text)

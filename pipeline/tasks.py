@@ -38,7 +38,7 @@ from pipeline.corpus import (
     render_dataset_card,
 )
 from pipeline.inputs import Plan, Shard, load_plan, shard_name, stamp_files
-from pipeline.readers import Container, RawDocument, Rejected, detect_container, read_input
+from pipeline.readers import Container, RawDocument, Rejected, read_input
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, strip_boilerplate
 from pipeline.steps.dedup import DocumentInput, find_duplicates
@@ -214,7 +214,7 @@ class ReadDocuments(ShardTask):
             "text": "",
         }
         if isinstance(item, Rejected):
-            record.update(status=item.status, reason=item.reason, format=self._container_of(relative))
+            record.update(status=item.status, reason=item.reason, format=item.container.value)
             if item.status == Status.QUARANTINED.value:
                 record["quarantine"] = self.keep_copy(item.copy, relative)
                 log.warning("quarantined %s: %s", item.source, item.reason)
@@ -262,13 +262,6 @@ class ReadDocuments(ShardTask):
         decoded = decode_document(item.data or b"", declared=item.charset, markup=item.kind == "html")
         record["encoding"] = decoded.label
         return decoded.text
-
-    def _container_of(self, relative: str) -> str:
-        try:
-            with (Path(self.root) / relative).open("rb") as handle:
-                return detect_container(relative, handle.read(4096)).value
-        except OSError:
-            return Container.TEXT.value
 
     def keep_copy(self, data: bytes | None, relative: str) -> str:
         """Store a bad unit's bytes in the quarantine folder; return where they are (or the input path)."""

@@ -90,16 +90,17 @@ def document_id(text: str, url: str | None = None, capture: str | None = None) -
 def codec_for_label(label: str | None) -> str | None:
     """Return the Python codec for a charset label as browsers read it, or None if unknown.
 
-    >>> codec_for_label("ISO-8859-1"), codec_for_label("utf8"), codec_for_label("x-bogus")
-    ('cp1252', 'utf-8', None)
+    >>> codec_for_label("ISO-8859-1"), codec_for_label("utf8"), codec_for_label("x-bogus"), codec_for_label("hex")
+    ('cp1252', 'utf-8', None, None)
     """
     if not label:
         return None
     try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
-    except (LookupError, UnicodeError):
+        info = codecs.lookup(label.strip().strip("\"'"))
+        "a".encode(info.name).decode(info.name)  # base64, hex, rot13, "undefined"... are no charsets
+    except (LookupError, UnicodeError, ValueError, TypeError):
         return None
-    return _LABEL_OVERRIDES.get(name, name)
+    return _LABEL_OVERRIDES.get(info.name, info.name)
 
 
 def meta_charset(head: bytes) -> str | None:
@@ -139,13 +140,24 @@ def decode_document(data: bytes, *, declared: str | None = None, markup: bool = 
     >>> decode_document(b"\\xff\\xfeh\\x00i\\x00").label
     'utf-16 (byte-order mark)'
     """
+    decoded = _decode(data, declared, markup)
+    if not decoded.text.strip():
+        raise UnreadableInputError(f"no text: only whitespace once decoded as {decoded.encoding}")
+    sample = decoded.text[:65536]
+    if sum(1 for ch in sample if ch < " " and ch not in "\t\n\r\x0b\x0c\x1b") > 0.01 * len(sample):
+        raise UnreadableInputError(f"binary content (control characters once decoded as {decoded.encoding}), not text")
+    return decoded
+
+
+def _decode(data: bytes, declared: str | None, markup: bool) -> DecodedText:
+    """Decode by byte-order mark, declaration, UTF-8, then detection (see `decode_document`)."""
     if not data.strip():
         raise UnreadableInputError("empty file" if not data else "only whitespace")
     for bom, codec in _BOMS:
         if data.startswith(bom):
             try:
                 return DecodedText(data.decode(codec), codec.removesuffix("-sig"), "byte-order mark")
-            except UnicodeDecodeError as error:
+            except UnicodeError as error:
                 raise UnreadableInputError(f"invalid {codec} after its byte-order mark: {error}") from None
     if _binary_fraction(data[:65536]) > 0.01:
         raise UnreadableInputError("binary content (control bytes), not text")
@@ -156,7 +168,7 @@ def decode_document(data: bytes, *, declared: str | None = None, markup: bool = 
         if label is not None:
             try:
                 return DecodedText(data.decode(label), label, how)
-            except UnicodeDecodeError:
+            except (UnicodeError, LookupError):
                 continue  # a wrong declaration is common; the bytes decide
     try:
         return DecodedText(data.decode("utf-8"), "utf-8", "valid")
@@ -170,5 +182,5 @@ def decode_document(data: bytes, *, declared: str | None = None, markup: bool = 
         raise UnreadableInputError("not valid UTF-8, and no text encoding fits the bytes")
     try:
         return DecodedText(data.decode(detected), detected, "detected")
-    except (UnicodeDecodeError, LookupError) as error:
+    except (UnicodeError, LookupError) as error:
         raise UnreadableInputError(f"not valid UTF-8; detected {detected}, but: {error}") from None
