@@ -394,8 +394,6 @@ def _read_warc(
                 progress.units += 1
                 yield Rejected(where, "quarantined", reason, container=Container.WARC)
             break
-        except _STREAM_ERRORS:
-            raise
         except Exception as error:  # warcio raises many kinds on a malformed record header
             reason = f"malformed WARC record ({_error_text(error)}); the rest of the file could not be read"
             progress.units += 1
@@ -404,8 +402,6 @@ def _read_warc(
         progress.units += 1
         try:
             yield _warc_item(record, where, cfg)
-        except _STREAM_ERRORS:
-            raise
         except Exception as error:  # a broken body (bad chunking, bad content-encoding) is the record's own fault
             reason = f"unreadable WARC record ({_error_text(error)})"
             yield Rejected(where, "quarantined", reason, container=Container.WARC)

@@ -76,14 +76,16 @@ def write_warc(pages: list[WarcPage], compress: bool, with_requests: bool = True
 
 
 def compress(data: bytes, kind: str) -> bytes:
-    """Compress bytes as gzip, bz2 or zstd."""
+    """Compress bytes as gzip, bz2 or zstd ("" leaves them as they are)."""
     if kind == "gz":
         return gzip.compress(data, mtime=0)
     if kind == "bz2":
         return bz2.compress(data)
     if kind == "zst":
         return bytes(zstd.compress(data))
-    raise ValueError(kind)
+    if kind:
+        raise ValueError(f"unknown compression {kind!r}")
+    return data
 
 
 def seeds_jsonl(extra: list[object] | None = None) -> bytes:

@@ -53,6 +53,7 @@ from pipeline.evaluation import DEFAULT_EVAL_DIR
 from pipeline.readers import READ_CHUNK, Container, Rejected, detect_container, read_input
 from pipeline.tasks import ReadDocuments
 from tests.conftest import SEEDS
+from tests.samples import compress
 
 if sys.version_info >= (3, 14):
     from compression import zstd
@@ -184,17 +185,6 @@ class Sample:
     @property
     def stem(self) -> str:
         return self.name.split(".", 1)[0]
-
-
-def compress(data: bytes, kind: str) -> bytes:
-    """Compress bytes as gzip, bz2 or zstd ("" leaves them as they are)."""
-    if kind == "gz":
-        return gzip.compress(data, mtime=0)
-    if kind == "bz2":
-        return bz2.compress(data)
-    if kind == "zst":
-        return bytes(zstd.compress(data))
-    return data
 
 
 def seed_jsonl() -> bytes:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import pytest
+from warcio.statusandheaders import StatusAndHeaders
+from warcio.warcwriter import WARCWriter
 
 from pipeline.config import InputConfig, JsonlFields
 from pipeline.readers import Container, RawDocument, Rejected, read_input
 from pipeline.steps.identify import UnreadableInputError, decode_document
+from pipeline.tasks import ReadDocuments
 from tests.conftest import DATA, SEEDS
 from tests.samples import ELF, PDF, PNG, WarcPage, compress, eval_page, seeds_jsonl, write_warc
 
@@ -80,6 +84,25 @@ def test_truncated_warc_keeps_the_records_before_the_cut(tmp_path: Path) -> None
     items = read_all(tmp_path, "cut.warc", plain[: len(plain) - 500])
     last = items[-1]
     assert isinstance(last, Rejected) and "truncated WARC record" in last.reason and last.copy
+
+
+def test_a_record_with_a_broken_compressed_body_is_quarantined_and_the_next_is_read(tmp_path: Path) -> None:
+    good = eval_page("0001")[0]
+    # A response whose body says Content-Encoding: gzip but is not a gzip stream past its magic.
+    buffer = io.BytesIO()
+    writer = WARCWriter(buffer, gzip=True)
+    headers = StatusAndHeaders("200 OK", [("Content-Type", "text/html"), ("Content-Encoding", "gzip")], "HTTP/1.1")
+    body = io.BytesIO(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
+    writer.write_record(
+        writer.create_warc_record("https://site.example/broken", "response", body, http_headers=headers)
+    )
+    rest = write_warc([WarcPage("https://site.example/good", good)], compress=True, with_requests=False)
+    (tmp_path / "mixed.warc.gz").write_bytes(buffer.getvalue() + rest)
+    task = ReadDocuments(root=str(tmp_path), files=["mixed.warc.gz"], output_dir=str(tmp_path / "out"))
+    records = list(task.read_shard())
+    # warcio hands back the undecodable body as it is; decoding sees bytes, not text.
+    assert [r["status"] for r in records] == ["quarantined", "skipped", "ok"]  # the second WARC's warcinfo
+    assert "binary content" in records[0]["reason"] and records[2]["url"] == "https://site.example/good"
 
 
 def test_malformed_warc_record_is_quarantined_after_the_good_ones(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ _WHITESPACE = re.compile(r"\s+")
 # to be repaired; many mean the file is binary.
 _BINARY_BYTES = bytes(range(0, 9)) + bytes(range(14, 27)) + bytes(range(28, 32))
 _BINARY_TABLE = bytes.maketrans(b"", b"")
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0e-\x1a\x1c-\x1f]")  # the same set, once decoded
 _META_CHARSET = re.compile(rb"""<meta[^>]*?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _META_SCAN_BYTES: Final = 4096
 _DETECT_BYTES: Final = 1_000_000
@@ -144,7 +145,7 @@ def decode_document(data: bytes, *, declared: str | None = None, markup: bool = 
     if not decoded.text.strip():
         raise UnreadableInputError(f"no text: only whitespace once decoded as {decoded.encoding}")
     sample = decoded.text[:65536]
-    if sum(1 for ch in sample if ch < " " and ch not in "\t\n\r\x0b\x0c\x1b") > 0.01 * len(sample):
+    if len(_CONTROL_CHARS.findall(sample)) > 0.01 * len(sample):
         raise UnreadableInputError(f"binary content (control characters once decoded as {decoded.encoding}), not text")
     return decoded
 
