@@ -103,7 +103,10 @@ def command_task(args: argparse.Namespace) -> int:
     task: PipelineTask
     if issubclass(stage, ShardTask):
         shard = json.loads(plan_path.read_text(encoding="utf-8"))["shards"][0]
-        task = stage(root=str(Path(args.doc).resolve().parent), files=shard["files"], stamp=shard["stamp"], **common)
+        shard_params = {"root": str(Path(args.doc).resolve().parent), "files": shard["files"], "stamp": shard["stamp"]}
+        if stage.RUN_WIDE:  # the one-document plan: its lines are counted against earlier runs' state
+            shard_params["plan"] = str(plan_path)
+        task = stage(**shard_params, **common)
     elif stage is WriteCorpus:
         corpus_dir = Path(common["output_dir"]) / "debug" / Path(args.doc).name / "corpus"
         task = WriteCorpus(plan=str(plan_path), corpus_dir=str(corpus_dir), **common)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -104,6 +104,15 @@ class BoilerplateRules(_Section):
     """'Source: ...' lines naming where a story came from."""
     ui_word: bool = True
     """Interface words left by the scrape: 'logo', 'Undo', 'Menu', 'Skip to content', 'Live Events'."""
+    site_repeated: bool = True
+    """Lines found in many documents of one site, in this run or earlier ones (see `site_min_documents`)."""
+    line_classifier: bool = False
+    """Lines the learned classifier scores as boilerplate, with each score in the removal log.
+    Off by default: on short plain-text scrapes it still removes article paragraphs above an ad block."""
+
+
+SITE_LINE_SLOTS: Final = 8
+"""Documents remembered per (site, line) pair: counts are exact up to this and saturate there."""
 
 
 class BoilerplateConfig(_Section):
@@ -115,6 +124,12 @@ class BoilerplateConfig(_Section):
     """Rejoin a sentence that links broke over several lines before judging lines."""
     max_block_lines: Annotated[int, Field(ge=1, le=10_000)] = 60
     """A teaser block (ads, related articles) never swallows more lines than this."""
+    site_min_documents: Annotated[int, Field(ge=2, le=SITE_LINE_SLOTS)] = 5
+    """`site_repeated` removes a line found in at least this many documents of its site (URL host, else folder)."""
+    site_max_lines: Annotated[int, Field(ge=1000, le=500_000_000)] = 2_000_000
+    """Distinct (site, line) pairs remembered across runs, 88 bytes each; the rarest and oldest go first."""
+    classifier_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
+    """Boilerplate score at or above which `line_classifier` removes a line; unset: the model's own."""
     rules: BoilerplateRules = BoilerplateRules()
 
 
@@ -258,7 +273,8 @@ def _render_section(model: BaseModel, name: str, lines: list[str]) -> None:
             continue
         for comment in (info.description or "").splitlines():
             lines.append(f"# {comment.strip()}")
-        lines.append(f"{key} = {_toml_value(value)}")
+        # TOML has no null: an unset optional key is shown commented out.
+        lines.append(f"# {key} =  (unset)" if value is None else f"{key} = {_toml_value(value)}")
     for key, value in nested:
         _render_section(value, f"{name}.{key}", lines)
 

@@ -76,7 +76,7 @@ def assemble_document(
             "rule": r["rule"],
             "text": r["text"],
             "position": r["position"],
-            "score": None,
+            "score": r.get("score"),
             "duplicate_of": None,
             "duplicate_of_doc": None,
         }

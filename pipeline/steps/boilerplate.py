@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.config import BoilerplateConfig
+from pipeline.steps.line_classifier import LineClassifier, line_features
+
+CLASSIFIER_RULE = "line_classifier"
+"""Rule name recorded for lines the learned classifier removes."""
+SITE_RULE = "site_repeated"
+"""Rule name recorded for lines repeated across many documents of one site."""
 
 # --------------------------------------------------------------------------- line shapes
 
@@ -104,8 +110,12 @@ def is_prose(line: str) -> bool:
     return (words >= 10 and ends_sentence(line)) or words >= 25
 
 
-def _key(line: str) -> str:
-    """Return a line reduced to lowercase letters, digits and single spaces, for matching."""
+def line_key(line: str) -> str:
+    """Return a line reduced to lowercase words and single spaces, for matching.
+
+    >>> line_key("  Share  this: Facebook | X ")
+    'share this facebook x'
+    """
     return " ".join(_WORD.findall(line.lower()))
 
 
@@ -334,7 +344,7 @@ _SOURCE = _rx(
     r"(?:reporting|writing|editing)\s+by\s+[^;]{2,60})*\)?\.?$"
 )
 _UI_WORDS = frozenset(
-    _key(word)
+    line_key(word)
     for word in (
         "logo",
         "undo",
@@ -442,11 +452,15 @@ MAX_DATE_STAMPS = 4
 
 @dataclass(frozen=True)
 class Removal:
-    """Text removed by a rule: its line number in the input, the rule's name and the text."""
+    """Text removed by a rule: its line number in the input, the rule's name, the text, and a score.
+
+    `score` is the classifier's boilerplate probability for `line_classifier` removals, else None.
+    """
 
     position: int
     rule: str
     text: str
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -533,7 +547,8 @@ def _read_more_label(line: str) -> bool:
     return (
         bool(sep)
         and head.isupper()
-        and _key(head) in {"read more", "read also", "also read", "related", "watch", "see also", "read", "must read"}
+        and line_key(head)
+        in {"read more", "read also", "also read", "related", "watch", "see also", "read", "must read"}
     )
 
 
@@ -605,8 +620,60 @@ class _Block:
     last_was_meta: bool = False
 
 
-def strip_boilerplate(text: str, cfg: BoilerplateConfig) -> StrippedText:
+def judge_lines(lines: Sequence[SourceLine], cfg: BoilerplateConfig) -> list[str | None]:
+    """Return, for each line, the name of the enabled whole-line or block rule that removes it, or None.
+
+    Blank lines get None: they are paragraph breaks, not content.
+    """
+    enabled = cfg.rules.model_dump()
+    verdicts: list[str | None] = []
+    block: _Block | None = None
+    dates_are_stamps = sum(bool(_DATE_ONLY.match(line.text)) for line in lines) <= MAX_DATE_STAMPS
+    for line in lines:
+        if not line.text:
+            verdicts.append(None)
+            continue
+        key = line_key(line.text)
+        rule = _match_line_rule(line.text, key, dates_are_stamps)
+        if rule is not None and enabled.get(rule, False):
+            verdicts.append(rule)
+            if rule in ("ad_block", "related_block"):
+                block = _Block(rule)
+            elif block is not None:
+                block.lines += 1
+                block.last_was_meta = _is_teaser_meta(line.text, key)
+            continue
+        if block is not None and _in_block(block, line.text, key, cfg.max_block_lines):
+            verdicts.append(block.kind)
+            continue
+        block = None
+        verdicts.append(None)
+    return verdicts
+
+
+def prepare_lines(text: str, cfg: BoilerplateConfig) -> tuple[list[SourceLine], int]:
+    """Split text into lines, rejoining broken sentences when configured; return them and the joins."""
+    raw_lines = text.split("\n")
+    if cfg.rejoin_broken_lines:
+        return rejoin_broken_lines(raw_lines)
+    return [SourceLine(line.strip(), n) for n, line in enumerate(raw_lines)], 0
+
+
+def strip_boilerplate(
+    text: str,
+    cfg: BoilerplateConfig,
+    classifier: LineClassifier | None = None,
+    language: str | None = None,
+    site_documents: Callable[[list[str]], Sequence[int]] | None = None,
+) -> StrippedText:
     """Remove boilerplate lines and fragments from plain text; record each removal's rule.
+
+    The named rules judge each line first. `site_documents`, when given, maps line keys (see
+    `line_key`) to the number of documents of this text's site that hold them: a line in at
+    least `cfg.site_min_documents` is removed as `site_repeated`, with that number as its
+    score. When a `classifier` is given, it scores the lines still kept (`language`, an ISO
+    639 code, picks its stop list) and removes those scoring at or above its threshold, as
+    `line_classifier` with the score recorded.
 
     >>> cfg = BoilerplateConfig()
     >>> out = strip_boilerplate("Rain fell all day in the capital on Monday, officials said.\\n"
@@ -616,42 +683,50 @@ def strip_boilerplate(text: str, cfg: BoilerplateConfig) -> StrippedText:
     >>> [(r.rule, r.text) for r in out.removals]
     [('read_more', 'READ MORE: Floods hit the north'), ('source_line', 'Source: Wire')]
     """
-    raw_lines = text.split("\n")
     if not cfg.enabled:
         return StrippedText(text, (), 0)
-    if cfg.rejoin_broken_lines:
-        lines, joins = rejoin_broken_lines(raw_lines)
-    else:
-        lines, joins = [SourceLine(line.strip(), n) for n, line in enumerate(raw_lines)], 0
-
+    lines, joins = prepare_lines(text, cfg)
     enabled = cfg.rules.model_dump()
 
     def rule_on(name: str) -> bool:
         return bool(enabled.get(name, False))
 
+    rule_verdicts = judge_lines(lines, cfg)
+    verdicts = list(rule_verdicts)
+    scores: dict[int, float] = {}
+    content = [i for i, line in enumerate(lines) if line.text]
+    if site_documents is not None and rule_on(SITE_RULE):
+        candidates = [i for i in content if verdicts[i] is None and line_key(lines[i].text)]
+        for i, documents in zip(candidates, site_documents([line_key(lines[i].text) for i in candidates]), strict=True):
+            if documents >= cfg.site_min_documents:
+                verdicts[i] = SITE_RULE
+                scores[i] = float(documents)
+    if classifier is not None and rule_on(CLASSIFIER_RULE):
+        threshold = cfg.classifier_threshold or classifier.threshold
+        # The features see the named rules' verdicts only, as in training.
+        features = line_features([lines[i].text for i in content], [rule_verdicts[i] for i in content], language)
+        flagged = {
+            i: round(score, 4)
+            for i, score in zip(content, classifier.boilerplate_scores(features).tolist(), strict=True)
+            if verdicts[i] is None and score >= threshold
+        }
+        # The classifier judges which lines of a page are its article; it never judges that a
+        # page has none (that is for the rules and the corpus's minimum length to say).
+        if any(verdicts[i] is None and i not in flagged for i in content):
+            for i, score in flagged.items():
+                verdicts[i] = CLASSIFIER_RULE
+                scores[i] = score
+
     removals: list[Removal] = []
     kept: list[SourceLine] = []
-    block: _Block | None = None
-    dates_are_stamps = sum(bool(_DATE_ONLY.match(line.text)) for line in lines) <= MAX_DATE_STAMPS
-    for line in lines:
+    for index, (line, verdict) in enumerate(zip(lines, verdicts, strict=True)):
         if not line.text:
             if kept and kept[-1].text:
                 kept.append(line)
             continue
-        key = _key(line.text)
-        rule = _match_line_rule(line.text, key, dates_are_stamps)
-        if rule is not None and rule_on(rule):
-            removals.append(Removal(line.position, rule, line.text))
-            if rule in ("ad_block", "related_block"):
-                block = _Block(rule)
-            elif block is not None:
-                block.lines += 1
-                block.last_was_meta = _is_teaser_meta(line.text, key)
+        if verdict is not None:
+            removals.append(Removal(line.position, verdict, line.text, scores.get(index)))
             continue
-        if block is not None and _in_block(block, line.text, key, cfg.max_block_lines):
-            removals.append(Removal(line.position, block.kind, line.text))
-            continue
-        block = None
         text_kept, cuts = _partial_removals(line.text, rule_on)
         removals.extend(Removal(line.position, name, fragment) for name, fragment in cuts)
         if count_words(text_kept) == 0 and rule_on("ui_word"):

@@ -1,0 +1,429 @@
+"""Score each line of a page as article text or boilerplate with a small gradient-boosted model.
+
+The features describe a line (length, punctuation, capitals, function words, boilerplate
+vocabulary, which named rule matched it) and its surroundings (the same for its neighbours,
+how much prose lies around it, whether it falls inside the page's main run of prose). Two
+LightGBM models are stacked: the second also reads the first one's scores of the neighbouring
+lines, which lets a short heading inside an article survive and a long bio below it go.
+
+The models are LightGBM text dumps inside one JSON file shipped with the package
+(`pipeline/models/line_classifier.json`), loaded with `lightgbm.Booster(model_str=...)`: no
+pickle. `benchmarks/train_line_classifier.py` trains them from the labelled WCXB pages.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+MODEL_FORMAT: Final = "pipeline-line-classifier"
+MODEL_FORMAT_VERSION: Final = 1
+DEFAULT_MODEL_PATH: Final[Path] = Path(__file__).resolve().parent.parent / "models" / "line_classifier.json"
+
+FloatArray = npt.NDArray[np.float64]
+
+_WORD: Final = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*")
+_TERMINAL: Final = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
+_SENTENCE_BREAK: Final = re.compile(r"[.!?…。！？][\"'”’»)\]]*\s+(?=[\"“‘'(]?[A-Z0-9])")
+_SEPARATORS: Final = re.compile(r"[|•·»›/>«‹<–—]")
+_URLISH: Final = re.compile(r"https?://|www\.|\.com\b|@\w|\w@")
+_DATEISH: Final = re.compile(
+    r"\b\d{1,2}[-./]\d{1,2}[-./]\d{2,4}\b|\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2}:\d{2}\b"
+    r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}\b"
+    r"|\b\d+\s+(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\s+ago\b",
+    re.IGNORECASE,
+)
+_BOILERPLATE_TERMS: Final = re.compile(
+    r"\b(?:cookies?|privacy|copyright|rights\s+reserved|terms\s+(?:of|and)|subscri\w*|newsletters?|sign\s*(?:up|in)"
+    r"|log\s*in|register|account|share|shares|comments?|repl(?:y|ies)|advert\w*|sponsor\w*|promot\w*|related"
+    r"|read\s+more|click|tap|follow|download|app|apps|podcast|menu|home|contact|about\s+us|careers|email|e-mail"
+    r"|newsroom|trending|popular|recommended|tags?|categor(?:y|ies)|author|editor|staff|writer|published|updated"
+    r"|photo|image|video|watch|listen|gallery|next|previous|prev|back|top|more|view|see|all|search|skip|toggle"
+    r"|facebook|twitter|instagram|linkedin|youtube|whatsapp|pinterest|reddit|tiktok|rss|print|save|bookmark)\b",
+    re.IGNORECASE,
+)
+_COMMENT_CUE: Final = re.compile(
+    r"\b(?:comments?|repl(?:y|ies)|responses?|writes:|wrote:|says:|said\.\.\.|discussion|conversation|report\s+abuse"
+    r"|flag(?:\s+as)?|upvote|downvote|permalink|\d+\s+(?:likes?|points?)|(?:log|sign)\s*in\s+to)\b",
+    re.IGNORECASE,
+)
+# A lower-case letter run straight into a capital: menu items whose markup separated them ("SocietyDigital").
+_GLUED: Final = re.compile(r"[a-z]{2}[A-Z][a-z]")
+_BULLET_START: Final = re.compile(r"^[-*•·▪●◦>»›]|^\d{1,3}[.)]\s")
+
+#: Named rules of `pipeline.steps.boilerplate` that a line can match, as a feature's codes.
+RULE_CODES: Final[dict[str | None, int]] = {
+    None: 0,
+    "ad_block": 1,
+    "related_block": 2,
+    "read_more": 3,
+    "app_promo": 4,
+    "newsletter_promo": 5,
+    "comment_widget": 6,
+    "site_promo": 7,
+    "byline_dateline": 8,
+    "photo_credit": 9,
+    "source_line": 10,
+    "ui_word": 11,
+    "inline_ad_marker": 12,
+}
+
+# ISO 639-1 codes (as lid.176 names languages) to jusText's stop-list names.
+_STOPLIST_NAMES: Final[dict[str, str]] = {
+    "af": "Afrikaans", "sq": "Albanian", "ar": "Arabic", "an": "Aragonese", "hy": "Armenian",
+    "ast": "Asturian", "az": "Azerbaijani", "eu": "Basque", "be": "Belarusian", "bn": "Bengali",
+    "bs": "Bosnian", "br": "Breton", "bg": "Bulgarian", "ca": "Catalan", "ceb": "Cebuano",
+    "cv": "Chuvash", "hr": "Croatian", "cs": "Czech", "da": "Danish", "nl": "Dutch", "en": "English",
+    "eo": "Esperanto", "et": "Estonian", "fi": "Finnish", "fr": "French", "gl": "Galician",
+    "ka": "Georgian", "de": "German", "el": "Greek", "gu": "Gujarati", "ht": "Haitian", "he": "Hebrew",
+    "hi": "Hindi", "hu": "Hungarian", "is": "Icelandic", "io": "Ido", "ig": "Igbo", "id": "Indonesian",
+    "ga": "Irish", "it": "Italian", "jv": "Javanese", "kn": "Kannada", "kk": "Kazakh", "ko": "Korean",
+    "ku": "Kurdish", "ky": "Kyrgyz", "la": "Latin", "lv": "Latvian", "lt": "Lithuanian", "lmo": "Lombard",
+    "nds": "Low_Saxon", "lb": "Luxembourgish", "mk": "Macedonian", "ms": "Malay", "ml": "Malayalam",
+    "mt": "Maltese", "mr": "Marathi", "nap": "Neapolitan", "ne": "Nepali", "new": "Newar",
+    "no": "Norwegian_Bokmal", "nb": "Norwegian_Bokmal", "nn": "Norwegian_Nynorsk", "oc": "Occitan",
+    "fa": "Persian", "pms": "Piedmontese", "pl": "Polish", "pt": "Portuguese", "qu": "Quechua",
+    "ro": "Romanian", "ru": "Russian", "sr": "Serbian", "sh": "Serbo_Croatian", "scn": "Sicilian",
+    "sk": "Slovak", "sl": "Slovenian", "es": "Spanish", "su": "Sundanese", "sw": "Swahili",
+    "sv": "Swedish", "tl": "Tagalog", "ta": "Tamil", "te": "Telugu", "tr": "Turkish", "tk": "Turkmen",
+    "uk": "Ukrainian", "ur": "Urdu", "uz": "Uzbek", "vi": "Vietnamese", "vo": "Volapuk", "wa": "Walloon",
+    "war": "Waray_Waray", "cy": "Welsh", "fy": "West_Frisian", "pnb": "Western_Panjabi", "yo": "Yoruba",
+}  # fmt: skip
+
+LINE_FEATURES: Final[tuple[str, ...]] = (
+    "words",
+    "chars",
+    "ends_sentence",
+    "ends_colon",
+    "sentences",
+    "upper_share",
+    "capitalised_share",
+    "digit_share",
+    "punctuation_share",
+    "stopword_share",
+    "mean_word_length",
+    "separators",
+    "bullet_start",
+    "urlish",
+    "dateish",
+    "boilerplate_terms",
+    "boilerplate_term_share",
+    "rule",
+    "repeats_in_page",
+    "comment_cue",
+    "glued_words",
+)
+"""Features of one line on its own."""
+
+_NEIGHBOUR_FEATURES: Final = ("words", "ends_sentence", "stopword_share", "capitalised_share", "rule")
+_NEIGHBOUR_OFFSETS: Final = (-3, -2, -1, 1, 2, 3)
+
+CONTEXT_FEATURES: Final[tuple[str, ...]] = (
+    "position",
+    "words_before_share",
+    "in_main_run",
+    "lines_to_main_run",
+    "main_run_word_share",
+    "prose_words_within_3",
+    "prose_words_within_10",
+    "lines_to_prose_above",
+    "lines_to_prose_below",
+    "page_lines",
+    "page_words",
+    "first_rule_line_after_main_run",
+    "lines_since_comment_cue",
+    "comment_cues_above",
+    "comment_cues_after_main_run_above",
+    *(f"{name}@{offset:+d}" for offset in _NEIGHBOUR_OFFSETS for name in _NEIGHBOUR_FEATURES),
+)
+"""Features of a line's place in the page and of its neighbours."""
+
+FEATURES: Final[tuple[str, ...]] = LINE_FEATURES + CONTEXT_FEATURES
+"""Every first-stage feature, in column order."""
+
+_SCORE_OFFSETS: Final = (-5, -4, -3, -2, -1, 1, 2, 3, 4, 5)
+STACKED_FEATURES: Final[tuple[str, ...]] = (
+    "score",
+    *(f"score@{offset:+d}" for offset in _SCORE_OFFSETS),
+    "score_mean_within_3",
+    "score_mean_within_10",
+    "score_mean_within_25",
+    "page_score_mean",
+    "score_run_in",
+    "score_run_lines_away",
+    "score_barrier",
+    "score_mean_to_run",
+    "score_rank",
+    "words",
+    "ends_sentence",
+    "rule",
+    "in_main_run",
+)
+"""Second-stage features: the first stage's scores around a line, and a few of its own features."""
+
+
+@cache
+def stopwords(language: str | None) -> frozenset[str]:
+    """Return jusText's stop list for an ISO 639 code (empty when there is none).
+
+    >>> "the" in stopwords("en"), "der" in stopwords("de"), len(stopwords("zz"))
+    (True, True, 0)
+    """
+    name = _STOPLIST_NAMES.get((language or "").lower())
+    if name is None:
+        return frozenset()
+    import justext  # trafilatura's dependency; imported lazily because loading it reads 100 lists
+
+    return frozenset(justext.get_stoplist(name))
+
+
+def _is_prose(words: int, ends: bool) -> bool:
+    return (words >= 8 and ends) or words >= 20
+
+
+def _best_span(gain: FloatArray) -> tuple[int, int]:
+    """Return the [start, end) span of lines with the largest total gain (Kadane's maximum subarray).
+
+    >>> _best_span(np.array([-1.0, 5.0, -2.0, 4.0, -9.0, 3.0]))
+    (1, 4)
+    """
+    best = current = 0.0
+    best_span = (0, 0)
+    start = 0
+    for index, value in enumerate(gain.tolist()):
+        if current <= 0:
+            current, start = value, index
+        else:
+            current += value
+        if current > best:
+            best, best_span = current, (start, index + 1)
+    return best_span
+
+
+def line_features(lines: Sequence[str], rules: Sequence[str | None], language: str | None = None) -> FloatArray:
+    """Return the first-stage feature matrix (one row per line, columns as `FEATURES`).
+
+    `lines` are the page's non-blank lines in order; `rules` the named rule that matched each
+    (None for none); `language` picks the stop list.
+
+    >>> x = line_features(["Home", "The council met on Monday and voted to close the old bridge."], [None, None], "en")
+    >>> x.shape == (2, len(FEATURES)), bool(x[1, FEATURES.index("stopword_share")] > 0.3)
+    (True, True)
+    """
+    stop = stopwords(language)
+    n = len(lines)
+    keys = [" ".join(_WORD.findall(line.lower())) for line in lines]
+    key_counts = Counter(keys)
+    own = np.zeros((n, len(LINE_FEATURES)), dtype=np.float64)
+    for i, line in enumerate(lines):
+        tokens = _WORD.findall(line)
+        n_words = len(tokens)
+        letters = sum(ch.isalpha() for ch in line)
+        chars = max(len(line), 1)
+        terms = len(_BOILERPLATE_TERMS.findall(line))
+        own[i] = (
+            n_words,
+            len(line),
+            bool(_TERMINAL.search(line)),
+            line.endswith(":"),
+            len(_SENTENCE_BREAK.findall(line)) + 1 if n_words else 0,
+            sum(ch.isupper() for ch in line) / letters if letters else 0.0,
+            sum(token[0].isupper() for token in tokens) / n_words if n_words else 0.0,
+            sum(ch.isdigit() for ch in line) / chars,
+            sum(not ch.isalnum() and not ch.isspace() for ch in line) / chars,
+            sum(token.lower() in stop for token in tokens) / n_words if n_words and stop else np.nan,
+            sum(map(len, tokens)) / n_words if n_words else 0.0,
+            len(_SEPARATORS.findall(line)),
+            bool(_BULLET_START.search(line)),
+            bool(_URLISH.search(line)),
+            bool(_DATEISH.search(line)),
+            terms,
+            terms / n_words if n_words else 0.0,
+            RULE_CODES.get(rules[i], len(RULE_CODES)),
+            key_counts[keys[i]] - 1,
+            bool(_COMMENT_CUE.search(line)) and n_words <= 25,
+            len(_GLUED.findall(line)),
+        )
+    return np.hstack([own, _context_features(own)])
+
+
+def _column(matrix: FloatArray, name: str) -> FloatArray:
+    return matrix[:, LINE_FEATURES.index(name)]
+
+
+def _shifted(values: FloatArray, offset: int) -> FloatArray:
+    """Return values[i + offset] for each i, NaN beyond either end."""
+    out = np.full(len(values), np.nan)
+    if offset > 0:
+        out[:-offset] = values[offset:]
+    elif offset < 0:
+        out[-offset:] = values[:offset]
+    else:
+        out[:] = values
+    return out
+
+
+def _window_sum(values: FloatArray, radius: int) -> FloatArray:
+    padded = np.concatenate([[0.0], np.cumsum(values)])
+    n = len(values)
+    index = np.arange(n)
+    low = np.clip(index - radius, 0, n)
+    high = np.clip(index + radius + 1, 0, n)
+    sums: FloatArray = padded[high] - padded[low]
+    return sums
+
+
+def _distance_to(mask: npt.NDArray[np.bool_], direction: int) -> FloatArray:
+    """Lines from each line to the nearest True line above (-1) or below (+1); NaN when none."""
+    n = len(mask)
+    out = np.full(n, np.nan)
+    last: int | None = None
+    order = range(n) if direction < 0 else range(n - 1, -1, -1)
+    for i in order:
+        if last is not None:
+            out[i] = abs(i - last)
+        if mask[i]:
+            last = i
+    return out
+
+
+def _context_features(own: FloatArray) -> FloatArray:
+    n = own.shape[0]
+    words = _column(own, "words")
+    ends = _column(own, "ends_sentence").astype(bool)
+    prose = np.array([_is_prose(int(w), bool(e)) for w, e in zip(words, ends, strict=True)], dtype=bool)
+    prose_words = np.where(prose, words, 0.0)
+    total_words = max(float(words.sum()), 1.0)
+    # The main run: prose lines gain their words, every other line costs its words plus two, so
+    # a stretch of navigation or teasers between two paragraphs splits them.
+    start, end = _best_span(np.where(prose, words, -(words + 2)))
+    index = np.arange(n, dtype=np.float64)
+    in_run = (index >= start) & (index < end)
+    to_run = np.where(in_run, 0.0, np.where(index < start, start - index, index - end + 1))
+    rules = _column(own, "rule")
+    cues = _column(own, "comment_cue").astype(bool)
+    after_run = np.flatnonzero((rules > 0) & (index >= end))
+    first_rule_after = float(after_run[0]) if len(after_run) else float(n)
+    columns: list[FloatArray] = [
+        index / max(n - 1, 1),
+        (np.cumsum(words) - words) / total_words,
+        in_run.astype(np.float64),
+        to_run,
+        np.full(n, words[start:end].sum() / total_words),
+        _window_sum(prose_words, 3) - prose_words,
+        _window_sum(prose_words, 10) - prose_words,
+        _distance_to(prose, -1),
+        _distance_to(prose, +1),
+        np.full(n, float(n)),
+        np.full(n, total_words),
+        (index - first_rule_after),
+        _distance_to(cues, -1),
+        np.cumsum(cues) - cues,
+        np.cumsum(cues & (index >= end)) - (cues & (index >= end)),
+    ]
+    for offset in _NEIGHBOUR_OFFSETS:
+        columns.extend(_shifted(_column(own, name), offset) for name in _NEIGHBOUR_FEATURES)
+    return np.column_stack(columns) if n else np.zeros((0, len(CONTEXT_FEATURES)))
+
+
+def stacked_features(features: FloatArray, scores: FloatArray) -> FloatArray:
+    """Return the second-stage matrix (columns as `STACKED_FEATURES`) from first-stage scores."""
+    n = len(scores)
+    if n == 0:
+        return np.zeros((0, len(STACKED_FEATURES)))
+    ones = np.ones(n)
+    counts3, counts10 = _window_sum(ones, 3), _window_sum(ones, 10)
+    # Is the line inside the longest run of lines the first stage mostly keeps?
+    run_start, run_end = _best_span(0.5 - scores)
+    index = np.arange(n)
+    away = np.where(index < run_start, run_start - index, np.where(index >= run_end, index - run_end + 1, 0))
+    # The highest and the mean score between a line and the main run: a line the first stage
+    # keeps but separated from the article by confident boilerplate (comments below a
+    # "Reply | Share" bar) is likely not article text.
+    barrier = np.zeros(n)
+    mean_to_run = np.zeros(n)
+    for i in range(n):
+        if i < run_start:
+            between = scores[i + 1 : run_start]
+        elif i >= run_end:
+            between = scores[run_end:i]
+        else:
+            continue
+        if len(between):
+            barrier[i], mean_to_run[i] = between.max(), between.mean()
+    columns: list[FloatArray] = [
+        scores,
+        *(_shifted(scores, offset) for offset in _SCORE_OFFSETS),
+        _window_sum(scores, 3) / counts3,
+        _window_sum(scores, 10) / counts10,
+        _window_sum(scores, 25) / _window_sum(ones, 25),
+        np.full(n, scores.mean()),
+        ((index >= run_start) & (index < run_end)).astype(np.float64),
+        away.astype(np.float64),
+        barrier,
+        mean_to_run,
+        np.argsort(np.argsort(scores, kind="stable"), kind="stable") / max(n - 1, 1),
+        features[:, FEATURES.index("words")],
+        features[:, FEATURES.index("ends_sentence")],
+        features[:, FEATURES.index("rule")],
+        features[:, FEATURES.index("in_main_run")],
+    ]
+    return np.column_stack(columns)
+
+
+@dataclass(frozen=True)
+class LineClassifier:
+    """Two stacked LightGBM boosters and the score above which a line is boilerplate."""
+
+    first: Any
+    second: Any
+    threshold: float
+    version: str
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> LineClassifier:
+        """Build from the model file's JSON object, checking its format and feature lists."""
+        import lightgbm
+
+        if document.get("format") != MODEL_FORMAT or document.get("format_version") != MODEL_FORMAT_VERSION:
+            raise ValueError(f"not a {MODEL_FORMAT} v{MODEL_FORMAT_VERSION} model")
+        if tuple(document["features"]) != FEATURES or tuple(document["stacked_features"]) != STACKED_FEATURES:
+            raise ValueError("the model was trained on other features; retrain it")
+        return cls(
+            first=lightgbm.Booster(model_str=document["first"]),
+            second=lightgbm.Booster(model_str=document["second"]),
+            threshold=float(document["threshold"]),
+            version=str(document["version"]),
+        )
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_MODEL_PATH) -> LineClassifier:
+        """Load a model file (JSON holding LightGBM text dumps); raise ValueError naming it if unusable."""
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            return cls.from_json(document)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"line classifier model {path}: {error}") from error
+
+    def boilerplate_scores(self, features: FloatArray) -> FloatArray:
+        """Return each line's probability of being boilerplate (first stage, then stacked)."""
+        if len(features) == 0:
+            return np.zeros(0)
+        first = np.asarray(self.first.predict(features, num_threads=1), dtype=np.float64)
+        stacked = stacked_features(features, first)
+        return np.asarray(self.second.predict(stacked, num_threads=1), dtype=np.float64)
+
+
+@cache
+def default_classifier() -> LineClassifier:
+    """Return the model shipped with the package, loaded once per process."""
+    return LineClassifier.load()

@@ -1,0 +1,272 @@
+"""Train the line classifier from labelled pages, with cross-validation grouped by site.
+
+Each labelled page is rendered to plain text both ways a scraper saves it (one line per block;
+one line per text node), cleaned up to the boilerplate step exactly as the pipeline does
+(encoding repair, rejoining, the named rules), and each remaining line is labelled by how much
+of it belongs to the page's human-checked main content. Folds are drawn by site (URL host), so
+no page of a site is scored by a model that saw another page of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from pipeline.config import PipelineConfig
+from pipeline.evaluation import LabelledPage, render_blocks, render_text_nodes, word_tokens
+from pipeline.steps.boilerplate import SourceLine, judge_lines, prepare_lines
+from pipeline.steps.encoding import repair_encoding
+from pipeline.steps.language import identify_language
+from pipeline.steps.line_classifier import (
+    FEATURES,
+    MODEL_FORMAT,
+    MODEL_FORMAT_VERSION,
+    STACKED_FEATURES,
+    FloatArray,
+    LineClassifier,
+    line_features,
+    stacked_features,
+)
+
+RENDERINGS: Final[dict[str, Callable[[str], str]]] = {"blocks": render_blocks, "text_nodes": render_text_nodes}
+"""The two plain-text renderings of a page, by name."""
+
+PARAMS: Final[dict[str, Any]] = {
+    "objective": "binary",
+    "learning_rate": 0.05,
+    "num_leaves": 31,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.8,
+    "bagging_fraction": 0.8,
+    "bagging_freq": 1,
+    "lambda_l2": 1.0,
+    "seed": 7,
+    # One thread, row-wise histograms and `deterministic` make training reproducible bit for bit.
+    "num_threads": 1,
+    "deterministic": True,
+    "force_row_wise": True,
+    "verbosity": -1,
+}
+"""LightGBM settings for both stages."""
+
+ROUNDS: Final = 300
+"""Boosting rounds per stage (keeps the model file well under 5 MB)."""
+
+
+def label_lines(lines: Sequence[str], main_content: str) -> FloatArray:
+    """Return, for each line, the share of its word trigrams (bigram, word when shorter) in the main content.
+
+    >>> label_lines(["the cat sat on the mat", "Share this", "sat"], "The cat sat on the mat today.").tolist()
+    [1.0, 0.0, 1.0]
+    """
+    truth = word_tokens(main_content)
+    grams: list[set[tuple[str, ...]]] = [set(zip(*(truth[k:] for k in range(n)), strict=False)) for n in (1, 2, 3)]
+    out = np.zeros(len(lines))
+    for i, line in enumerate(lines):
+        tokens = word_tokens(line)
+        if not tokens:
+            continue
+        n = min(len(tokens), 3)
+        found = grams[n - 1]
+        line_grams = list(zip(*(tokens[k:] for k in range(n)), strict=False))
+        out[i] = sum(gram in found for gram in line_grams) / len(line_grams)
+    return out
+
+
+@dataclass
+class PageLines:
+    """One rendering of one page, cleaned up to the classifier: its lines, rule verdicts and labels."""
+
+    file_id: str
+    site: str
+    rendering: str
+    text: str
+    lines: list[SourceLine]
+    verdicts: list[str | None]
+    language: str | None
+    features: FloatArray
+    labels: FloatArray
+    words: FloatArray
+    content_index: list[int] = field(default_factory=list)
+
+
+def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> PageLines:
+    """Render, repair and judge a labelled page the way the pipeline's steps do before the classifier."""
+    raw = RENDERINGS[rendering](page.html)
+    text = repair_encoding(raw, cfg.encoding).text
+    lines, _ = prepare_lines(text, cfg.boilerplate)
+    verdicts = judge_lines(lines, cfg.boilerplate)
+    content = [i for i, line in enumerate(lines) if line.text]
+    guess = identify_language(text, cfg.language.sample_chars)
+    language = guess.code if guess else None
+    texts = [lines[i].text for i in content]
+    features = line_features(texts, [verdicts[i] for i in content], language)
+    return PageLines(
+        file_id=page.file_id,
+        site=site_of_page(page),
+        rendering=rendering,
+        text=text,
+        lines=lines,
+        verdicts=verdicts,
+        language=language,
+        features=features,
+        labels=label_lines(texts, page.main_content),
+        words=features[:, FEATURES.index("words")],
+        content_index=content,
+    )
+
+
+def site_of_page(page: LabelledPage) -> str:
+    """Return the page's host without ``www.``, the unit of grouping for cross-validation."""
+    host = (urlsplit(page.url).hostname or page.file_id).lower()
+    return host.removeprefix("www.")
+
+
+def fold_of(site: str, folds: int) -> int:
+    """Return a site's fold, from a stable hash of its name.
+
+    >>> fold_of("example.com", 5) == fold_of("example.com", 5)
+    True
+    """
+    return int.from_bytes(hashlib.blake2b(site.encode("utf-8"), digest_size=4).digest(), "big") % folds
+
+
+def _stack(pages: Sequence[PageLines], attribute: str) -> FloatArray:
+    arrays = [getattr(page, attribute) for page in pages]
+    return np.concatenate(arrays) if arrays else np.zeros(0)
+
+
+def _train_stage(features: FloatArray, labels: FloatArray, weights: FloatArray, names: Sequence[str]) -> Any:
+    import lightgbm
+
+    data = lightgbm.Dataset(features, label=labels, weight=weights, feature_name=list(names), params={"verbosity": -1})
+    return lightgbm.train(PARAMS, data, num_boost_round=ROUNDS)
+
+
+def _targets(pages: Sequence[PageLines]) -> tuple[FloatArray, FloatArray]:
+    """Return boilerplate targets (1 = not main content) and weights for pages' lines.
+
+    A line weighs its words (at least one) as a share of its page's words: the benchmark
+    averages F1 over pages, so each page weighs the same whatever its length.
+    """
+    labels = _stack(pages, "labels")
+    weights = [np.maximum(page.words, 1.0) * (1000.0 / max(float(page.words.sum()), 1.0)) for page in pages]
+    return (labels < 0.5).astype(np.float64), np.concatenate(weights) if weights else np.zeros(0)
+
+
+def _first_stage_scores(model: Any, pages: Sequence[PageLines]) -> list[FloatArray]:
+    return [np.asarray(model.predict(page.features, num_threads=1), dtype=np.float64) for page in pages]
+
+
+def train_models(pages: Sequence[PageLines], inner_folds: int = 4) -> tuple[Any, Any]:
+    """Train both stages on `pages`; the second stage learns from out-of-fold first-stage scores."""
+    targets, weights = _targets(pages)
+    first = _train_stage(_stack(pages, "features"), targets, weights, FEATURES)
+    # Out-of-fold first-stage scores for the second stage, so it learns how the first stage errs
+    # on pages it has not seen (as at run time) rather than on its own training pages.
+    oof: dict[int, FloatArray] = {}
+    for fold in range(inner_folds):
+        train = [page for page in pages if fold_of(page.site + "#inner", inner_folds) != fold]
+        held = [i for i, page in enumerate(pages) if fold_of(page.site + "#inner", inner_folds) == fold]
+        t_targets, t_weights = _targets(train)
+        model = _train_stage(_stack(train, "features"), t_targets, t_weights, FEATURES)
+        for i, scores in zip(held, _first_stage_scores(model, [pages[i] for i in held]), strict=True):
+            oof[i] = scores
+    stacked = (
+        np.concatenate([stacked_features(page.features, oof[i]) for i, page in enumerate(pages)])
+        if pages
+        else np.zeros((0, len(STACKED_FEATURES)))
+    )
+    second = _train_stage(stacked, targets, weights, STACKED_FEATURES)
+    return first, second
+
+
+def model_document(first: Any, second: Any, threshold: float, version: str, notes: dict[str, Any]) -> dict[str, Any]:
+    """Return the JSON object of a model file holding both stages."""
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "version": version,
+        "threshold": threshold,
+        "features": list(FEATURES),
+        "stacked_features": list(STACKED_FEATURES),
+        "notes": notes,
+        "first": first.model_to_string(),
+        "second": second.model_to_string(),
+    }
+
+
+def classifier_from_models(first: Any, second: Any, threshold: float, version: str = "cv") -> LineClassifier:
+    """Wrap trained boosters the way the model file would, through the same loader."""
+    document = model_document(first, second, threshold, version, {})
+    return LineClassifier.from_json(json.loads(json.dumps(document)))
+
+
+def cross_validated_scores(pages: Sequence[PageLines], folds: int = 5) -> tuple[list[FloatArray], list[Any]]:
+    """Return each page's boilerplate scores from models that never saw its site, and the fold models."""
+    scores: list[FloatArray | None] = [None] * len(pages)
+    models = []
+    for fold in range(folds):
+        train = [page for page in pages if fold_of(page.site, folds) != fold]
+        held = [i for i, page in enumerate(pages) if fold_of(page.site, folds) == fold]
+        first, second = train_models(train)
+        models.append((first, second))
+        for i in held:
+            page = pages[i]
+            first_scores = np.asarray(first.predict(page.features, num_threads=1), dtype=np.float64)
+            scores[i] = np.asarray(
+                second.predict(stacked_features(page.features, first_scores), num_threads=1), dtype=np.float64
+            )
+    return [s if s is not None else np.zeros(0) for s in scores], models
+
+
+def kept_text(page: PageLines, scores: FloatArray, threshold: float) -> str:
+    """Return the page's text keeping lines no rule removed and scoring below `threshold`."""
+    kept = [
+        page.lines[i].text
+        for i, score in zip(page.content_index, scores.tolist(), strict=True)
+        if page.verdicts[i] is None and score < threshold
+    ]
+    return "\n".join(kept)
+
+
+def best_threshold(
+    pages: Sequence[PageLines], scores: Sequence[FloatArray], truths: dict[str, str], grid: Iterable[float]
+) -> tuple[float, float]:
+    """Return the threshold with the best macro word F1 over `pages` (and that F1)."""
+    from pipeline.evaluation import word_prf
+
+    best = (0.5, -1.0)
+    for threshold in grid:
+        f1 = float(
+            np.mean(
+                [word_prf(kept_text(p, s, threshold), truths[p.file_id])[2] for p, s in zip(pages, scores, strict=True)]
+            )
+        )
+        if f1 > best[1]:
+            best = (threshold, f1)
+    return best
+
+
+def _prepare_both(task: tuple[LabelledPage, PipelineConfig]) -> list[PageLines]:
+    page, cfg = task
+    return [prepare_page(page, rendering, cfg) for rendering in RENDERINGS]
+
+
+def prepare_pages(pages: Sequence[LabelledPage], cfg: PipelineConfig, workers: int = 2) -> list[PageLines]:
+    """Prepare every page in both renderings (pages in order, blocks before text nodes), in `workers` processes."""
+    from multiprocessing import get_context
+
+    tasks = [(page, cfg) for page in pages]
+    if workers <= 1:
+        results = [_prepare_both(task) for task in tasks]
+    else:
+        with get_context("spawn").Pool(workers) as pool:
+            results = pool.map(_prepare_both, tasks, chunksize=8)
+    return [prepared for pair in results for prepared in pair]

@@ -1,0 +1,189 @@
+"""Cross-document evidence and the learned line classifier, through the real task graph.
+
+- Lines repeated across a site's documents are removed once `site_min_documents` documents
+  hold them, counting this run and earlier ones, and a rerun of the same batch counts nothing twice.
+- The shipped classifier is a small JSON file of LightGBM text dumps, its decisions are in the
+  removal log with their scores, and training is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import PipelineConfig
+from pipeline.evaluation import LabelledPage, load_pages, render_blocks, word_prf
+from pipeline.line_stats import LineStatsParams, SiteLineStats
+from pipeline.steps.boilerplate import strip_boilerplate
+from pipeline.steps.line_classifier import DEFAULT_MODEL_PATH, LineClassifier, default_classifier
+from pipeline.training import prepare_pages, train_models
+from tests.conftest import SEEDS, Run, run_pipeline
+from tests.samples import eval_dir
+
+BIO = "Jane Roe covers city hall for the Daily Planet and has written about local politics since 2009."
+PROMO = "Support independent local journalism with a subscription to the Daily Planet today."
+
+
+STORIES = (
+    "The council voted on Tuesday to rebuild the old bridge over the river before the winter. "
+    "Engineers had warned in March that its northern pier was cracking after the spring floods.",
+    "A new bakery opened on Main Street, and the queue reached the station by seven o'clock. "
+    "Its owners trained in Lyon and plan to hire six apprentices from the technical college.",
+    "Firefighters rescued two hikers stranded by the flood on the northern ridge overnight. "
+    "Both were taken to the regional hospital with mild hypothermia and released by noon.",
+    "The library will stay open until midnight during exam weeks, the mayor announced. "
+    "Students had collected four thousand signatures asking for longer hours last autumn.",
+    "School buses are running late because the ring road is closed for resurfacing works. "
+    "Parents were told to expect delays of twenty minutes until the contractor finishes in May.",
+    "Hospital staff received an award for cutting emergency waiting times by a third. "
+    "The jury praised a triage desk staffed by senior nurses at the entrance since January.",
+)
+
+
+def _article(number: int) -> str:
+    """A plain-text scrape of one article: its own story, plus the site's bio and promo lines."""
+    return f"Local news {number}\n\n{STORIES[number % len(STORIES)]}\n\n{BIO}\n{PROMO}\n"
+
+
+def _write_batch(folder: Path, numbers: range) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for number in numbers:
+        (folder / f"story-{number:02d}.txt").write_text(_article(number), encoding="utf-8")
+    return folder
+
+
+def _removed(run: Run, rule: str) -> list[dict[str, object]]:
+    return [row for row in run.table("removals") if row["rule"] == rule]
+
+
+def test_lines_repeated_across_a_site_are_removed_over_runs(tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    # Each day's scrape in its own folder, with one sub-folder per site: without URLs, the
+    # folder a file sits in (relative to the input root) is its site.
+    day1, day2 = tmp_path / "day1", tmp_path / "day2"
+    _write_batch(day1 / "planet", range(1, 4))
+    first = run_pipeline(output, "run", "--input", str(day1))
+    assert first.returncode == 0, first.stderr
+    assert not _removed(first, "site_repeated")  # three documents: below site_min_documents (5)
+    assert len(first.texts()) == 3
+
+    # The next day's batch: two more stories. Earlier runs' counts make five documents.
+    _write_batch(day2 / "planet", range(4, 6))
+    second = run_pipeline(output, "run", "--input", str(day2))
+    assert second.returncode == 0, second.stderr
+    texts = second.texts()
+    assert len(texts) == 2
+    assert not any(BIO in text or PROMO in text for text in texts.values())
+    assert all(any(story in text for story in STORIES) for text in texts.values())
+    removed = _removed(second, "site_repeated")
+    assert {row["text"] for row in removed} == {BIO, PROMO}
+    assert {row["score"] for row in removed} == {5.0}
+
+    state = output / "state" / "site_lines.parquet"
+    table = SiteLineStats.load(state, LineStatsParams(slots=8))
+    # Rerunning a day already counted changes no count and no output.
+    rerun = run_pipeline(output, "run", "--input", str(day2))
+    assert rerun.returncode == 0, rerun.stderr
+    after = SiteLineStats.load(state, LineStatsParams(slots=8))
+    assert len(after) == len(table)
+    assert (after.docs == table.docs).all()
+    assert rerun.texts() == texts
+
+
+def test_site_rule_switched_off_keeps_repeated_lines(tmp_path: Path) -> None:
+    site = _write_batch(tmp_path / "day" / "planet", range(1, 7)).parent
+    run = run_pipeline(
+        tmp_path / "output", "run", "--input", str(site), config={"boilerplate": {"rules": {"site_repeated": False}}}
+    )
+    assert run.returncode == 0, run.stderr
+    assert not _removed(run, "site_repeated")
+    assert not (tmp_path / "output" / "state" / "site_lines.parquet").exists()
+
+
+def test_corrupt_site_state_fails_the_run_naming_the_file(tmp_path: Path) -> None:
+    state = tmp_path / "output" / "state" / "site_lines.parquet"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"not parquet at all")
+    run = run_pipeline(tmp_path / "output", "run", "--input", str(SEEDS))
+    assert run.returncode == 1
+    assert "site_lines.parquet" in run.stderr
+
+
+def test_shipped_model_is_small_json_without_pickle() -> None:
+    raw = DEFAULT_MODEL_PATH.read_bytes()
+    assert len(raw) < 5_000_000
+    document = json.loads(raw)
+    assert document["format"] == "pipeline-line-classifier"
+    assert 0.0 < document["threshold"] < 1.0
+    assert b"pickle" not in raw and not raw.startswith(b"\x80")
+    LineClassifier.from_json(document)  # loads: its features are the code's features
+
+
+def test_a_damaged_model_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    bad = tmp_path / "model.json"
+    document = json.loads(DEFAULT_MODEL_PATH.read_text(encoding="utf-8"))
+    document["features"] = document["features"][:-1]
+    bad.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"model\.json.*other features"):
+        LineClassifier.load(bad)
+
+
+@pytest.fixture(scope="module")
+def some_pages() -> list[LabelledPage]:
+    if not (eval_dir() / "ground-truth").is_dir():
+        pytest.skip("evaluation data not found")
+    return list(load_pages(eval_dir(), limit=40))
+
+
+def test_classifier_decisions_are_logged_with_scores(tmp_path: Path, some_pages: list[LabelledPage]) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for page in some_pages[:8]:
+        (inputs / f"{page.file_id}.txt").write_text(render_blocks(page.html), encoding="utf-8")
+    config = {"boilerplate": {"rules": {"line_classifier": True}}}
+    run = run_pipeline(tmp_path / "output", "run", "--input", str(inputs), config=config)
+    assert run.returncode == 0, run.stderr
+    decisions = _removed(run, "line_classifier")
+    assert decisions
+    threshold = default_classifier().threshold
+    assert all(threshold <= float(str(row["score"])) <= 1.0 for row in decisions)
+    # The cleaned text is closer to the human-checked article text than the raw rendering.
+    texts = run.texts()
+    for page in some_pages[:8]:
+        source = f"{page.file_id}.txt"
+        raw_f1 = word_prf(render_blocks(page.html), page.main_content)[2]
+        assert word_prf(texts.get(source, ""), page.main_content)[2] >= raw_f1 - 0.02, source
+
+
+def test_classifier_switch_and_threshold(some_pages: list[LabelledPage]) -> None:
+    text = render_blocks(some_pages[0].html)
+    classifier = default_classifier()
+    off = PipelineConfig()  # off by default
+    on = {"line_classifier": True}
+    strict = PipelineConfig.model_validate({"boilerplate": {"classifier_threshold": 0.05, "rules": on}})
+    default = PipelineConfig.model_validate({"boilerplate": {"rules": on}})
+    removed = {
+        name: sum(
+            r.rule == "line_classifier" for r in strip_boilerplate(text, cfg.boilerplate, classifier, "en").removals
+        )
+        for name, cfg in (("off", off), ("strict", strict), ("default", default))
+    }
+    assert removed["off"] == 0
+    assert removed["strict"] > removed["default"] > 0
+
+
+def test_training_is_deterministic(some_pages: list[LabelledPage]) -> None:
+    prepared = prepare_pages(some_pages[:24], PipelineConfig(), workers=1)
+    models = [train_models(prepared, inner_folds=2) for _ in range(2)]
+    assert models[0][0].model_to_string() == models[1][0].model_to_string()
+    assert models[0][1].model_to_string() == models[1][1].model_to_string()
+
+
+def test_state_file_is_parquet_with_format_metadata(tmp_path: Path) -> None:
+    run = run_pipeline(tmp_path / "output", "run", "--input", str(SEEDS))
+    assert run.returncode == 0, run.stderr
+    metadata = pq.read_schema(tmp_path / "output" / "state" / "site_lines.parquet").metadata
+    assert metadata[b"format"] == b"pipeline-site-line-stats"

@@ -1,0 +1,339 @@
+"""The per-site line statistics table: counts, merge laws, pruning, its file and its corrupt files."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.line_stats import (
+    FORMAT_NAME,
+    LineStatsError,
+    LineStatsParams,
+    SiteLineStats,
+    site_of,
+    stable_hash,
+)
+
+Document = tuple[str, str, list[str]]
+
+PARAMS = LineStatsParams(slots=3)
+
+documents = st.lists(
+    st.tuples(
+        st.sampled_from(["a.com", "b.org", ""]),
+        st.sampled_from([f"doc{i}" for i in range(8)]),
+        st.lists(st.sampled_from(["nav", "bio", "subscribe", "story 1", "story 2"]), max_size=6),
+    ),
+    max_size=12,
+)
+
+
+def build(docs: Iterable[Document], generation: int = 1, params: LineStatsParams = PARAMS) -> SiteLineStats:
+    return SiteLineStats.from_documents(docs, params, generation=generation)
+
+
+def assert_same(a: SiteLineStats, b: SiteLineStats) -> None:
+    """Fail unless two tables hold the same entries, sketches, ages and generation."""
+    assert a.params == b.params
+    assert a.generation == b.generation
+    for name in ("site", "line", "docs", "last_seen"):
+        left, right = getattr(a, name), getattr(b, name)
+        assert left.dtype == right.dtype, name
+        np.testing.assert_array_equal(left, right, err_msg=name)
+
+
+def true_counts(docs: Iterable[Document]) -> dict[tuple[str, str], int]:
+    """Count distinct document keys per (site, line) the slow, obvious way."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for site, key, lines in docs:
+        for line in lines:
+            seen.setdefault((site, line), set()).add(key)
+    return {entry: len(keys) for entry, keys in seen.items()}
+
+
+# --- counting -----------------------------------------------------------------------------
+
+
+def test_counts_are_kept_per_site() -> None:
+    stats = build(
+        [
+            ("a.com", "1", ["Follow us", "Story"]),
+            ("a.com", "2", ["Follow us"]),
+            ("b.org", "3", ["Follow us"]),
+        ]
+    )
+    assert stats.document_counts("a.com", ["Follow us", "Story"]).tolist() == [2, 1]
+    assert stats.document_counts("b.org", ["Follow us", "Story"]).tolist() == [1, 0]
+    assert stats.document_counts("c.net", ["Follow us"]).tolist() == [0]
+    assert len(stats) == 3
+
+
+def test_a_line_repeated_inside_one_document_counts_once() -> None:
+    stats = build([("a.com", "1", ["Share", "Share", "Share"]), ("a.com", "2", ["Share"])])
+    assert stats.document_counts("a.com", ["Share"]).tolist() == [2]
+
+
+def test_two_documents_with_one_key_are_one_document() -> None:
+    stats = build([("a.com", "1", ["Share"]), ("a.com", "1", ["Share", "Other"])])
+    assert stats.document_counts("a.com", ["Share", "Other"]).tolist() == [1, 1]
+
+
+def test_counts_saturate_at_slots() -> None:
+    many = [("a.com", f"doc{i}", ["Menu"]) for i in range(10)]
+    stats = build(many[:5]).merge(build(many[5:], generation=2))
+    assert stats.document_counts("a.com", ["Menu"]).tolist() == [PARAMS.slots]
+    assert np.count_nonzero(stats.docs) == PARAMS.slots
+
+
+def test_documents_without_lines_add_nothing() -> None:
+    stats = build([("a.com", "1", []), ("b.org", "2", [])], generation=4)
+    assert len(stats) == 0
+    assert stats.generation == 4
+    assert stats.document_counts("a.com", []).tolist() == []
+
+
+@given(documents)
+def test_counts_match_a_direct_count(docs: list[Document]) -> None:
+    stats = build(docs)
+    expected = true_counts(docs)
+    assert len(stats) == len(expected)
+    for (site, line), count in expected.items():
+        assert stats.document_counts(site, [line]).tolist() == [min(count, PARAMS.slots)]
+
+
+def test_tables_cannot_be_edited_in_place() -> None:
+    stats = build([("a.com", "1", ["Menu"])])
+    with pytest.raises(ValueError, match="read-only"):
+        stats.docs[0, 0] = 5
+
+
+# --- merging: idempotent, commutative, associative ----------------------------------------
+
+
+def test_adding_the_same_documents_again_changes_nothing() -> None:
+    docs = [("a.com", "1", ["Menu", "Story"]), ("a.com", "2", ["Menu"]), ("b.org", "3", ["Menu"])]
+    stats = build(docs)
+    assert_same(stats.merge(stats), stats)
+    assert_same(stats.merge(build(list(reversed(docs)))), stats)
+
+
+def test_a_rerun_in_a_later_generation_changes_no_count_only_last_seen() -> None:
+    docs = [("a.com", "1", ["Menu", "Story"]), ("a.com", "2", ["Menu"])]
+    first = build(docs, generation=1)
+    again = first.merge(build(docs, generation=2))
+    np.testing.assert_array_equal(again.docs, first.docs)
+    assert again.last_seen.tolist() == [2, 2]
+    assert again.generation == 2
+
+
+@given(documents, documents)
+def test_merging_batches_equals_counting_them_together(a: list[Document], b: list[Document]) -> None:
+    assert_same(build(a).merge(build(b)), build(a + b))
+
+
+@given(documents, documents, documents)
+def test_merge_is_commutative_associative_and_idempotent(
+    a: list[Document], b: list[Document], c: list[Document]
+) -> None:
+    x, y, z = build(a, generation=1), build(b, generation=2), build(c, generation=3)
+    assert_same(x.merge(y), y.merge(x))
+    assert_same(x.merge(y).merge(z), x.merge(y.merge(z)))
+    assert_same(x.merge(y).merge(y), x.merge(y))
+
+
+def test_tables_with_different_parameters_do_not_merge() -> None:
+    with pytest.raises(ValueError, match="different parameters"):
+        build([("a", "1", ["x"])]).merge(build([("a", "1", ["x"])], params=LineStatsParams(slots=4)))
+
+
+# --- pruning -------------------------------------------------------------------------------
+
+
+def test_pruning_keeps_the_most_counted_then_the_newest_entries() -> None:
+    old = build([("a.com", "1", ["common", "old rare"]), ("a.com", "2", ["common"])], generation=1)
+    new = build([("a.com", "3", ["new rare"])], generation=2)
+    stats = old.merge(new)
+    assert stats.pruned(3) is stats
+    kept = stats.pruned(2)
+    assert kept.document_counts("a.com", ["common", "new rare", "old rare"]).tolist() == [2, 1, 0]
+    assert kept.generation == 2
+    assert len(stats.pruned(0)) == 0
+
+
+@settings(max_examples=50)
+@given(documents, documents, documents, st.integers(min_value=0, max_value=8))
+def test_pruning_is_the_same_whatever_order_the_batches_were_merged_in(
+    a: list[Document], b: list[Document], c: list[Document], limit: int
+) -> None:
+    batches = [build(a, generation=1), build(b, generation=2), build(c, generation=3)]
+    results = []
+    for x, y, z in itertools.permutations(batches):
+        results.append(x.merge(y).merge(z).pruned(limit))
+        results.append(x.merge(y.merge(z)).pruned(limit))
+    for result in results[1:]:
+        assert_same(result, results[0])
+
+    full, kept = batches[0].merge(batches[1]).merge(batches[2]), results[0]
+    assert len(kept) == min(limit, len(full))
+    keys = list(zip(kept.site.tolist(), kept.line.tolist(), strict=True))
+    assert keys == sorted(set(keys))
+    # Every dropped entry ranks no higher (count, then last_seen) than every kept one.
+    kept_keys = set(keys)
+    rank = {
+        (s, li): (int(np.count_nonzero(d)), int(seen))
+        for s, li, d, seen in zip(full.site.tolist(), full.line.tolist(), full.docs, full.last_seen, strict=True)
+    }
+    dropped = [rank[key] for key in rank if key not in kept_keys]
+    if dropped and keys:
+        assert max(dropped) <= min(rank[key] for key in keys)
+
+
+# --- the file ------------------------------------------------------------------------------
+
+
+def sample_stats() -> SiteLineStats:
+    first = build([("a.com", "1", ["Menu", "Story"]), ("a.com", "2", ["Menu"])], generation=1)
+    return first.merge(build([("b.org", "3", ["Menu", "Bio"]), ("a.com", "4", ["Menu"])], generation=2))
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    stats = sample_stats()
+    path = tmp_path / "state" / "line_stats.parquet"
+    stats.save(path)
+    assert_same(SiteLineStats.load(path, PARAMS), stats)
+    assert [entry.name for entry in path.parent.iterdir()] == [path.name]  # no temporary left beside it
+    metadata = pq.read_schema(path).metadata
+    assert metadata[b"format"] == FORMAT_NAME.encode()
+    assert metadata[b"slots"] == b"3"
+    assert metadata[b"generation"] == b"2"
+
+
+def test_an_empty_table_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "empty.parquet"
+    SiteLineStats.empty(PARAMS).save(path)
+    assert_same(SiteLineStats.load(path, PARAMS), SiteLineStats.empty(PARAMS))
+
+
+def test_equal_tables_give_identical_bytes(tmp_path: Path) -> None:
+    sample_stats().save(tmp_path / "one.parquet")
+    sample_stats().save(tmp_path / "two.parquet")
+    sample_stats().save(tmp_path / "two.parquet")  # overwriting in place
+    assert (tmp_path / "one.parquet").read_bytes() == (tmp_path / "two.parquet").read_bytes()
+
+
+def test_a_missing_file_is_an_empty_table(tmp_path: Path) -> None:
+    stats = SiteLineStats.load(tmp_path / "absent.parquet", PARAMS)
+    assert len(stats) == 0
+    assert stats.generation == 0
+
+
+def test_a_file_of_random_bytes_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "line_stats.parquet"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(LineStatsError, match=re.escape(str(path))):
+        SiteLineStats.load(path, PARAMS)
+
+
+def test_a_parquet_file_of_another_kind_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "line_stats.parquet"
+    pq.write_table(pa.table({"id": ["x"], "text": ["y"]}), path)
+    with pytest.raises(LineStatsError, match=re.escape(str(path)) + ".*format"):
+        SiteLineStats.load(path, PARAMS)
+
+
+def _write_with_our_metadata(path: Path, table: pa.Table, generation: int = 1) -> None:
+    metadata = {"format": FORMAT_NAME, "format_version": "1", "slots": str(PARAMS.slots), "generation": str(generation)}
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+
+
+def test_our_metadata_on_other_columns_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "line_stats.parquet"
+    _write_with_our_metadata(path, pa.table({"site": pa.array([1], pa.uint64()), "text": ["y"]}))
+    with pytest.raises(LineStatsError, match=re.escape(str(path)) + ".*columns"):
+        SiteLineStats.load(path, PARAMS)
+
+
+def test_unsorted_or_duplicate_keys_are_refused(tmp_path: Path) -> None:
+    docs = pa.FixedSizeListArray.from_arrays(pa.array([5, 0, 0, 6, 0, 0], pa.uint64()), PARAMS.slots)
+    for site, line in (([2, 1], [1, 1]), ([1, 1], [7, 7])):
+        path = tmp_path / f"bad-{site}-{line}.parquet"
+        table = pa.table(
+            {
+                "site": pa.array(site, pa.uint64()),
+                "line": pa.array(line, pa.uint64()),
+                "docs": docs,
+                "last_seen": pa.array([1, 1], pa.int64()),
+            }
+        )
+        _write_with_our_metadata(path, table)
+        with pytest.raises(LineStatsError, match=re.escape(str(path)) + ".*sorted"):
+            SiteLineStats.load(path, PARAMS)
+
+
+def test_another_version_of_the_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "line_stats.parquet"
+    sample_stats().save(path)
+    table = pq.read_table(path)
+    pq.write_table(table.replace_schema_metadata({**table.schema.metadata, b"format_version": b"2"}), path)
+    with pytest.raises(LineStatsError, match=re.escape(str(path)) + ".*version"):
+        SiteLineStats.load(path, PARAMS)
+
+
+def test_a_file_with_other_slots_is_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "line_stats.parquet"
+    sample_stats().save(path)
+    with pytest.raises(LineStatsError, match=rf"{re.escape(str(path))}.*slots=3.*slots=5"):
+        SiteLineStats.load(path, LineStatsParams(slots=5))
+
+
+# --- site_of and stable_hash ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "source", "site"),
+    [
+        ("https://www.Example.COM:8443/a/b?c=d", "x.html", "example.com"),
+        ("http://user:pw@news.example.co.uk/x", "x.html", "news.example.co.uk"),
+        ("https://example.com./x", "x.html", "example.com"),
+        ("https://www2.example.com/x", "x.html", "www2.example.com"),
+        (None, "crawl/2024/bbc/page.html", "crawl/2024/bbc"),
+        (None, "crawl/a.warc.gz#12", "crawl"),
+        (None, "a.warc.gz#12", ""),
+        (None, "page.html", ""),
+        ("", "dumps/x.jsonl#3", "dumps"),
+        ("not a url", "feeds/guardian/x.jsonl#1", "feeds/guardian"),
+        ("http://[::1", "broken/x.html", "broken"),
+        (None, "odd#folder/page.html", "odd#folder"),
+    ],
+)
+def test_site_of(url: str | None, source: str, site: str) -> None:
+    assert site_of(url, source) == site
+
+
+def test_stable_hash_is_64_bit_and_separates_lines() -> None:
+    values = {stable_hash(f"line {i}") for i in range(10_000)}
+    assert len(values) == 10_000
+    assert all(0 < value < 2**64 for value in values)
+
+
+# --- size ----------------------------------------------------------------------------------
+
+
+def test_a_batch_of_200k_lines() -> None:
+    sites = [f"site{i}.com" for i in range(10)]
+    docs = [
+        (sites[d % 10], f"doc{d}", [f"menu {k}" for k in range(5)] + [f"doc {d} line {k}" for k in range(15)])
+        for d in range(10_000)
+    ]
+    stats = SiteLineStats.from_documents(docs, LineStatsParams(), generation=1)
+    assert len(stats) == 10 * 5 + 10_000 * 15
+    assert stats.document_counts("site3.com", ["menu 0", "doc 3 line 0"]).tolist() == [8, 1]
