@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from pipeline.config import PipelineConfig
-from pipeline.evaluation import LabelledPage, render_blocks, render_text_nodes, word_tokens
+from pipeline.evaluation import LabelledPage, render_blocks, render_text_nodes, word_prf, word_tokens
 from pipeline.steps.boilerplate import SourceLine, judge_lines, prepare_lines
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.language import identify_language
@@ -240,8 +240,6 @@ def best_threshold(
     pages: Sequence[PageLines], scores: Sequence[FloatArray], truths: dict[str, str], grid: Iterable[float]
 ) -> tuple[float, float]:
     """Return the threshold with the best macro word F1 over `pages` (and that F1)."""
-    from pipeline.evaluation import word_prf
-
     best = (0.5, -1.0)
     for threshold in grid:
         f1 = float(
