@@ -23,7 +23,7 @@ from luigi.execution_summary import LuigiStatusCode
 from pipeline import __version__
 from pipeline.config import ConfigError, load_config, render_default_toml
 from pipeline.inputs import InputError, make_plan, save_plan
-from pipeline.tasks import STAGES, PipelineTask, PlanTask, ShardTask, WriteCorpus
+from pipeline.tasks import STAGES, PipelineTask, PlanTask, RunShardTask, ShardTask, WriteCorpus
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
 DEFAULT_INPUT = "seeds"
@@ -104,7 +104,7 @@ def command_task(args: argparse.Namespace) -> int:
     if issubclass(stage, ShardTask):
         shard = json.loads(plan_path.read_text(encoding="utf-8"))["shards"][0]
         shard_params = {"root": str(Path(args.doc).resolve().parent), "files": shard["files"], "stamp": shard["stamp"]}
-        if stage.RUN_WIDE:  # the one-document plan: its lines are counted against earlier runs' state
+        if issubclass(stage, RunShardTask):  # the one-document plan: its lines are counted against earlier runs' state
             shard_params["plan"] = str(plan_path)
         task = stage(**shard_params, **common)
     elif stage is WriteCorpus:

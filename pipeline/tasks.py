@@ -142,19 +142,17 @@ class ShardTask(PipelineTask):
     files = luigi.ListParameter(description="Input files of this shard, relative to `root`")
     stamp = luigi.Parameter(default="", description="Hash of the files' sizes and mtimes (set by the planner)")
 
-    RUN_WIDE: ClassVar[bool] = False
-    """Whether the stage's output depends on the whole run (the plan), not only on its shard."""
-
     @property
     def effective_stamp(self) -> str:
         """Return the planner's stamp, or one computed now when the task was named by hand."""
         return self.stamp or stamp_files(self.root, tuple(self.files))
 
     def output(self) -> luigi.LocalTarget:
-        name = shard_name(tuple(self.files), self.effective_stamp)
-        if self.RUN_WIDE:
-            name = f"{name}-{Path(str(getattr(self, 'plan', '')) or 'noplan').stem}"
-        return luigi.LocalTarget(str(self.stage_dir / f"{name}.jsonl"), format=luigi.format.UTF8)
+        return luigi.LocalTarget(str(self.stage_dir / f"{self.output_name()}.jsonl"), format=luigi.format.UTF8)
+
+    def output_name(self) -> str:
+        """Return the output file's name without its suffix."""
+        return shard_name(tuple(self.files), self.effective_stamp)
 
     def shard(self) -> dict[str, Any]:
         """Return the parameters naming this shard, for upstream tasks."""
@@ -304,7 +302,16 @@ class RepairEncoding(ShardTask):
         return {**record, "text": repaired.text, "fixes": [asdict(fix) for fix in repaired.fixes]}
 
 
-class StripBoilerplate(ShardTask):
+class RunShardTask(ShardTask):
+    """A per-shard stage whose output depends on the whole run (its plan), not only on its shard."""
+
+    plan = luigi.Parameter(default="", description="Plan of the run, for cross-document line counts")
+
+    def output_name(self) -> str:
+        return f"{super().output_name()}-{Path(self.plan).stem if self.plan else 'noplan'}"
+
+
+class StripBoilerplate(RunShardTask):
     """Rejoin broken lines and remove boilerplate lines; record each removal's rule.
 
     With a `plan`, lines repeated across many documents of a site (counted by `CountSiteLines`
@@ -314,8 +321,6 @@ class StripBoilerplate(ShardTask):
 
     STAGE = "03_stripped"
     SECTIONS = ("input", "html", "encoding", "boilerplate", "language")
-    RUN_WIDE = True
-    plan = luigi.Parameter(default="", description="Plan of the run, for cross-document line counts")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -342,7 +347,9 @@ class StripBoilerplate(ShardTask):
             return record
         text = record["text"]
         language = self.cfg.language
-        guess = identify_language(text, language.sample_chars) if language.enabled else None
+        # Only the classifier reads the language (for its stop list); the rules do not.
+        identify = self._classifier is not None and language.enabled
+        guess = identify_language(text, language.sample_chars) if identify else None
         stats, site = self._site_lines, site_of(record.get("url"), record["source"])
         stripped = strip_boilerplate(
             text,
@@ -360,13 +367,11 @@ class StripBoilerplate(ShardTask):
         }
 
 
-class SplitSentences(ShardTask):
+class SplitSentences(RunShardTask):
     """Split each paragraph into sentences."""
 
     STAGE = "04_sentences"
     SECTIONS = ("input", "html", "encoding", "boilerplate", "language", "sentences")
-    RUN_WIDE = True
-    plan = luigi.Parameter(default="", description="Plan of the run (see `StripBoilerplate`)")
 
     def requires(self) -> StripBoilerplate:
         return StripBoilerplate(plan=self.plan, **self.shard())

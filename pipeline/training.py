@@ -217,12 +217,9 @@ def cross_validated_scores(pages: Sequence[PageLines], folds: int = 5) -> tuple[
         held = [i for i, page in enumerate(pages) if fold_of(page.site, folds) == fold]
         first, second = train_models(train)
         models.append((first, second))
+        classifier = classifier_from_models(first, second, threshold=0.5)
         for i in held:
-            page = pages[i]
-            first_scores = np.asarray(first.predict(page.features, num_threads=1), dtype=np.float64)
-            scores[i] = np.asarray(
-                second.predict(stacked_features(page.features, first_scores), num_threads=1), dtype=np.float64
-            )
+            scores[i] = classifier.boilerplate_scores(pages[i].features)
     return [s if s is not None else np.zeros(0) for s in scores], models
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -187,3 +188,26 @@ def test_state_file_is_parquet_with_format_metadata(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     metadata = pq.read_schema(tmp_path / "output" / "state" / "site_lines.parquet").metadata
     assert metadata[b"format"] == b"pipeline-site-line-stats"
+
+
+class _ScoresEverything:
+    """A stand-in classifier that calls every line boilerplate, or only the last one."""
+
+    threshold = 0.5
+
+    def __init__(self, only_last: bool) -> None:
+        self.only_last = only_last
+
+    def boilerplate_scores(self, features: np.ndarray) -> np.ndarray:
+        scores = np.full(len(features), 0.1 if self.only_last else 0.9)
+        scores[-1] = 0.9
+        return scores
+
+
+def test_classifier_never_empties_a_page() -> None:
+    cfg = PipelineConfig.model_validate({"boilerplate": {"rules": {"line_classifier": True}}})
+    text = f"Local news 1\n\n{STORIES[0]}\n\n{BIO}"
+    everything = strip_boilerplate(text, cfg.boilerplate, _ScoresEverything(only_last=False), "en")  # type: ignore[arg-type]
+    assert everything.text == text and not everything.removals
+    last = strip_boilerplate(text, cfg.boilerplate, _ScoresEverything(only_last=True), "en")  # type: ignore[arg-type]
+    assert [(r.rule, r.text, r.score) for r in last.removals] == [("line_classifier", BIO, 0.9)]

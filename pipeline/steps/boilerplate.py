@@ -454,7 +454,8 @@ MAX_DATE_STAMPS = 4
 class Removal:
     """Text removed by a rule: its line number in the input, the rule's name, the text, and a score.
 
-    `score` is the classifier's boilerplate probability for `line_classifier` removals, else None.
+    `score` is the classifier's boilerplate probability for `line_classifier`, the number of
+    the site's documents holding the line for `site_repeated`, else None.
     """
 
     position: int
