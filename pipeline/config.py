@@ -106,9 +106,9 @@ class BoilerplateRules(_Section):
     """Interface words left by the scrape: 'logo', 'Undo', 'Menu', 'Skip to content', 'Live Events'."""
     site_repeated: bool = True
     """Lines found in many documents of one site, in this run or earlier ones (see `site_min_documents`)."""
-    line_classifier: bool = False
-    """Lines the learned classifier scores as boilerplate, with each score in the removal log.
-    Off by default: on short plain-text scrapes it still removes article paragraphs above an ad block."""
+    line_classifier: bool = True
+    """Lines of plain-text inputs the learned classifier scores as boilerplate, with each score in the
+    removal log. HTML pages are left to their extractor's choice of main content and the named rules."""
 
 
 SITE_LINE_SLOTS: Final = 8

@@ -15,9 +15,21 @@ import pyarrow.parquet as pq
 TMP_MARK = ".tmp-"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_current_umask()
+"""Mode of every file written here: what `open()` would give, not mkstemp's owner-only 0600."""
+
+
 def _temporary_beside(path: Path) -> tuple[int, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
+    # The corpus is read by other users' projects: keep the umask's permissions.
+    os.fchmod(fd, _FILE_MODE)
     return fd, Path(name)
 
 

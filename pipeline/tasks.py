@@ -223,6 +223,7 @@ class ReadDocuments(ShardTask):
             "reason": None,
             "quarantine": None,
             "chars_before": 0,
+            "extractor": None,
             "text": "",
         }
         if isinstance(item, Rejected):
@@ -246,6 +247,7 @@ class ReadDocuments(ShardTask):
                 page = extract_main_content(text, self.cfg.html, item.url, item.fetched)
                 text = page.text
                 record.update(
+                    extractor="trafilatura",
                     title=item.title or page.title,
                     author=page.author,
                     date=item.date or page.date,
@@ -347,14 +349,18 @@ class StripBoilerplate(RunShardTask):
             return record
         text = record["text"]
         language = self.cfg.language
+        # The classifier learned from whole pages: it judges plain-text scrapes, not the main
+        # content an extractor already chose from a page's HTML (where it does worse than rules
+        # alone; see benchmarks/boilerplate_quality.py).
+        classifier = self._classifier if record.get("extractor") is None else None
         # Only the classifier reads the language (for its stop list); the rules do not.
-        identify = self._classifier is not None and language.enabled
+        identify = classifier is not None and language.enabled
         guess = identify_language(text, language.sample_chars) if identify else None
         stats, site = self._site_lines, site_of(record.get("url"), record["source"])
         stripped = strip_boilerplate(
             text,
             self.cfg.boilerplate,
-            classifier=self._classifier,
+            classifier=classifier,
             language=guess.code if guess else None,
             site_documents=(lambda keys: stats.document_counts(site, keys).tolist()) if stats is not None else None,
         )

@@ -30,6 +30,7 @@ from pipeline.steps.line_classifier import (
     STACKED_FEATURES,
     FloatArray,
     LineClassifier,
+    candidate_lines,
     line_features,
     stacked_features,
 )
@@ -93,7 +94,7 @@ class PageLines:
     features: FloatArray
     labels: FloatArray
     words: FloatArray
-    content_index: list[int] = field(default_factory=list)
+    judged_index: list[int] = field(default_factory=list)
 
 
 def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> PageLines:
@@ -105,8 +106,9 @@ def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> Pag
     content = [i for i, line in enumerate(lines) if line.text]
     guess = identify_language(text, cfg.language.sample_chars)
     language = guess.code if guess else None
-    texts = [lines[i].text for i in content]
-    features = line_features(texts, [verdicts[i] for i in content], language)
+    content_rules = [verdicts[i] for i in content]
+    features = line_features([lines[i].text for i in content], content_rules, language)
+    judged = [content[k] for k in candidate_lines(content_rules)]
     return PageLines(
         file_id=page.file_id,
         site=site_of_page(page),
@@ -116,9 +118,10 @@ def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> Pag
         verdicts=verdicts,
         language=language,
         features=features,
-        labels=label_lines(texts, page.main_content),
+        # A headline is article text to a news corpus, though WCXB keeps titles apart from main content.
+        labels=label_lines([lines[i].text for i in judged], f"{page.title}\n{page.main_content}"),
         words=features[:, FEATURES.index("words")],
-        content_index=content,
+        judged_index=judged,
     )
 
 
@@ -225,12 +228,8 @@ def cross_validated_scores(pages: Sequence[PageLines], folds: int = 5) -> tuple[
 
 def kept_text(page: PageLines, scores: FloatArray, threshold: float) -> str:
     """Return the page's text keeping lines no rule removed and scoring below `threshold`."""
-    kept = [
-        page.lines[i].text
-        for i, score in zip(page.content_index, scores.tolist(), strict=True)
-        if page.verdicts[i] is None and score < threshold
-    ]
-    return "\n".join(kept)
+    judged = zip(page.judged_index, scores.tolist(), strict=True)
+    return "\n".join(page.lines[i].text for i, score in judged if score < threshold)
 
 
 def best_threshold(

@@ -144,10 +144,12 @@ def test_classifier_decisions_are_logged_with_scores(tmp_path: Path, some_pages:
     inputs.mkdir()
     for page in some_pages[:8]:
         (inputs / f"{page.file_id}.txt").write_text(render_blocks(page.html), encoding="utf-8")
-    config = {"boilerplate": {"rules": {"line_classifier": True}}}
-    run = run_pipeline(tmp_path / "output", "run", "--input", str(inputs), config=config)
+    for page in some_pages[8:11]:  # HTML pages: trafilatura chooses their text, the classifier stays out
+        (inputs / f"{page.file_id}.html").write_text(page.html, encoding="utf-8")
+    run = run_pipeline(tmp_path / "output", "run", "--input", str(inputs))  # on by default
     assert run.returncode == 0, run.stderr
     decisions = _removed(run, "line_classifier")
+    assert {row["source"] for row in decisions} <= {f"{page.file_id}.txt" for page in some_pages[:8]}
     assert decisions
     threshold = default_classifier().threshold
     assert all(threshold <= float(str(row["score"])) <= 1.0 for row in decisions)
@@ -162,7 +164,7 @@ def test_classifier_decisions_are_logged_with_scores(tmp_path: Path, some_pages:
 def test_classifier_switch_and_threshold(some_pages: list[LabelledPage]) -> None:
     text = render_blocks(some_pages[0].html)
     classifier = default_classifier()
-    off = PipelineConfig()  # off by default
+    off = PipelineConfig.model_validate({"boilerplate": {"rules": {"line_classifier": False}}})
     on = {"line_classifier": True}
     strict = PipelineConfig.model_validate({"boilerplate": {"classifier_threshold": 0.05, "rules": on}})
     default = PipelineConfig.model_validate({"boilerplate": {"rules": on}})

@@ -200,6 +200,15 @@ def test_corpus_loads_with_pyarrow_datasets_and_duckdb(seeds_run: Run) -> None:
     assert count == 2
 
 
+def test_corpus_files_are_readable_by_other_users_as_the_umask_allows(seeds_run: Run) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    files = [path for path in seeds_run.corpus.rglob("*") if path.is_file()]
+    assert files
+    for path in files:  # atomic writes go through mkstemp, whose files are owner-only (0600)
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
 def test_dataset_card_documents_every_field(seeds_run: Run) -> None:
     from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, SCHEMA_VERSION
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.config import BoilerplateConfig
-from pipeline.steps.line_classifier import LineClassifier, line_features
+from pipeline.steps.line_classifier import LineClassifier, candidate_lines, line_features
 
 CLASSIFIER_RULE = "line_classifier"
 """Rule name recorded for lines the learned classifier removes."""
@@ -705,10 +705,12 @@ def strip_boilerplate(
     if classifier is not None and rule_on(CLASSIFIER_RULE):
         threshold = cfg.classifier_threshold or classifier.threshold
         # The features see the named rules' verdicts only, as in training.
-        features = line_features([lines[i].text for i in content], [rule_verdicts[i] for i in content], language)
+        content_rules = [rule_verdicts[i] for i in content]
+        features = line_features([lines[i].text for i in content], content_rules, language)
+        judged = [content[k] for k in candidate_lines(content_rules)]
         flagged = {
             i: round(score, 4)
-            for i, score in zip(content, classifier.boilerplate_scores(features).tolist(), strict=True)
+            for i, score in zip(judged, classifier.boilerplate_scores(features).tolist(), strict=True)
             if verdicts[i] is None and score >= threshold
         }
         # The classifier judges which lines of a page are its article; it never judges that a

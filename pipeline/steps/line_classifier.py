@@ -1,8 +1,11 @@
 """Score each line of a page as article text or boilerplate with a small gradient-boosted model.
 
-The features describe a line (length, punctuation, capitals, function words, boilerplate
-vocabulary, which named rule matched it) and its surroundings (the same for its neighbours,
-how much prose lies around it, whether it falls inside the page's main run of prose). Two
+The classifier judges the lines the named rules keep, in page order, as if the removed lines
+were gone: a removed ad block between two paragraphs does not split the article. The features
+describe a line (length, punctuation, capitals, function words, boilerplate vocabulary, how
+many rule-removed lines sat just above and below it and which rule removed them) and its
+surroundings (the same for its neighbours, how much prose lies around it, whether it falls
+inside the page's main run of prose). Two
 LightGBM models are stacked: the second also reads the first one's scores of the neighbouring
 lines, which lets a short heading inside an article survive and a long bio below it go.
 
@@ -26,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 MODEL_FORMAT: Final = "pipeline-line-classifier"
-MODEL_FORMAT_VERSION: Final = 1
+MODEL_FORMAT_VERSION: Final = 2
 DEFAULT_MODEL_PATH: Final[Path] = Path(__file__).resolve().parent.parent / "models" / "line_classifier.json"
 
 FloatArray = npt.NDArray[np.float64]
@@ -117,14 +120,17 @@ LINE_FEATURES: Final[tuple[str, ...]] = (
     "dateish",
     "boilerplate_terms",
     "boilerplate_term_share",
-    "rule",
+    "removed_above",
+    "removed_below",
+    "rule_above",
+    "rule_below",
     "repeats_in_page",
     "comment_cue",
     "glued_words",
 )
 """Features of one line on its own."""
 
-_NEIGHBOUR_FEATURES: Final = ("words", "ends_sentence", "stopword_share", "capitalised_share", "rule")
+_NEIGHBOUR_FEATURES: Final = ("words", "ends_sentence", "stopword_share", "capitalised_share", "removed_above")
 _NEIGHBOUR_OFFSETS: Final = (-3, -2, -1, 1, 2, 3)
 
 CONTEXT_FEATURES: Final[tuple[str, ...]] = (
@@ -139,7 +145,7 @@ CONTEXT_FEATURES: Final[tuple[str, ...]] = (
     "lines_to_prose_below",
     "page_lines",
     "page_words",
-    "first_rule_line_after_main_run",
+    "lines_to_first_removal_after_main_run",
     "lines_since_comment_cue",
     "comment_cues_above",
     "comment_cues_after_main_run_above",
@@ -165,7 +171,8 @@ STACKED_FEATURES: Final[tuple[str, ...]] = (
     "score_rank",
     "words",
     "ends_sentence",
-    "rule",
+    "removed_above",
+    "removed_below",
     "in_main_run",
 )
 """Second-stage features: the first stage's scores around a line, and a few of its own features."""
@@ -209,28 +216,58 @@ def _best_span(gain: FloatArray) -> tuple[int, int]:
     return best_span
 
 
+def candidate_lines(rules: Sequence[str | None]) -> list[int]:
+    """Return the positions of the lines the classifier judges: those no named rule removed.
+
+    >>> candidate_lines([None, "ad_block", None])
+    [0, 2]
+    """
+    return [i for i, rule in enumerate(rules) if rule is None]
+
+
+def _removed_runs(rules: Sequence[str | None]) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Return, per candidate line, the removed lines just above and below it and their rules' codes."""
+    candidates = candidate_lines(rules)
+    above, below, rule_above, rule_below = [], [], [], []
+    previous = -1
+    for position, i in enumerate(candidates):
+        following = candidates[position + 1] if position + 1 < len(candidates) else len(rules)
+        above.append(i - previous - 1)
+        below.append(following - i - 1)
+        rule_above.append(RULE_CODES.get(rules[i - 1], len(RULE_CODES)) if i - previous > 1 else 0)
+        rule_below.append(RULE_CODES.get(rules[i + 1], len(RULE_CODES)) if following - i > 1 else 0)
+        previous = i
+    return above, below, rule_above, rule_below
+
+
 def line_features(lines: Sequence[str], rules: Sequence[str | None], language: str | None = None) -> FloatArray:
-    """Return the first-stage feature matrix (one row per line, columns as `FEATURES`).
+    """Return the first-stage feature matrix: one row per candidate line (see `candidate_lines`).
 
-    `lines` are the page's non-blank lines in order; `rules` the named rule that matched each
-    (None for none); `language` picks the stop list.
+    `lines` are the page's non-blank lines in order; `rules` the named rule that removes each
+    (None for none); `language` picks the stop list. Rule-removed lines get no row; they show
+    in their neighbours' `removed_above` and `removed_below`.
 
-    >>> x = line_features(["Home", "The council met on Monday and voted to close the old bridge."], [None, None], "en")
-    >>> x.shape == (2, len(FEATURES)), bool(x[1, FEATURES.index("stopword_share")] > 0.3)
-    (True, True)
+    >>> x = line_features(["Home", "Advertisement", "The council met on Monday and voted to close the bridge."],
+    ...                   [None, "ad_block", None], "en")
+    >>> x.shape == (2, len(FEATURES)), float(x[1, FEATURES.index("removed_above")])
+    (True, 1.0)
+    >>> bool(x[1, FEATURES.index("stopword_share")] > 0.3)
+    True
     """
     stop = stopwords(language)
-    n = len(lines)
     keys = [" ".join(_WORD.findall(line.lower())) for line in lines]
     key_counts = Counter(keys)
-    own = np.zeros((n, len(LINE_FEATURES)), dtype=np.float64)
-    for i, line in enumerate(lines):
+    candidates = candidate_lines(rules)
+    gaps = _removed_runs(rules)
+    own = np.zeros((len(candidates), len(LINE_FEATURES)), dtype=np.float64)
+    for row, i in enumerate(candidates):
+        line = lines[i]
         tokens = _WORD.findall(line)
         n_words = len(tokens)
         letters = sum(ch.isalpha() for ch in line)
         chars = max(len(line), 1)
         terms = len(_BOILERPLATE_TERMS.findall(line))
-        own[i] = (
+        own[row] = (
             n_words,
             len(line),
             bool(_TERMINAL.search(line)),
@@ -248,7 +285,10 @@ def line_features(lines: Sequence[str], rules: Sequence[str | None], language: s
             bool(_DATEISH.search(line)),
             terms,
             terms / n_words if n_words else 0.0,
-            RULE_CODES.get(rules[i], len(RULE_CODES)),
+            gaps[0][row],
+            gaps[1][row],
+            gaps[2][row],
+            gaps[3][row],
             key_counts[keys[i]] - 1,
             bool(_COMMENT_CUE.search(line)) and n_words <= 25,
             len(_GLUED.findall(line)),
@@ -309,10 +349,9 @@ def _context_features(own: FloatArray) -> FloatArray:
     index = np.arange(n, dtype=np.float64)
     in_run = (index >= start) & (index < end)
     to_run = np.where(in_run, 0.0, np.where(index < start, start - index, index - end + 1))
-    rules = _column(own, "rule")
     cues = _column(own, "comment_cue").astype(bool)
-    after_run = np.flatnonzero((rules > 0) & (index >= end))
-    first_rule_after = float(after_run[0]) if len(after_run) else float(n)
+    after_run = np.flatnonzero((_column(own, "removed_above") > 0) & (index >= end))
+    first_removal_after = float(after_run[0]) if len(after_run) else float(n)
     columns: list[FloatArray] = [
         index / max(n - 1, 1),
         (np.cumsum(words) - words) / total_words,
@@ -325,7 +364,7 @@ def _context_features(own: FloatArray) -> FloatArray:
         _distance_to(prose, +1),
         np.full(n, float(n)),
         np.full(n, total_words),
-        (index - first_rule_after),
+        (index - first_removal_after),
         _distance_to(cues, -1),
         np.cumsum(cues) - cues,
         np.cumsum(cues & (index >= end)) - (cues & (index >= end)),
@@ -374,7 +413,8 @@ def stacked_features(features: FloatArray, scores: FloatArray) -> FloatArray:
         np.argsort(np.argsort(scores, kind="stable"), kind="stable") / max(n - 1, 1),
         features[:, FEATURES.index("words")],
         features[:, FEATURES.index("ends_sentence")],
-        features[:, FEATURES.index("rule")],
+        features[:, FEATURES.index("removed_above")],
+        features[:, FEATURES.index("removed_below")],
         features[:, FEATURES.index("in_main_run")],
     ]
     return np.column_stack(columns)
