@@ -65,6 +65,8 @@ def explain_document(trace: DocumentTrace, color: bool = False) -> str:
     stage("read", f"{m['chars_before']:,} characters" + (f", decoded as {m['encoding']}" if m.get("encoding") else ""))
     if trace.repaired is None:
         out.append(paint(f"  not read any further: {m.get('reason')}", "yellow"))
+        if trace.kept_bytes:
+            out.append(f"  its bytes are kept at {trace.kept_bytes}")
         return "\n".join(out) + "\n"
 
     fixes = trace.repaired.get("fixes") or []

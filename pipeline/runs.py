@@ -62,6 +62,8 @@ class DocumentTrace:
     """The corpus row, when the document was kept."""
     survivors: dict[str, Row] = field(default_factory=dict)
     """Surviving sentences that this document's duplicates point to, by key: text, doc_id, source."""
+    kept_bytes: str | None = None
+    """For a quarantined unit: where its bytes are (a copy under the output folder, or the input file)."""
 
     def flat_sentences(self) -> list[str]:
         """Return the document's sentences in order, as the dedup stage numbered them."""
@@ -164,6 +166,13 @@ class FinishedRun:
         with self.quarantine.open(encoding="utf-8") as handle:
             return {entry["source"]: entry for entry in read_records(handle)}
 
+    def kept_bytes(self, entry: Row) -> str:
+        """Return where a quarantined unit's bytes are: relative to the output folder when inside it."""
+        path = Path(str(entry.get("bytes") or ""))
+        with contextlib.suppress(ValueError):
+            return path.relative_to(self.base).as_posix()
+        return str(path)
+
     # ----------------------------------------------------------------------------- one document
 
     def find(self, query: str) -> list[Row]:
@@ -200,6 +209,7 @@ class FinishedRun:
         keys = {
             str(r["duplicate_of"]) for r in removals if r.get("stage") == Stage.DEDUP.value and r.get("duplicate_of")
         }
+        quarantined = self.quarantine_index().get(source) if manifest["status"] == Status.QUARANTINED.value else None
         return DocumentTrace(
             manifest,
             repaired if repaired is None or repaired.get("status") == "ok" else None,
@@ -207,6 +217,7 @@ class FinishedRun:
             tuple(removals),
             documents[0] if documents else None,
             self.sentence_texts(keys),
+            self.kept_bytes(quarantined) if quarantined else None,
         )
 
     def sentence_texts(self, keys: set[str]) -> dict[str, Row]:
@@ -254,7 +265,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         if status == Status.QUARANTINED.value:
             if len(quarantined) < cfg.max_rows:
                 entry = where.get(row["source"], {})
-                quarantined.append((str(row["source"]), str(row["reason"]), str(entry.get("bytes", ""))))
+                quarantined.append((str(row["source"]), str(row["reason"]), run.kept_bytes(entry)))
         elif status != Status.SKIPPED.value:
             read_chars += int(row["chars_before"])
         if status == Status.DUPLICATE.value:

@@ -148,6 +148,10 @@ def test_bad_inputs_are_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None
     report = (tmp_path / "out" / "report" / "index.html").read_text(encoding="utf-8")
     assert "Quarantined inputs (3)" in report
     assert '<td class="t"><code>empty.txt</code></td><td class="t">empty file' in report
+    explained = run_pipeline(tmp_path / "out", "explain", str(inputs / "image.png"))
+    assert explained.returncode == 0, explained.stderr
+    assert "status quarantined" in explained.stdout
+    assert f"its bytes are kept at {inputs / 'image.png'}" in explained.stdout
 
 
 def test_single_task_on_one_document(tmp_path: Path) -> None:
