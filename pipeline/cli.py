@@ -6,6 +6,9 @@ Exit status (for cron and systemd):
   2  bad usage: a bad config value, an unknown key, an input path that names nothing
   3  every task succeeded but some inputs were quarantined: unreadable files, WARC records or JSON
      lines (each is listed on stderr and in <output>/quarantine/index.jsonl with its reason)
+
+`explain` exits 0 when it explained a document, 1 when the query names no document of the run,
+2 when the output folder holds no finished run.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from luigi.execution_summary import LuigiStatusCode
 
 from pipeline import __version__
 from pipeline.config import ConfigError, load_config, render_default_toml
+from pipeline.explain import explain_document, use_color
 from pipeline.inputs import InputError, make_plan, save_plan
-from pipeline.tasks import STAGES, PipelineTask, PlanTask, RunShardTask, ShardTask, WriteCorpus
+from pipeline.runs import FinishedRun, RunNotFoundError
+from pipeline.tasks import STAGES, PipelineTask, PlanTask, RunShardTask, ShardTask, WriteCorpus, WriteReport
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
 DEFAULT_INPUT = "seeds"
@@ -65,16 +70,17 @@ def _prepare(config: str | None, inputs: list[str], output: str) -> tuple[dict[s
 def command_run(args: argparse.Namespace) -> int:
     """Run the whole job into the output folder."""
     common, plan_path = _prepare(args.config, args.input, args.output)
-    task = WriteCorpus(plan=str(plan_path), **common)
-    if not _build([task], args.workers):
+    report = WriteReport(plan=str(plan_path), **common)
+    if not _build([report], args.workers):
         return EXIT_FAILED
+    task = report.requires()
     marker = json.loads(Path(task.output().path).read_text(encoding="utf-8"))
     counts = marker["counts"]
     docs = counts["documents"]
     print(
         f"pipeline: {counts['documents_in']} documents in: "
         + ", ".join(f"{n} {status}" for status, n in docs.items())
-        + f"; corpus at {task.folder}"
+        + f"; corpus at {task.folder}; report at {report.folder / WriteReport.PAGE}"
     )
     if docs.get("quarantined"):
         print(
@@ -107,15 +113,40 @@ def command_task(args: argparse.Namespace) -> int:
         if issubclass(stage, RunShardTask):  # the one-document plan: its lines are counted against earlier runs' state
             shard_params["plan"] = str(plan_path)
         task = stage(**shard_params, **common)
-    elif stage is WriteCorpus:
+    elif stage in (WriteCorpus, WriteReport):
         corpus_dir = Path(common["output_dir"]) / "debug" / Path(args.doc).name / "corpus"
-        task = WriteCorpus(plan=str(plan_path), corpus_dir=str(corpus_dir), **common)
+        task = stage(plan=str(plan_path), corpus_dir=str(corpus_dir), **common)
     else:
         assert issubclass(stage, PlanTask)
         task = stage(plan=str(plan_path), **common)
     if not _build([task], 1):
         return EXIT_FAILED
     print(f"pipeline: {stage.__name__} done; result in {task.output().path}")
+    return EXIT_OK
+
+
+def command_explain(args: argparse.Namespace) -> int:
+    """Print what every stage did to one document of the finished run in the output folder."""
+    try:
+        run = FinishedRun.open(args.output)
+    except RunNotFoundError as error:
+        print(f"pipeline: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    found = run.find(args.document)
+    if not found:
+        print(
+            f"pipeline: no document {args.document!r} in the run in {args.output} "
+            "(give a document id, a source as listed in the manifest, or an input path)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    color = use_color(sys.stdout, args.color)
+    for number, row in enumerate(found[: args.limit]):
+        if number:
+            sys.stdout.write("\n" + "─" * 72 + "\n\n")
+        sys.stdout.write(explain_document(run.trace(row), color=color))
+    if len(found) > args.limit:
+        print(f"pipeline: {len(found) - args.limit} more documents match; use --limit to see them", file=sys.stderr)
     return EXIT_OK
 
 
@@ -152,6 +183,28 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("stage", choices=list(STAGES), help="the stage (Luigi task) to run")
     task.add_argument("--doc", required=True, metavar="PATH", help="the input document")
     task.set_defaults(func=command_task)
+
+    explain = commands.add_parser(
+        "explain", help="show what every stage did to one document of a finished run, and why"
+    )
+    explain.add_argument(
+        "document",
+        metavar="ID_OR_PATH",
+        help="a document id (or a sentence key <id>:<n>), a source as in the manifest, or an input path",
+    )
+    explain.add_argument(
+        "--output", default=DEFAULT_OUTPUT, metavar="DIR", help="output root of the run (default: output)"
+    )
+    explain.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the output (default auto: on a terminal, unless NO_COLOR is set)",
+    )
+    explain.add_argument(
+        "--limit", type=int, default=10, help="documents to explain when a path holds many (default: 10)"
+    )
+    explain.set_defaults(func=command_explain)
 
     config = commands.add_parser("config", help="print the default config, or validate a config file")
     config.set_defaults(func=command_config)

@@ -224,6 +224,18 @@ class CorpusConfig(_Section):
         return value
 
 
+class ReportConfig(_Section):
+    """The HTML report of a run (`<output>/report/index.html`): what it shows, kept to a bounded size."""
+
+    max_documents: Annotated[int, Field(ge=0, le=1_000_000)] = 500
+    """Documents given a view (original text, removals struck through), the first in input order.
+    Every document stays explainable with `python -m pipeline explain ID`."""
+    max_document_chars: Annotated[int, Field(ge=100, le=100_000_000)] = 50_000
+    """Characters of a document's text shown in its view; the rest is cut with a note."""
+    max_rows: Annotated[int, Field(ge=1, le=100_000)] = 30
+    """Rows of each ranked table: most frequent removed lines, largest duplicate clusters, quarantined inputs."""
+
+
 class PipelineConfig(_Section):
     """The whole configuration: one table per section of `configs/default.toml`."""
 
@@ -235,6 +247,7 @@ class PipelineConfig(_Section):
     sentences: SentencesConfig = SentencesConfig()
     dedup: DedupConfig = DedupConfig()
     corpus: CorpusConfig = CorpusConfig()
+    report: ReportConfig = ReportConfig()
 
     def canonical_json(self) -> str:
         """Return the config as canonical JSON: what the config hash is taken over."""

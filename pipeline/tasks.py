@@ -4,7 +4,8 @@ Per-shard stages (one task per shard of input files, output `NN_stage/<fingerpri
 `ReadDocuments` -> `RepairEncoding` -> `StripBoilerplate` -> `SplitSentences`.
 Whole-run stages (one task per plan): `CountSiteLines` (between repair and stripping: which
 lines repeat across a site's documents, this run merged with `<output>/state/`), then
-`FindDuplicates` -> `WriteCorpus`. The stages after `CountSiteLines` depend on the whole run,
+`FindDuplicates` -> `WriteCorpus` -> `WriteReport` (the HTML report and the run index that
+`python -m pipeline explain` reads). The stages after `CountSiteLines` depend on the whole run,
 so their shard outputs are named after the plan too.
 
 The fingerprint in each stage folder hashes the pipeline version and the config sections the
@@ -43,6 +44,8 @@ from pipeline.corpus import (
 from pipeline.inputs import Plan, Shard, load_plan, shard_name, stamp_files
 from pipeline.line_stats import LineStatsParams, SiteLineStats, site_of
 from pipeline.readers import Container, RawDocument, Rejected, read_input
+from pipeline.report import render_report
+from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, line_key, prepare_lines, strip_boilerplate
 from pipeline.steps.dedup import DocumentInput, find_duplicates
@@ -528,8 +531,12 @@ class WriteCorpus(PlanTask):
 
     @property
     def run_fingerprint(self) -> str:
-        """Return what identifies this corpus: version, config and plan."""
-        return f"{__version__}:{self.config_hash}:{Path(self.plan).stem}"
+        """Return what identifies this corpus: version, code, config and plan.
+
+        The code's fingerprint is part of it as it is of every stage folder's, so edited code
+        rebuilds the corpus from the stage outputs of that code (which the report then reads).
+        """
+        return f"{__version__}:{code_fingerprint()}:{self.config_hash}:{Path(self.plan).stem}"
 
     def requires(self) -> FindDuplicates:
         return FindDuplicates(plan=self.plan, **self.common())
@@ -582,6 +589,81 @@ class WriteCorpus(PlanTask):
         atomic_write_text(Path(self.output().path), json.dumps(marker, indent=1, sort_keys=True) + "\n")
 
 
+class WriteReport(PlanTask):
+    """Write the run's HTML report and its run index beside the corpus, from what the run left.
+
+    `report/index.html` is one static page (see `pipeline/report.py`); `report/run.json` names
+    the plan, the corpus and the stage outputs the corpus was built from, for `explain`. The
+    index is written last and names this run, so a report of an older run is never taken as done.
+    """
+
+    STAGE = REPORT_DIR
+    SECTIONS = ()
+    corpus_dir = luigi.Parameter(default="", description="Corpus folder; empty for <output_dir>/corpus")
+
+    PAGE: ClassVar[str] = "index.html"
+
+    def requires(self) -> WriteCorpus:
+        return WriteCorpus(plan=self.plan, corpus_dir=self.corpus_dir, **self.common())
+
+    @property
+    def folder(self) -> Path:
+        """Return the report folder (beside the corpus folder)."""
+        return self.requires().folder.parent / REPORT_DIR
+
+    @property
+    def run_fingerprint(self) -> str:
+        """Return what identifies this report: the corpus's fingerprint (version, code, config, plan)."""
+        return str(self.requires().run_fingerprint)
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.folder / RUN_INDEX), format=luigi.format.UTF8)
+
+    def complete(self) -> bool:
+        """Done only when the run index names this very corpus and code, and the page is there."""
+        try:
+            index = json.loads(Path(self.output().path).read_text(encoding="utf-8"))
+            return bool(index["fingerprint"] == self.run_fingerprint and (self.folder / self.PAGE).exists())
+        except (OSError, ValueError, KeyError):
+            return False
+
+    def finished_run(self) -> FinishedRun:
+        """Return the run this task reports on, read through the stage outputs it was built from."""
+        corpus = self.requires()
+        plan = self.load()
+        shards = tuple(
+            ShardOutputs(
+                tuple(shard.files),
+                Path(RepairEncoding(**self._shard_params(shard)).output().path),
+                Path(task.output().path),
+            )
+            for shard, task in zip(plan.shards, self.shard_tasks(), strict=True)
+        )
+        return FinishedRun(
+            base=self.folder.parent,
+            plan=Path(self.plan),
+            plan_root=Path(plan.root),
+            corpus=corpus.folder,
+            quarantine=corpus.quarantine_index,
+            shards=shards,
+            fingerprint=self.run_fingerprint,
+        )
+
+    def run(self) -> None:
+        Path(self.output().path).unlink(missing_ok=True)  # the report is not complete while rewritten
+        corpus = self.requires()
+        run = self.finished_run()
+        facts = (
+            ("pipeline", __version__),
+            ("plan", Path(self.plan).name),
+            ("config hash", corpus.config_hash),
+            ("corpus", "corpus/" if corpus.folder == self.folder.parent / "corpus" else str(corpus.folder)),
+        )
+        data = collect_report(run, self.cfg.report, f"{self.cfg.corpus.name}: what was removed and why", facts)
+        atomic_write_text(self.folder / self.PAGE, render_report(data))
+        atomic_write_text(Path(self.output().path), json.dumps(run.index(), indent=1, sort_keys=True) + "\n")
+
+
 STAGES: dict[str, type[PipelineTask]] = {
     task.__name__: task
     for task in (
@@ -592,6 +674,7 @@ STAGES: dict[str, type[PipelineTask]] = {
         SplitSentences,
         FindDuplicates,
         WriteCorpus,
+        WriteReport,
     )
 }
 """Every stage, by task name, in pipeline order."""

@@ -43,6 +43,9 @@ def test_byte_identical_across_worker_counts(tmp_path: Path) -> None:
     assert two.returncode == 0, two.stderr
     corpus_one, corpus_two = _files(one.corpus), _files(two.corpus)
     assert corpus_one == corpus_two
+    report_one = _files(one.output / "report")
+    assert report_one == _files(two.output / "report")
+    assert set(report_one) == {"index.html", "run.json"}
     assert {
         "data/part-00000.parquet",
         "manifest/part-00000.parquet",
@@ -142,6 +145,13 @@ def test_bad_inputs_are_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None
     assert "binary" in str(manifest["image.png"]["reason"])
     assert "over the limit" in str(manifest["001_d07a408cf5f191c8.txt"]["reason"])
     assert sum(row["status"] == "kept" for row in manifest.values()) == 4
+    report = (tmp_path / "out" / "report" / "index.html").read_text(encoding="utf-8")
+    assert "Quarantined inputs (3)" in report
+    assert '<td class="t"><code>empty.txt</code></td><td class="t">empty file' in report
+    explained = run_pipeline(tmp_path / "out", "explain", str(inputs / "image.png"))
+    assert explained.returncode == 0, explained.stderr
+    assert "status quarantined" in explained.stdout
+    assert f"its bytes are kept at {inputs / 'image.png'}" in explained.stdout
 
 
 def test_single_task_on_one_document(tmp_path: Path) -> None:

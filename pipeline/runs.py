@@ -1,0 +1,383 @@
+"""Read what a finished run left in its output folder: stage outputs, corpus tables, one document's trace.
+
+A run's report task writes `<output>/report/run.json`, the run index: the plan, the corpus
+folder and, per shard, the stage outputs the corpus was built from (paths relative to the
+output folder). `FinishedRun` opens it and reads those files; nothing is recomputed. Corpus
+rows are read by column name, so tables with more columns than the schema names still read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.config import ReportConfig
+from pipeline.corpus import DATA_DIR, MANIFEST_DIR, REMOVALS_DIR
+from pipeline.report import DocumentView, RemovalTally, ReportData, StageCount, status_counts
+from pipeline.schema import Stage, Status
+from pipeline.spans import removed_spans
+from pipeline.storage import read_records
+
+Row = dict[str, Any]
+REPORT_DIR = "report"
+RUN_INDEX = "run.json"
+_SENTENCE_KEY = re.compile(r"^([0-9a-f]{16}):(\d+)$")
+
+
+class RunNotFoundError(LookupError):
+    """The output folder holds no finished run."""
+
+
+@dataclass(frozen=True)
+class ShardOutputs:
+    """The stage outputs of one shard that the corpus was built from."""
+
+    files: tuple[str, ...]
+    repaired: Path
+    sentences: Path
+
+
+@dataclass(frozen=True)
+class DocumentTrace:
+    """Everything a run recorded about one input document, stage by stage."""
+
+    manifest: Row
+    repaired: Row | None
+    """The `02_repaired` record: repaired text and ftfy's fixes per line (None if never read)."""
+    sentences: Row | None
+    """The `04_sentences` record: language and the paragraphs' sentences after stripping."""
+    removals: tuple[Row, ...]
+    document: Row | None
+    """The corpus row, when the document was kept."""
+    survivors: dict[str, Row] = field(default_factory=dict)
+    """Surviving sentences that this document's duplicates point to, by key: text, doc_id, source."""
+    kept_bytes: str | None = None
+    """For a quarantined unit: where its bytes are (a copy under the output folder, or the input file)."""
+
+    def flat_sentences(self) -> list[str]:
+        """Return the document's sentences in order, as the dedup stage numbered them."""
+        if self.sentences is None:
+            return []
+        return [sentence for paragraph in self.sentences.get("paragraphs") or () for sentence in paragraph]
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run's output folder, read through its run index."""
+
+    base: Path
+    plan: Path
+    plan_root: Path
+    corpus: Path
+    quarantine: Path
+    shards: tuple[ShardOutputs, ...]
+    fingerprint: str
+
+    @classmethod
+    def open(cls, output: str | Path) -> FinishedRun:
+        """Open the run in an output folder, or raise RunNotFoundError saying what is missing."""
+        base = Path(output)
+        index = base / REPORT_DIR / RUN_INDEX
+        try:
+            data = json.loads(index.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RunNotFoundError(
+                f"no finished run in {base} ({index} is missing); run `python -m pipeline run --output {base}` first"
+            ) from None
+        except ValueError as error:
+            raise RunNotFoundError(f"{index}: unreadable run index: {error}") from None
+        return cls.from_index(base, data)
+
+    @classmethod
+    def from_index(cls, base: Path, data: dict[str, Any]) -> FinishedRun:
+        """Return the run described by a run index (paths relative to `base`)."""
+        return cls(
+            base=base,
+            plan=base / data["plan"],
+            plan_root=Path(data["plan_root"]),
+            corpus=base / data["corpus"],
+            quarantine=base / data["quarantine"],
+            shards=tuple(
+                ShardOutputs(tuple(s["files"]), base / s["repaired"], base / s["sentences"]) for s in data["shards"]
+            ),
+            fingerprint=data["fingerprint"],
+        )
+
+    def index(self) -> dict[str, Any]:
+        """Return the run index (the inverse of `from_index`)."""
+
+        def rel(path: Path) -> str:
+            return Path(os.path.relpath(path, self.base)).as_posix()
+
+        return {
+            "fingerprint": self.fingerprint,
+            "plan": rel(self.plan),
+            "plan_root": str(self.plan_root),
+            "corpus": rel(self.corpus),
+            "quarantine": rel(self.quarantine),
+            "shards": [
+                {"files": list(s.files), "repaired": rel(s.repaired), "sentences": rel(s.sentences)}
+                for s in self.shards
+            ],
+        }
+
+    # ----------------------------------------------------------------------------- reading
+
+    def _parts(self, name: str) -> list[Path]:
+        return sorted((self.corpus / name).glob("part-*.parquet"))
+
+    def table(self, name: str, columns: list[str] | None = None) -> Iterator[Row]:
+        """Yield the rows of corpus/<name>/ (data, manifest, removals) in file order."""
+        for part in self._parts(name):
+            yield from pq.read_table(part, columns=columns).to_pylist()
+
+    def _where(self, name: str, predicate: Any) -> list[Row]:
+        """Return the rows of a corpus table matching a predicate on its Arrow table."""
+        rows: list[Row] = []
+        for part in self._parts(name):
+            table = pq.read_table(part)
+            if table.num_rows:
+                rows += table.filter(predicate(table)).to_pylist()
+        return rows
+
+    def records(
+        self, kind: Literal["repaired", "sentences"], shards: Iterable[ShardOutputs] | None = None
+    ) -> Iterator[Row]:
+        """Yield the records of a stage's outputs (`02_repaired` or `04_sentences`), in plan order."""
+        for shard in self.shards if shards is None else shards:
+            with getattr(shard, kind).open(encoding="utf-8") as handle:
+                yield from read_records(handle)
+
+    def quarantine_index(self) -> dict[str, Row]:
+        """Return the quarantine index entries by source."""
+        if not self.quarantine.exists():
+            return {}
+        with self.quarantine.open(encoding="utf-8") as handle:
+            return {entry["source"]: entry for entry in read_records(handle)}
+
+    def kept_bytes(self, entry: Row) -> str:
+        """Return where a quarantined unit's bytes are: relative to the output folder when inside it."""
+        path = Path(str(entry.get("bytes") or ""))
+        with contextlib.suppress(ValueError):
+            return path.relative_to(self.base).as_posix()
+        return str(path)
+
+    # ----------------------------------------------------------------------------- one document
+
+    def find(self, query: str) -> list[Row]:
+        """Return the manifest rows a query names: a document id, a sentence key `<id>:<n>`, a source or a path."""
+        query = query.strip()
+        if match := _SENTENCE_KEY.match(query):
+            query = match.group(1)
+        names = {query}
+        path = Path(query)
+        if path.exists():
+            with contextlib.suppress(ValueError):  # a path outside the input root names no source
+                names.add(path.resolve().relative_to(self.plan_root.resolve()).as_posix())
+        names.discard("")
+        candidates = pa.array(sorted(names), pa.string())
+
+        def matches(table: pa.Table) -> Any:
+            source = table["source"]
+            whole_files = pc.is_in(pc.replace_substring_regex(source, "#[0-9]+$", ""), value_set=candidates)
+            return pc.or_(
+                pc.or_(pc.is_in(table["id"], value_set=candidates), pc.is_in(source, value_set=candidates)), whole_files
+            )
+
+        return self._where(MANIFEST_DIR, matches)
+
+    def trace(self, manifest: Row) -> DocumentTrace:
+        """Return what every stage recorded about the document of one manifest row."""
+        source = manifest["source"]
+        file = source.split("#", 1)[0]
+        shards = [shard for shard in self.shards if file in shard.files]
+        repaired = next((r for r in self.records("repaired", shards) if r["source"] == source), None)
+        sentences = next((r for r in self.records("sentences", shards) if r["source"] == source), None)
+        removals = self._where(REMOVALS_DIR, lambda t: pc.equal(t["source"], source))
+        documents = self._where(DATA_DIR, lambda t: pc.equal(t["source"], source))
+        keys = {
+            str(r["duplicate_of"]) for r in removals if r.get("stage") == Stage.DEDUP.value and r.get("duplicate_of")
+        }
+        quarantined = self.quarantine_index().get(source) if manifest["status"] == Status.QUARANTINED.value else None
+        return DocumentTrace(
+            manifest,
+            repaired if repaired is None or repaired.get("status") == "ok" else None,
+            sentences if sentences is None or sentences.get("status") == "ok" else None,
+            tuple(removals),
+            documents[0] if documents else None,
+            self.sentence_texts(keys),
+            self.kept_bytes(quarantined) if quarantined else None,
+        )
+
+    def sentence_texts(self, keys: set[str]) -> dict[str, Row]:
+        """Return the sentences named by keys `<doc_id>:<n>` (those of this run), with their document."""
+        wanted: dict[str, set[int]] = {}
+        for key in keys:
+            doc_id, _, digits = key.rpartition(":")
+            if digits.isdigit():
+                wanted.setdefault(doc_id, set()).add(int(digits))
+        found: dict[str, Row] = {}
+        if not wanted:
+            return found
+        for record in self.records("sentences"):
+            numbers = wanted.get(record.get("doc_id", ""))
+            if not numbers or record.get("status") != "ok":
+                continue
+            flat = [s for paragraph in record["paragraphs"] for s in paragraph]
+            for number in numbers:
+                if number < len(flat):
+                    key = f"{record['doc_id']}:{number}"
+                    found[key] = {"text": flat[number].strip(), "doc_id": record["doc_id"], "source": record["source"]}
+            del wanted[record["doc_id"]]
+            if not wanted:
+                break
+        return found
+
+
+# --------------------------------------------------------------------------- the report's data
+
+
+def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple[tuple[str, str], ...]) -> ReportData:
+    """Read a finished run once more and return what its report shows (bounded by `cfg`)."""
+    statuses: list[str] = []
+    quarantined: list[tuple[str, str, str]] = []
+    doc_duplicates: dict[str, list[str]] = {}
+    chosen: list[Row] = []
+    dropped_whole: set[str] = set()
+    read_chars = kept_chars = 0
+    where = run.quarantine_index()
+    for row in run.table(MANIFEST_DIR):
+        status = str(row["status"])
+        statuses.append(status)
+        if len(chosen) < cfg.max_documents:
+            chosen.append(row)
+        if status == Status.QUARANTINED.value:
+            if len(quarantined) < cfg.max_rows:
+                entry = where.get(row["source"], {})
+                quarantined.append((str(row["source"]), str(row["reason"]), run.kept_bytes(entry)))
+        elif status != Status.SKIPPED.value:
+            read_chars += int(row["chars_before"])
+        if status == Status.DUPLICATE.value:
+            dropped_whole.add(str(row["source"]))
+            doc_duplicates.setdefault(str(row["duplicate_of"]), []).append(str(row["source"]))
+        kept_chars += int(row["chars_after"] or 0)
+    selected = {str(row["source"]) for row in chosen}
+
+    tally = RemovalTally()
+    doc_removals: dict[str, list[Row]] = {}
+    for row in run.table(REMOVALS_DIR):
+        tally.add(row)
+        if row["source"] in selected:
+            doc_removals.setdefault(str(row["source"]), []).append(row)
+
+    repaired: dict[str, Row] = {}
+    repaired_docs = repaired_chars = fixed_lines = fixed_docs = 0
+    for record in run.records("repaired"):
+        if record.get("status") != "ok":
+            continue
+        repaired_docs += 1
+        repaired_chars += len(record["text"])
+        fixes = record.get("fixes") or []
+        fixed_lines += len(fixes)
+        fixed_docs += bool(fixes)
+        if record["source"] in selected:
+            repaired[record["source"]] = record
+    sentences: dict[str, Row] = {}
+    stripped_docs = stripped_chars = deduplicated_chars = 0
+    for record in run.records("sentences"):
+        if record.get("status") != "ok":
+            continue
+        paragraphs = record["paragraphs"]
+        chars = sum(len("".join(p)) for p in paragraphs) + max(0, len(paragraphs) - 1)
+        stripped_docs += 1
+        stripped_chars += chars
+        if record["source"] not in dropped_whole:
+            deduplicated_chars += max(0, chars - tally.duplicate_chars[record["source"]])
+        if record["source"] in selected:
+            sentences[record["source"]] = record
+
+    counts = Counter(statuses)
+    rules = tally.rule_counts()
+    boilerplate = sum(r.count for r in rules if r.stage != Stage.DEDUP.value)
+    duplicates = sum(r.count for r in rules if r.stage == Stage.DEDUP.value)
+    stages = (
+        StageCount(
+            "read",
+            len(statuses) - counts[Status.QUARANTINED.value] - counts[Status.SKIPPED.value],
+            read_chars,
+            f"{counts[Status.QUARANTINED.value]:,} quarantined, {counts[Status.SKIPPED.value]:,} skipped",
+        ),
+        StageCount(
+            "repair encoding", repaired_docs, repaired_chars, f"{fixed_lines:,} lines fixed in {fixed_docs:,} documents"
+        ),
+        StageCount("strip boilerplate", stripped_docs, stripped_chars, f"{boilerplate:,} lines and fragments"),
+        StageCount(
+            "find duplicates",
+            stripped_docs - len(dropped_whole),
+            deduplicated_chars,
+            f"{duplicates:,} sentences, {len(dropped_whole):,} whole documents",
+        ),
+        StageCount(
+            "corpus",
+            counts[Status.KEPT.value],
+            kept_chars,
+            f"{counts[Status.EMPTY_AFTER_CLEANING.value]:,} documents too short (corpus.min_words)",
+        ),
+    )
+
+    cluster_keys = tally.top_clusters(cfg.max_rows)
+    view_keys = {
+        str(r["duplicate_of"]) for rows in doc_removals.values() for r in rows if r.get("stage") == Stage.DEDUP.value
+    }
+    survivors = run.sentence_texts(set(cluster_keys) | view_keys)
+    views = []
+    for number, row in enumerate(chosen):
+        source = str(row["source"])
+        repaired_record = repaired.get(source)
+        text = str(repaired_record["text"]) if repaired_record else ""
+        shown = text[: cfg.max_document_chars]
+        sentence_record = sentences.get(source)
+        flat = [s for p in sentence_record["paragraphs"] for s in p] if sentence_record else None
+        removals = doc_removals.get(source, [])
+        views.append(
+            DocumentView(
+                number,
+                row,
+                shown,
+                len(text) - len(shown),
+                tuple(removed_spans(shown, removals, flat)),
+                tuple(repaired_record.get("fixes") or ()) if repaired_record else (),
+                len(removals),
+                survivors,
+            )
+        )
+    document_duplicates = tuple(
+        (doc, len(sources), tuple(sources[: cfg.max_rows]))
+        for doc, sources in sorted(doc_duplicates.items(), key=lambda item: (-len(item[1]), item[0]))[: cfg.max_rows]
+    )
+    return ReportData(
+        title=title,
+        facts=facts,
+        statuses=status_counts(statuses),
+        stages=stages,
+        rules=rules,
+        lines=tally.top_lines(cfg.max_rows),
+        clusters=tuple(tally.cluster(key, survivors) for key in cluster_keys),
+        document_duplicates=document_duplicates,
+        quarantined=tuple(quarantined),
+        quarantined_total=counts[Status.QUARANTINED.value],
+        documents=tuple(views),
+        documents_total=len(statuses),
+        max_document_chars=cfg.max_document_chars,
+    )

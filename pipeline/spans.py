@@ -1,0 +1,175 @@
+"""Place a document's removals on its repaired text: which characters went, and why.
+
+The removal log names each removal by stage, rule, text and position (a line number of the
+repaired text for boilerplate, a sentence number for duplicates). `removed_spans` turns those
+into character spans of the repaired text, so the text can be shown whole with what was
+removed struck through. Pure: text and rows in, spans out.
+
+Boilerplate removals are found from their line on, whitespace-insensitively (broken lines
+were rejoined before the rules judged them). Sentences are then laid over the characters that
+survived stripping, in order, since those are exactly the characters the sentence splitter saw
+(less whitespace).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.schema import Stage
+
+SITE_RULE, CLASSIFIER_RULE = "site_repeated", "line_classifier"
+KINDS: dict[str, str] = {
+    "rule": "boilerplate line rules",
+    "site": "lines repeated across a site (site_repeated)",
+    "classifier": "learned line classifier (line_classifier)",
+    "duplicate": "duplicate sentences",
+}
+"""Why text was removed, as a reader groups it: the report's legend and colours."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """Characters `start:end` of the repaired text, removed by one removal row."""
+
+    start: int
+    end: int
+    kind: str
+    removal: Mapping[str, Any]
+
+
+def removal_kind(removal: Mapping[str, Any]) -> str:
+    """Return the kind of a removal row: rule, site, classifier or duplicate.
+
+    >>> removal_kind({"stage": "find_duplicates", "rule": "near_duplicate"})
+    'duplicate'
+    >>> removal_kind({"stage": "strip_boilerplate", "rule": "site_repeated"})
+    'site'
+    """
+    if removal.get("stage") == Stage.DEDUP.value:
+        return "duplicate"
+    rule = removal.get("rule")
+    return "site" if rule == SITE_RULE else "classifier" if rule == CLASSIFIER_RULE else "rule"
+
+
+def _loose_pattern(text: str) -> re.Pattern[str] | None:
+    """Return a pattern matching `text` with any whitespace (or none) between its characters."""
+    chars = [re.escape(ch) for ch in text if not ch.isspace()]
+    return re.compile(r"\s*".join(chars)) if chars else None
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0]
+    starts += [match.end() for match in re.finditer("\n", text)]
+    return starts
+
+
+def _paragraph_end(text: str, starts: list[int], line: int) -> int:
+    """Return where the paragraph holding `line` ends: rejoining never crosses a blank line."""
+    for number in range(line + 1, len(starts)):
+        end = starts[number + 1] if number + 1 < len(starts) else len(text)
+        if not text[starts[number] : end].strip():
+            return starts[number]
+    return len(text)
+
+
+def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
+    return any(start < b and a < end for a, b in taken)
+
+
+def removed_spans(
+    text: str, removals: Iterable[Mapping[str, Any]], sentences: Sequence[str] | None = None
+) -> list[Span]:
+    """Return the spans of `text` that the removal rows removed, sorted by start.
+
+    `sentences` are the document's sentences as split (every paragraph's, in order); without
+    them duplicate sentences cannot be placed. A removal that cannot be found is left out.
+
+    >>> text = "Rain fell all day.\\nREAD MORE: Floods\\nIt stopped. It stopped."
+    >>> rows = [{"stage": "strip_boilerplate", "rule": "read_more", "text": "READ MORE: Floods", "position": 1},
+    ...         {"stage": "find_duplicates", "rule": "exact_duplicate", "text": "It stopped.", "position": 2}]
+    >>> [(text[s.start : s.end], s.kind) for s in removed_spans(text, rows, ["Rain fell all day.", "It stopped. ",
+    ...                                                                      "It stopped."])]
+    [('READ MORE: Floods', 'rule'), ('It stopped.', 'duplicate')]
+    """
+    starts = _line_starts(text)
+    rows = list(removals)
+    spans: list[Span] = []
+    taken: list[tuple[int, int]] = []
+    for row in rows:
+        if row.get("stage") == Stage.DEDUP.value:
+            continue
+        pattern = _loose_pattern(str(row.get("text") or ""))
+        line = int(row.get("position") or 0)
+        if pattern is None or not 0 <= line < len(starts):
+            continue
+        pos, end = starts[line], _paragraph_end(text, starts, line)
+        while (match := pattern.search(text, pos, end)) is not None:
+            if not _overlaps(taken, match.start(), match.end()):
+                taken.append((match.start(), match.end()))
+                spans.append(Span(match.start(), match.end(), removal_kind(row), row))
+                break
+            pos = match.start() + 1
+    duplicates = [row for row in rows if row.get("stage") == Stage.DEDUP.value]
+    if duplicates and sentences:
+        placed = _place_sentences(text, taken, sentences)
+        for row in duplicates:
+            position = int(row.get("position") or 0)
+            where = placed[position] if 0 <= position < len(placed) else None
+            if where is not None:
+                spans.append(Span(where[0], where[1], "duplicate", row))
+    return sorted(spans, key=lambda span: (span.start, span.end))
+
+
+def _place_sentences(text: str, taken: list[tuple[int, int]], sentences: Sequence[str]) -> list[tuple[int, int] | None]:
+    """Return each sentence's span in `text`, laid over the characters not taken by boilerplate."""
+    removed = sorted(taken)
+    offsets: list[int] = []
+    chars: list[str] = []
+    cut = 0
+    for index, ch in enumerate(text):
+        while cut < len(removed) and removed[cut][1] <= index:
+            cut += 1
+        if ch.isspace() or (cut < len(removed) and removed[cut][0] <= index):
+            continue
+        offsets.append(index)
+        chars.append(ch)
+    kept = "".join(chars)
+    placed: list[tuple[int, int] | None] = []
+    cursor = 0
+    for sentence in sentences:
+        target = "".join(ch for ch in sentence if not ch.isspace())
+        found = cursor if kept.startswith(target, cursor) else kept.find(target, cursor)
+        if not target or found < 0:
+            placed.append(None)
+            continue
+        placed.append((offsets[found], offsets[found + len(target) - 1] + 1))
+        cursor = found + len(target)
+    return placed
+
+
+def segments(text: str, spans: Sequence[Span]) -> list[tuple[str, Span | None]]:
+    """Cut `text` into runs that are kept (None) or removed by one span.
+
+    Where spans overlap (a duplicate sentence around an inline ad marker), the boilerplate
+    span wins: it was removed first.
+
+    >>> row = {"stage": "strip_boilerplate", "rule": "ui_word"}
+    >>> [(part, span.kind if span else None) for part, span in segments("a Menu b", [Span(2, 6, "rule", row)])]
+    [('a ', None), ('Menu', 'rule'), (' b', None)]
+    """
+    ordered = sorted(spans, key=lambda span: (span.kind == "duplicate", span.start))
+    bounds = sorted({0, len(text), *(s.start for s in spans), *(s.end for s in spans)})
+    out: list[tuple[str, Span | None]] = []
+    for start, end in itertools.pairwise(bounds):
+        if start >= len(text):
+            break
+        owner = next((s for s in ordered if s.start <= start and end <= s.end), None)
+        if out and out[-1][1] is owner:
+            out[-1] = (out[-1][0] + text[start:end], owner)
+        else:
+            out.append((text[start:end], owner))
+    return out
