@@ -122,7 +122,7 @@ def collect_survivors(
     keys = np.zeros((len(texts), hasher.cfg.lsh_bands), dtype=np.uint64)
     kept: list[Signatures] = []
     for start in range(0, len(texts), SIGNING_BATCH):
-        signatures = hasher.signatures(texts[start : start + SIGNING_BATCH])
+        signatures = hasher.signatures(texts[start : start + SIGNING_BATCH], normalised=True)
         keys[start : start + len(signatures)] = hasher.band_keys(signatures)
         if keep_signatures:
             kept.append(signatures)

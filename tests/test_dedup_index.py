@@ -127,6 +127,15 @@ def test_second_run_removes_edited_copies_pointing_into_the_first_run(tmp_path: 
     manifest_runs = _runs(out / "state" / "dedup" / "manifest.json")
     assert manifest_runs[0] == first_run and len(manifest_runs) == 2
     _check_with_first_data(first_data, second, first_run)
+    # The same two runs with two workers give the same bytes, corpus and index.
+    other = tmp_path / "two-workers"
+    config = {"input": {"files_per_shard": 1}}
+    for inputs in (SEEDS, tmp_path / "in2"):
+        one = run_pipeline(tmp_path / "w1", "run", "--input", str(inputs), "--workers", "1", config=config)
+        two = run_pipeline(other, "run", "--input", str(inputs), "--workers", "2", config=config)
+        assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+        assert _files(one.corpus) == _files(two.corpus)
+    assert _files(tmp_path / "w1" / "state" / "dedup") == _files(other / "state" / "dedup")
 
 
 def _check_with_first_data(first_data: list[dict[str, object]], second: Run, first_run: str) -> None:

@@ -156,24 +156,32 @@ class MinHasher:
         sketch.update_batch([item.encode("utf-8") for item in shingles])
         return sketch
 
-    def signatures(self, texts: Sequence[str]) -> Signatures:
-        """Return the MinHash signatures of many sentences, one row each (datasketch's values)."""
-        norms = [normalise_sentence(text) for text in texts]
+    def signatures(self, texts: Sequence[str], normalised: bool = False) -> Signatures:
+        """Return the MinHash signatures of many sentences, one row each (datasketch's values).
+
+        `normalised`: the texts are already `normalise_sentence`'s output (saves doing it again).
+        """
+        norms = list(texts) if normalised else [normalise_sentence(text) for text in texts]
         out = np.empty((len(norms), self.cfg.num_perm), dtype=self.dtype)
         size = self.cfg.shingle_size
-        fast: list[int] = []
-        slow: list[int] = []
-        for n, norm in enumerate(norms):
-            use_fast = self.cfg.shingle_kind == "char" and len(norm) > size and max(map(ord, norm)) < 1 << self._bits
-            (fast if use_fast else slow).append(n)
-        if fast:
-            hashes, counts = self._char_shingle_hashes([norms[n] for n in fast])
-            out[fast] = self._permuted_minima(hashes, counts)
-        if slow:
-            values = [[self._string_hash(s) for s in self.shingles(norms[n])] for n in slow]
+        lengths = np.fromiter(map(len, norms), dtype=np.int64, count=len(norms))
+        fast = np.zeros(len(norms), dtype=bool)
+        if self.cfg.shingle_kind == "char" and len(norms):
+            points = np.frombuffer("".join(norms).encode("utf-32-le"), dtype=np.uint32)
+            nonempty = np.flatnonzero(lengths)
+            highest = np.zeros(len(norms), dtype=np.uint32)
+            if len(nonempty):
+                highest[nonempty] = np.maximum.reduceat(points, (np.cumsum(lengths) - lengths)[nonempty])
+            fast = (lengths > size) & (highest < 1 << self._bits)
+        fast_rows, slow_rows = np.flatnonzero(fast), np.flatnonzero(~fast)
+        if len(fast_rows):
+            hashes, counts = self._char_shingle_hashes([norms[n] for n in fast_rows.tolist()])
+            out[fast_rows] = self._permuted_minima(hashes, counts)
+        if len(slow_rows):
+            values = [[self._string_hash(s) for s in self.shingles(norms[n])] for n in slow_rows.tolist()]
             counts = np.array([len(v) for v in values], dtype=np.int64)
             hashes = np.array([h for v in values for h in v], dtype=self.dtype)
-            out[slow] = self._permuted_minima(hashes, counts)
+            out[slow_rows] = self._permuted_minima(hashes, counts)
         return out
 
     def band_keys(self, signatures: Signatures) -> BandKeys:
@@ -455,7 +463,7 @@ class Deduplicator:
         for n, sentence in enumerate(sentences):
             sentence.first = first.setdefault(sentence.norm, n)
         distinct = sorted(set(first.values()))
-        signatures = self.hasher.signatures([sentences[n].norm for n in distinct])
+        signatures = self.hasher.signatures([sentences[n].norm for n in distinct], normalised=True)
         distinct_keys = self.hasher.band_keys(signatures)
         if distinct:
             earlier = self.earlier.candidates(signatures, distinct_keys) if self.earlier is not None else None
