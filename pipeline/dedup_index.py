@@ -28,6 +28,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -331,6 +332,17 @@ _COPY_CHUNK: Final = 1 << 24  # bytes copied at a time when merging string blobs
 _ROW_CHUNK: Final = 1 << 20  # rows gathered at a time when some rows of a segment are dropped
 
 
+def _drop_pages(array: npt.NDArray[Any]) -> None:
+    """Let go of the pages of a memory-mapped array this process has read (they stay in the file).
+
+    A merge reads whole segments; without this their pages would count in the process's RSS
+    until the merge ends, though the kernel could drop them at any time.
+    """
+    mapped = getattr(array, "_mmap", None)  # numpy.memmap keeps its mmap.mmap here
+    if mapped is not None and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
 def _merge_segments(parts: list[_Segment], live: set[int], folder: Path) -> int:
     """Write the live entries of `parts`, in order, as one segment folder; return its entries.
 
@@ -362,6 +374,10 @@ def _merge_segments(parts: list[_Segment], live: set[int], folder: Path) -> int:
         order = np.argsort(merged_keys, kind="stable")
         keys_out[band] = merged_keys[order]
         rows_out[band] = merged_rows[order]
+        keys_out.flush()
+        rows_out.flush()
+        for array in (keys_out, rows_out, *(part.band_keys for part in parts), *(part.band_rows for part in parts)):
+            _drop_pages(array)
     keys_out.flush()
     rows_out.flush()
     del keys_out, rows_out
@@ -392,6 +408,7 @@ def _merge_strings(columns: list[_Strings], keeps: list[npt.NDArray[np.bool_]], 
             if keep.all():
                 for start in range(0, len(column.blob), _COPY_CHUNK):
                     out.write(bytes(column.blob[start : start + _COPY_CHUNK]))
+                    _drop_pages(column.blob)
             else:
                 kept_rows = np.flatnonzero(keep)
                 for first in range(0, len(kept_rows), _ROW_CHUNK):
@@ -400,6 +417,7 @@ def _merge_strings(columns: list[_Strings], keeps: list[npt.NDArray[np.bool_]], 
                     out.write(
                         b"".join(bytes(blob[s : s + n]) for s, n in zip(starts[chunk], lengths[chunk], strict=True))
                     )
+                    _drop_pages(blob)
             kept_lengths = lengths[keep].astype(np.uint64)
             offsets.append(np.cumsum(kept_lengths, dtype=np.uint64) + np.uint64(written))
             written += int(kept_lengths.sum())
