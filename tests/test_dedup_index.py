@@ -312,3 +312,30 @@ def test_segments_merge_and_a_replaced_run_is_forgotten(tmp_path: Path) -> None:
     assert all(("r1", "C") in c for c in found("new", parts[2]))
     assert all(not c for c in found("r1", parts[2]))  # r1 is matched against nothing before it
     assert all(("r1", "C") in c and ("r2", "B") not in c for c in found("r2", parts[2]))
+
+
+def test_commit_killed_before_the_manifest_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.dedup_index as dedup_index
+
+    hasher = MinHasher(DedupConfig())
+    sentences = [s for s in _real_sentences(600) if len(s.split()) >= 8][:200]
+    survivors = [
+        collect_survivors(hasher, [(f"{d}:{n}", d, t) for n, t in enumerate(part)])
+        for d, part in (("A", sentences[:100]), ("B", sentences[100:]))
+    ]
+    index = EmbeddedIndex(tmp_path / "dedup", index_params(hasher))
+    index.commit("r1", survivors[0])
+    before = _files(tmp_path / "dedup")
+
+    def killed(path: Path, text: str) -> None:
+        raise KeyboardInterrupt("killed")  # as if the process died here: segments written, manifest not
+
+    monkeypatch.setattr(dedup_index, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        index.commit("r2", survivors[1])  # 100 + 100: writes a segment and a merged one first
+    monkeypatch.undo()
+    reopened = EmbeddedIndex(tmp_path / "dedup", index_params(hasher))
+    assert [r.run for r in reopened.manifest.runs] == ["r1"]
+    assert (tmp_path / "dedup" / "manifest.json").read_bytes() == before["manifest.json"]
+    assert reopened.commit("r2", survivors[1])  # the next commit clears what the killed one left
+    assert sorted(p.name for p in (tmp_path / "dedup" / "segments").iterdir()) == [reopened.manifest.segments[0][0]]
