@@ -61,6 +61,7 @@ def assemble_document(
         "encoding": record.get("encoding"),
         "language": record.get("language"),
         "duplicate_of": None,
+        "duplicate_of_run": None,
         "chars_before": record["chars_before"],
         "chars_after": 0,
     }
@@ -79,6 +80,7 @@ def assemble_document(
             "score": r.get("score"),
             "duplicate_of": None,
             "duplicate_of_doc": None,
+            "duplicate_of_run": None,
         }
         for r in record.get("removals", ())
     ]
@@ -97,10 +99,16 @@ def assemble_document(
                     "score": dup.score,
                     "duplicate_of": dup.duplicate_of,
                     "duplicate_of_doc": dup.duplicate_of_doc,
+                    "duplicate_of_run": dup.duplicate_of_run or None,
                 }
             )
         if verdict.duplicate_of_doc is not None:
-            manifest.update(status=Status.DUPLICATE.value, reason=verdict.reason, duplicate_of=verdict.duplicate_of_doc)
+            manifest.update(
+                status=Status.DUPLICATE.value,
+                reason=verdict.reason,
+                duplicate_of=verdict.duplicate_of_doc,
+                duplicate_of_run=verdict.duplicate_of_run or None,
+            )
             return AssembledDocument(None, manifest, tuple(removals))
 
     paragraphs: list[str] = []
@@ -349,10 +357,12 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
    each paragraph into sentences by the rules of {cfg.sentences.language!r} (`auto`: the identified
    language, else {cfg.sentences.fallback_language!r}).
 5. `05_duplicates`: MinHash ({cfg.dedup.num_perm} permutations, seed {cfg.dedup.seed},
-   {cfg.dedup.scheme}, {cfg.dedup.shingle} shingles) LSH candidates at {cfg.dedup.lsh_threshold},
-   confirmed by exact Jaccard >= {cfg.dedup.threshold}. Inputs are taken in sorted path order; the
-   first occurrence survives. A document whose sentence text is at least
-   {cfg.dedup.document_duplicate_fraction:.0%} duplicates is dropped whole.
+   {cfg.dedup.scheme}, {cfg.dedup.shingle} shingles) LSH candidates ({cfg.dedup.lsh_bands} bands of
+   {cfg.dedup.lsh_rows}), confirmed by exact Jaccard >= {cfg.dedup.threshold}, against this run and
+   every sentence earlier runs of the same output published (index: {cfg.dedup.index}). Earlier
+   runs come first, then inputs in sorted path order; the first occurrence survives, and the
+   removal log names the surviving sentence, its document and its run. A document whose sentence
+   text is at least {cfg.dedup.document_duplicate_fraction:.0%} duplicates is dropped whole.
 6. `corpus`: documents with fewer than {cfg.corpus.min_words} words left are dropped as
    empty-after-cleaning; the rest are written here.
 
@@ -362,6 +372,21 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
 {config_text}
 ```
 """
+
+
+def published_sentences(record: Row, verdict: DocumentVerdict | None, min_words: int) -> list[tuple[str, str, str]]:
+    """Return `(key, doc_id, text)` of the sentences a kept document publishes to the dedup index.
+
+    These are the sentences dedup kept as survivors: long enough to be matched, not duplicates.
+    """
+    dropped = {dup.position for dup in verdict.sentences} if verdict is not None else set()
+    doc_id = record["doc_id"]
+    sentences = (s for paragraph in record["paragraphs"] for s in paragraph)
+    return [
+        (f"{doc_id}:{n}", doc_id, text)
+        for n, text in enumerate(sentences)
+        if n not in dropped and count_words(text) >= min_words
+    ]
 
 
 def iter_verdicts(path: Path) -> Iterator[DocumentVerdict]:

@@ -123,6 +123,23 @@ def load_pages(eval_dir: Path | str = DEFAULT_EVAL_DIR, limit: int | None = None
         )
 
 
+def load_sentences(eval_dir: Path | str = DEFAULT_EVAL_DIR, min_words: int = 4) -> list[str]:
+    """Return the distinct sentences of the pages' human-checked main content, in page order.
+
+    Sentences are split by sentencex's English rules; those with fewer than `min_words` words
+    are left out. Only the ground truth is read, not the HTML.
+    """
+    from pipeline.steps.sentences import split_paragraphs  # imported here: sentencex only for this loader
+
+    sentences: dict[str, None] = {}
+    for truth_path in sorted((Path(eval_dir) / "ground-truth").glob("*.json")):
+        record: dict[str, Any] = json.loads(truth_path.read_text(encoding="utf-8"))
+        text = str((record.get("ground_truth") or {}).get("main_content") or "")
+        for paragraph in split_paragraphs(text, "en"):
+            sentences.update(dict.fromkeys(s.strip() for s in paragraph if len(s.split()) >= min_words))
+    return list(sentences)
+
+
 # --------------------------------------------------------------------------------------------------
 # Rendering
 

@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class Status(StrEnum):
@@ -132,6 +132,12 @@ MANIFEST_FIELDS: tuple[FieldSpec, ...] = (
     ),
     FieldSpec("language", pa.string(), True, "Identified language (as in `data/`)."),
     FieldSpec("duplicate_of", pa.string(), True, "For status 'duplicate': id of the document it duplicates."),
+    FieldSpec(
+        "duplicate_of_run",
+        pa.string(),
+        True,
+        "For status 'duplicate': the run that published that document (this run's own id if it is in this run).",
+    ),
     FieldSpec("chars_before", pa.int64(), False, "Characters of the document as read."),
     FieldSpec("chars_after", pa.int64(), False, "Characters of the cleaned text (0 unless kept)."),
 )
@@ -165,6 +171,13 @@ REMOVAL_FIELDS: tuple[FieldSpec, ...] = (
         "duplicate_of", pa.string(), True, "For duplicates: id of the surviving sentence, '<doc_id>:<sentence number>'."
     ),
     FieldSpec("duplicate_of_doc", pa.string(), True, "For duplicates: id of the surviving sentence's document."),
+    FieldSpec(
+        "duplicate_of_run",
+        pa.string(),
+        True,
+        "For duplicates: the run that published the surviving sentence, as `plan-<hash>` (the plan of its "
+        "inputs); this run's own id when the survivor is in this run.",
+    ),
 )
 
 

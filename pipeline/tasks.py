@@ -39,8 +39,10 @@ from pipeline.corpus import (
     RunCounts,
     assemble_document,
     iter_verdicts,
+    published_sentences,
     render_dataset_card,
 )
+from pipeline.dedup_index import DedupIndexError, collect_survivors, open_index
 from pipeline.inputs import Plan, Shard, load_plan, shard_name, stamp_files
 from pipeline.line_stats import LineStatsParams, SiteLineStats, site_of
 from pipeline.readers import Container, RawDocument, Rejected, read_input
@@ -48,7 +50,7 @@ from pipeline.report import render_report
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, line_key, prepare_lines, strip_boilerplate
-from pipeline.steps.dedup import DocumentInput, find_duplicates
+from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.extract import extract_main_content
 from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
@@ -479,17 +481,46 @@ class CountSiteLines(PlanTask):
                     yield site_of(record.get("url"), record["source"]), record["doc_id"], keys
 
 
+def run_id(plan: str) -> str:
+    """Return the id of the run of a plan, as the removal log and the dedup index name it."""
+    return Path(plan).stem
+
+
 class FindDuplicates(PlanTask):
-    """Find near-duplicate sentences and documents across the whole run."""
+    """Find near-duplicate sentences and documents across the whole run and against earlier runs.
+
+    Earlier runs' sentences come from the dedup index (`<output>/state/dedup/` or Redis), as it
+    stood for this run: every committed run, or, for a run already committed, the runs before
+    it. The output is named after that state too, so a run committed meanwhile by another plan
+    makes this stage run again, while a rerun of a committed run reuses its result.
+    """
 
     STAGE = "05_duplicates"
     SECTIONS = ("input", "html", "encoding", "boilerplate", "language", "sentences", "dedup")
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._index_state: str | None = None
+
     def requires(self) -> list[SplitSentences]:
         return self.shard_tasks()
 
+    @property
+    def index_state(self) -> str:
+        """Return the hash of the index state this run is matched against ("none" for no earlier run)."""
+        if self._index_state is None:
+            try:
+                index = (
+                    open_index(self.cfg.dedup, Path(self.output_dir) / STATE_DIR) if self.cfg.dedup.enabled else None
+                )
+            except DedupIndexError:  # reported by run(), where a failure names the task and the index
+                return "unusable"
+            self._index_state = index.state(run_id(self.plan)) if index is not None else "none"
+        return self._index_state
+
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.jsonl"), format=luigi.format.UTF8)
+        name = f"{Path(self.plan).stem}-{self.index_state}.jsonl"
+        return luigi.LocalTarget(str(self.stage_dir / name), format=luigi.format.UTF8)
 
     def run(self) -> None:
         documents = (
@@ -500,7 +531,12 @@ class FindDuplicates(PlanTask):
             if record["status"] == "ok"
         )
         dedup = self.cfg.dedup
-        verdicts = find_duplicates(documents, dedup, self.cfg.corpus.min_words) if dedup.enabled else iter(())
+        index = open_index(dedup, Path(self.output_dir) / STATE_DIR) if dedup.enabled else None
+        run = run_id(self.plan)
+        if index is not None and index.state(run) != self.index_state:
+            raise RuntimeError("the dedup index changed while this run was being scheduled; run again")
+        earlier = index.reader(run) if index is not None else None
+        verdicts = find_duplicates(documents, dedup, self.cfg.corpus.min_words, earlier, run) if dedup.enabled else ()
         with self.output().open("w") as target:
             write_records(target, (asdict(v) for v in verdicts if v.sentences or v.duplicate_of_doc))
 
@@ -566,6 +602,7 @@ class WriteCorpus(PlanTask):
         }
         counts = RunCounts()
         quarantined: list[Record] = []
+        published: list[tuple[str, str, str]] = []
         root = Path(self.load().root)
         for record in self.iter_records():
             if record["status"] == Status.QUARANTINED.value:
@@ -575,6 +612,7 @@ class WriteCorpus(PlanTask):
             counts.add(assembled)
             if assembled.document is not None:
                 writers[DATA_DIR].add(assembled.document)
+                published += published_sentences(record, verdicts.get(record["source"]), cfg.dedup.min_words)
             writers[MANIFEST_DIR].add(assembled.manifest)
             for removal in assembled.removals:
                 writers[REMOVALS_DIR].add(removal)
@@ -585,8 +623,22 @@ class WriteCorpus(PlanTask):
         atomic_write_text(self.quarantine_index, index)
         summary = counts.as_dict()
         atomic_write_text(self.folder / "README.md", render_dataset_card(cfg, self.config_hash, summary, parts))
+        self.publish(published)
         marker = {"fingerprint": self.run_fingerprint, "plan": Path(self.plan).name, "counts": summary}
         atomic_write_text(Path(self.output().path), json.dumps(marker, indent=1, sort_keys=True) + "\n")
+
+    def publish(self, sentences: list[tuple[str, str, str]]) -> None:
+        """Commit the run's surviving sentences to the dedup index: the last step before the marker.
+
+        A debugging corpus (`corpus_dir` set) publishes nothing.
+        """
+        dedup = self.cfg.dedup
+        if self.corpus_dir or not dedup.enabled:
+            return
+        index = open_index(dedup, Path(self.output_dir) / STATE_DIR)
+        if index is not None:
+            survivors = collect_survivors(MinHasher(dedup), sentences, keep_signatures=dedup.index == "redis")
+            index.commit(run_id(self.plan), survivors)
 
 
 class WriteReport(PlanTask):

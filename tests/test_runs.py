@@ -99,7 +99,7 @@ def test_changed_config_reruns_only_affected_stages(tmp_path: Path) -> None:
         ("[dedup]\nthreshold = 1.5\n", "dedup.threshold"),
         ("[corpus]\nmin_words = -3\n", "corpus.min_words"),
         ("[boilerplate.rules]\nno_such_rule = true\n", "boilerplate.rules.no_such_rule: unknown key"),
-        ("[dedup]\nthreshold = 0.6\nlsh_threshold = 0.7\n", "lsh_threshold"),
+        ("[dedup]\nlsh_bands = 30\nlsh_rows = 6\n", "lsh_bands * lsh_rows"),
         ("[input\n", "not valid TOML"),
     ],
 )

@@ -1,27 +1,51 @@
 """Find near-duplicate sentences and documents: MinHash LSH candidates confirmed by exact Jaccard.
 
-Order rule (what survives): documents are taken in the order given, which the pipeline fixes
-as input files sorted by relative path, then records in file order, then sentences in text
-order. The first occurrence survives; a later sentence whose shingle set has exact Jaccard
-similarity >= `threshold` with a surviving one is a duplicate of the most similar of them
-(the earliest on a tie). A document whose dedupable text is mostly duplicates is dropped
-whole, and its sentences are withdrawn from the index so nothing later points into it.
+Order rule (what survives): sentences published by earlier runs come first, in the order of
+their runs; then this run's documents in the order given, which the pipeline fixes as input
+files sorted by relative path, then records in file order, then sentences in text order. The
+first occurrence survives; a later sentence whose shingle set has exact Jaccard similarity >=
+`threshold` with a surviving one is a duplicate of the most similar of them (an identical
+normal form first, then the earliest on a tie). A document whose dedupable text is mostly
+duplicates is dropped whole, and its sentences are withdrawn so nothing later points into it.
+
+Signatures are computed in bulk (`MinHasher.signatures`) and are bit-identical to datasketch's
+`MinHash` with the same seed, scheme and hash function (tested). LSH bands of `lsh_rows`
+signature values are folded into 64-bit band keys; two sentences are candidates when one band
+key agrees, and every candidate is confirmed on the exact shingle sets, so precision is 1.0 by
+construction and recall is the chance that a true pair shares a band.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
 
 import numpy as np
-from datasketch import MinHash, MinHashLSH
+import numpy.typing as npt
+from datasketch import MinHash
 
 from pipeline.config import DedupConfig
 from pipeline.steps.sentences import count_words
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+
+Signatures = npt.NDArray[np.unsignedinteger[Any]]
+BandKeys = npt.NDArray[np.uint64]
+
+SIGNING_BATCH: Final = 4096
+"""Sentences signed and matched together; the permutations run over 64 of them at a time."""
+_PERMUTE_CHUNK: Final = 64
+_HASH_CACHE_LIMIT: Final = 4_000_000  # distinct shingles remembered (12-16 bytes each)
+_CURRENT_RUN: Final = 2**62  # the run seq of the run being deduplicated: after every earlier run
+_FMIX: Final = {
+    32: (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16)),
+    64: (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(33), np.uint64(0xC4CEB9FE1A85EC53), np.uint64(33)),
+}
+_BAND_MULTIPLIER: Final = np.uint64(0x9E3779B97F4A7C15)
 
 
 def normalise_sentence(text: str) -> str:
@@ -64,27 +88,60 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / union if union else 1.0
 
 
-class MinHasher:
-    """The one factory for MinHash signatures: seed, permutations, scheme and shingles fixed.
+def fmix(values: npt.NDArray[Any], width: int) -> npt.NDArray[Any]:
+    """Return the MurmurHash3 finalizer of unsigned `width`-bit values (datasketch's pre-mix)."""
+    s1, m1, s2, m2, s3 = _FMIX[width]
+    values = values ^ (values >> s1)
+    values = values * m1
+    values = values ^ (values >> s2)
+    values = values * m2
+    mixed: npt.NDArray[Any] = values ^ (values >> s3)
+    return mixed
 
-    Permutations are generated once and shared, since generating them per sentence is most
-    of the cost of a fresh `MinHash()`.
+
+class MinHasher:
+    """The one factory for MinHash signatures and LSH band keys: every parameter fixed here.
+
+    `signatures` signs many sentences at once with NumPy and gives datasketch's hash values bit
+    for bit: SHA-1 of each shingle's UTF-8 bytes (first 4 bytes little-endian for `affine32`, 8
+    for `affine64`), the MurmurHash3 pre-mix, then `a * h + b` in wrapping unsigned arithmetic
+    with datasketch's permutations for the seed. Each distinct shingle is hashed once and
+    remembered (a memo of a pure function, bounded); character shingles of text whose code
+    points fit `64 // size` bits are found with array operations, without a Python string per
+    shingle.
+
+    >>> hasher = MinHasher(DedupConfig())
+    >>> sentence = "Rain fell all day in the capital."
+    >>> bool((hasher.signatures([sentence])[0] == hasher.minhash(hasher.shingles(sentence)).hashvalues).all())
+    True
     """
 
     def __init__(self, cfg: DedupConfig) -> None:
         self.cfg = cfg
         template = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme=cfg.scheme)
-        self._permutations = template.permutations
+        self.permutations: npt.NDArray[Any] = template.permutations
+        self.width = 32 if cfg.scheme == "affine32" else 64
+        self.dtype: type[np.unsignedinteger[Any]] = np.uint32 if self.width == 32 else np.uint64
+        self._a = self.permutations[0].astype(self.dtype)[:, None]
+        self._b = self.permutations[1].astype(self.dtype)[:, None]
+        self._bits = 64 // cfg.shingle_size
+        self._known_keys = np.zeros(0, dtype=np.uint64)
+        self._known_values = np.zeros(0, dtype=self.dtype)
+        self._known_strings: dict[str, int] = {}
 
     @property
     def params(self) -> dict[str, object]:
-        """Return what must match for two signatures to be comparable."""
+        """Return what must match for two signatures, or two sets of band keys, to be comparable."""
+        cfg = self.cfg
         return {
-            "num_perm": self.cfg.num_perm,
-            "seed": self.cfg.seed,
-            "scheme": self.cfg.scheme,
-            "hashfunc": "sha1_hash32" if self.cfg.scheme == "affine32" else "sha1_hash64",
-            "shingle": self.cfg.shingle,
+            "num_perm": cfg.num_perm,
+            "seed": cfg.seed,
+            "scheme": cfg.scheme,
+            "hashfunc": "sha1_hash32" if cfg.scheme == "affine32" else "sha1_hash64",
+            "shingle": cfg.shingle,
+            "normal_form": "lowercase word characters, single spaces",
+            "lsh_bands": cfg.lsh_bands,
+            "lsh_rows": cfg.lsh_rows,
         }
 
     def shingles(self, text: str) -> set[str]:
@@ -92,12 +149,165 @@ class MinHasher:
         return shingle(text, self.cfg.shingle_kind, self.cfg.shingle_size)
 
     def minhash(self, shingles: Iterable[str]) -> MinHash:
-        """Return the MinHash of a shingle set."""
+        """Return datasketch's MinHash of a shingle set (the reference `signatures` must equal)."""
         sketch = MinHash(
-            num_perm=self.cfg.num_perm, seed=self.cfg.seed, permutations=self._permutations, scheme=self.cfg.scheme
+            num_perm=self.cfg.num_perm, seed=self.cfg.seed, permutations=self.permutations, scheme=self.cfg.scheme
         )
         sketch.update_batch([item.encode("utf-8") for item in shingles])
         return sketch
+
+    def signatures(self, texts: Sequence[str], normalised: bool = False) -> Signatures:
+        """Return the MinHash signatures of many sentences, one row each (datasketch's values).
+
+        `normalised`: the texts are already `normalise_sentence`'s output (saves doing it again).
+        """
+        norms = list(texts) if normalised else [normalise_sentence(text) for text in texts]
+        out = np.empty((len(norms), self.cfg.num_perm), dtype=self.dtype)
+        size = self.cfg.shingle_size
+        lengths = np.fromiter(map(len, norms), dtype=np.int64, count=len(norms))
+        fast = np.zeros(len(norms), dtype=bool)
+        if self.cfg.shingle_kind == "char" and len(norms):
+            points = np.frombuffer("".join(norms).encode("utf-32-le"), dtype=np.uint32)
+            nonempty = np.flatnonzero(lengths)
+            highest = np.zeros(len(norms), dtype=np.uint32)
+            if len(nonempty):
+                highest[nonempty] = np.maximum.reduceat(points, (np.cumsum(lengths) - lengths)[nonempty])
+            fast = (lengths > size) & (highest < 1 << self._bits)
+        fast_rows, slow_rows = np.flatnonzero(fast), np.flatnonzero(~fast)
+        if len(fast_rows):
+            hashes, counts = self._char_shingle_hashes([norms[n] for n in fast_rows.tolist()])
+            out[fast_rows] = self._permuted_minima(hashes, counts)
+        if len(slow_rows):
+            values = [[self._string_hash(s) for s in self.shingles(norms[n])] for n in slow_rows.tolist()]
+            counts = np.array([len(v) for v in values], dtype=np.int64)
+            hashes = np.array([h for v in values for h in v], dtype=self.dtype)
+            out[slow_rows] = self._permuted_minima(hashes, counts)
+        return out
+
+    def band_keys(self, signatures: Signatures) -> BandKeys:
+        """Return one 64-bit key per LSH band and sentence: `lsh_rows` signature values folded and mixed."""
+        bands, rows = self.cfg.lsh_bands, self.cfg.lsh_rows
+        values = signatures[:, : bands * rows].astype(np.uint64).reshape(len(signatures), bands, rows)
+        keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+        for column in range(rows):
+            keys = fmix((keys * _BAND_MULTIPLIER) ^ values[:, :, column], 64)
+        return keys
+
+    def _string_hash(self, text: str) -> int:
+        known = self._known_strings.get(text)
+        if known is None:
+            digest = hashlib.sha1(text.encode("utf-8")).digest()[: self.width // 8]
+            raw = np.frombuffer(digest, dtype=f"<u{self.width // 8}").astype(self.dtype)
+            known = int(fmix(raw, self.width)[0])
+            if len(self._known_strings) >= _HASH_CACHE_LIMIT:
+                self._known_strings.clear()
+            self._known_strings[text] = known
+        return known
+
+    def _char_shingle_hashes(self, norms: list[str]) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+        """Return the pre-mixed hash of every character shingle occurrence, sentence by sentence, and counts."""
+        size, bits = self.cfg.shingle_size, self._bits
+        lengths = np.fromiter(map(len, norms), dtype=np.int64, count=len(norms))
+        points = np.frombuffer("".join(norms).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        counts = lengths - size + 1
+        starts = np.cumsum(lengths) - lengths
+        first_window = np.cumsum(counts) - counts
+        window = np.repeat(starts - first_window, counts) + np.arange(int(counts.sum()))
+        keys = np.zeros(len(window), dtype=np.uint64)
+        for offset in range(size):  # the code points themselves, packed: exact, no collisions
+            keys = (keys << np.uint64(bits)) | points[window + offset]
+        distinct, inverse = np.unique(keys, return_inverse=True)
+        at = np.searchsorted(self._known_keys, distinct)
+        at[at >= len(self._known_keys)] = 0
+        hit = self._known_keys[at] == distinct if len(self._known_keys) else np.zeros(len(distinct), dtype=bool)
+        values = np.empty(len(distinct), dtype=self.dtype)
+        values[hit] = self._known_values[at[hit]]
+        missing = distinct[~hit]
+        if len(missing):
+            mask = np.uint64((1 << bits) - 1)
+            columns = [((missing >> np.uint64(bits * (size - 1 - k))) & mask).tolist() for k in range(size)]
+            texts = ["".join(map(chr, points_of)) for points_of in zip(*columns, strict=True)]
+            digest = b"".join([hashlib.sha1(t.encode("utf-8")).digest()[: self.width // 8] for t in texts])
+            mixed = fmix(np.frombuffer(digest, dtype=f"<u{self.width // 8}").astype(self.dtype), self.width)
+            values[~hit] = mixed
+            if len(self._known_keys) + len(missing) <= _HASH_CACHE_LIMIT:
+                where = np.searchsorted(self._known_keys, missing)
+                self._known_keys = np.insert(self._known_keys, where, missing)
+                self._known_values = np.insert(self._known_values, where, mixed)
+        return values[inverse], counts
+
+    def _permuted_minima(self, hashes: npt.NDArray[Any], counts: npt.NDArray[np.int64]) -> Signatures:
+        """Return per sentence the minimum of `a * h + b` over its shingle hashes, for every permutation."""
+        out = np.empty((len(counts), self.cfg.num_perm), dtype=self.dtype)
+        ends = np.cumsum(counts)
+        for lo in range(0, len(counts), _PERMUTE_CHUNK):
+            hi = min(lo + _PERMUTE_CHUNK, len(counts))
+            first = int(ends[lo - 1]) if lo else 0
+            permuted = self._a * hashes[first : int(ends[hi - 1])]
+            permuted += self._b
+            offsets = np.concatenate(([0], ends[lo : hi - 1] - first))
+            out[lo:hi] = np.minimum.reduceat(permuted, offsets, axis=1).T
+        return out
+
+
+def match_band_keys(
+    sorted_keys: npt.NDArray[np.uint64], rows: npt.NDArray[Any], queries: BandKeys
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Return (query, row) pairs whose key agrees in some band, unique, from per-band sorted keys.
+
+    `sorted_keys[band]` is band `band`'s keys in ascending order and `rows[band]` the entry each
+    belongs to; `queries[i, band]` is query i's key.
+
+    >>> keys = np.array([[1, 5, 9]], dtype=np.uint64); rows = np.array([[2, 0, 1]])
+    >>> [a.tolist() for a in match_band_keys(keys, rows, np.array([[5], [7]], dtype=np.uint64))]
+    [[0], [0]]
+    """
+    found_query: list[npt.NDArray[np.int64]] = []
+    found_row: list[npt.NDArray[np.int64]] = []
+    for band in range(queries.shape[1]):
+        keys = sorted_keys[band]
+        left = np.searchsorted(keys, queries[:, band], "left")
+        right = np.searchsorted(keys, queries[:, band], "right")
+        hits = right - left
+        if not hits.any():
+            continue
+        query = np.repeat(np.arange(len(queries), dtype=np.int64), hits)
+        first = np.repeat(left - (np.cumsum(hits) - hits), hits)
+        found_query.append(query)
+        found_row.append(np.asarray(rows[band][first + np.arange(len(query))], dtype=np.int64))
+    if not found_query:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    pairs = np.unique(np.stack([np.concatenate(found_query), np.concatenate(found_row)], axis=1), axis=0)
+    return pairs[:, 0], pairs[:, 1]
+
+
+def sort_bands(keys: BandKeys) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    """Return, per band, the keys of `keys` (one row per entry) in ascending order and their rows."""
+    rows = np.argsort(keys, axis=0, kind="stable").T
+    return np.take_along_axis(keys.T, rows, axis=1), rows
+
+
+@dataclass(frozen=True)
+class Published:
+    """A surviving sentence that later sentences may duplicate: from an earlier run or this one."""
+
+    key: str
+    """`<doc_id>:<sentence number>`."""
+    doc_id: str
+    run: str
+    text: str
+    """Its normal form (`normalise_sentence`)."""
+    order: tuple[int, int]
+    """(run seq, sentence seq in the run): earlier sorts first."""
+
+
+class PublishedSentences(Protocol):
+    """Sentences published by earlier runs, as a persistent index gives them to this run."""
+
+    def candidates(self, signatures: Signatures, band_keys: BandKeys) -> list[list[Published]]:
+        """Return, per sentence, the published sentences sharing an LSH band with it (unconfirmed)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +320,7 @@ class SentenceDuplicate:
     score: float
     duplicate_of: str
     duplicate_of_doc: str
+    duplicate_of_run: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,60 +341,232 @@ class DocumentVerdict:
     sentences: tuple[SentenceDuplicate, ...]
     duplicate_of_doc: str | None = None
     reason: str | None = None
+    duplicate_of_run: str | None = None
 
 
 @dataclass
-class _Entry:
-    seq: int
-    doc_id: str
-    shingles: frozenset[str]
+class _Sentence:
+    """One dedupable sentence of the batch being matched."""
+
+    doc: int
+    position: int
+    text: str
+    norm: str
+    earlier: list[tuple[float, Published]] = field(default_factory=list)
+    """Confirmed matches among sentences published before this batch (earlier runs, earlier batches)."""
+    nearby: list[int] = field(default_factory=list)
+    """Other sentences of this batch sharing a band (not yet confirmed), for the first of a normal form."""
+    shingles: set[str] | None = None
+    survivor: Published | None = None
+    first: int = 0
+    """The first sentence of the batch with the same normal form (itself if none before)."""
 
 
-class SentenceIndex:
-    """Surviving sentences in insertion order: an exact-text map and an LSH index over MinHashes."""
+class _RunSentences:
+    """This run's surviving sentences from earlier batches: sorted band keys in a few tiers, in memory.
 
-    def __init__(self, hasher: MinHasher) -> None:
-        cfg = hasher.cfg
-        self.hasher = hasher
-        self.threshold = cfg.threshold
-        self._lsh = MinHashLSH(threshold=cfg.lsh_threshold, num_perm=cfg.num_perm)
-        self._exact: dict[str, str] = {}
-        self._entries: dict[str, _Entry] = {}
+    Tiers are merged when the newer one grows to half the older one's size, so there are at most
+    about log2(survivors / batch) tiers to search.
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[Published] = []
+        self._tiers: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], BandKeys]] = []
+
+    def add(self, entries: list[Published], keys: BandKeys) -> None:
+        if not entries:
+            return
+        first = len(self.entries)
+        self.entries.extend(entries)
+        sorted_keys, rows = sort_bands(keys)
+        self._tiers.append((sorted_keys, rows + first, keys))
+        while len(self._tiers) >= 2 and self._tiers[-2][2].shape[0] <= 2 * self._tiers[-1][2].shape[0]:
+            newer, older = self._tiers.pop(), self._tiers.pop()
+            both = np.concatenate([older[2], newer[2]])
+            first_row = int(older[1].min()) if older[1].size else 0
+            sorted_keys, rows = sort_bands(both)
+            self._tiers.append((sorted_keys, rows + first_row, both))
+
+    def candidates(self, keys: BandKeys) -> list[list[Published]]:
+        found: list[list[Published]] = [[] for _ in range(len(keys))]
+        for sorted_keys, rows, _ in self._tiers:
+            queries, matched = match_band_keys(sorted_keys, rows, keys)
+            for query, row in zip(queries.tolist(), matched.tolist(), strict=True):
+                found[query].append(self.entries[row])
+        return found
+
+
+class Deduplicator:
+    """Find duplicates in one run's documents against earlier runs and against each other.
+
+    `run` names this run in the removal log; `earlier` gives the sentences earlier runs
+    published (None: this run only). Documents are matched in batches of whole documents
+    (`SIGNING_BATCH` sentences): signatures and candidates in bulk, then the order rule one
+    sentence at a time.
+    """
+
+    def __init__(
+        self,
+        cfg: DedupConfig,
+        min_document_words: int = 0,
+        earlier: PublishedSentences | None = None,
+        run: str = "",
+    ) -> None:
+        self.cfg = cfg
+        self.hasher = MinHasher(cfg)
+        self.min_document_words = min_document_words
+        self.earlier = earlier
+        self.run = run
+        self._run_sentences = _RunSentences()
+        self._exact: dict[str, Published] = {}
+        self._kept_docs: set[str] = set()
         self._seq = 0
 
-    def find(self, text: str, shingles: set[str], sketch: MinHash) -> tuple[str, str, float, str] | None:
-        """Return (rule, key, score, doc_id) of the surviving sentence `text` duplicates, or None."""
-        exact = self._exact.get(normalise_sentence(text))
+    def verdicts(self, documents: Iterable[DocumentInput]) -> Iterator[DocumentVerdict]:
+        """Yield one verdict per document, in input order."""
+        batch: list[DocumentInput] = []
+        size = 0
+        for doc in documents:
+            batch.append(doc)
+            size += len(doc.sentences)
+            if size >= SIGNING_BATCH:
+                yield from self._batch(batch)
+                batch, size = [], 0
+        if batch:
+            yield from self._batch(batch)
+
+    def _batch(self, docs: list[DocumentInput]) -> Iterator[DocumentVerdict]:
+        sentences = [
+            _Sentence(d, position, text, normalise_sentence(text))
+            for d, doc in enumerate(docs)
+            for position, text in enumerate(doc.sentences)
+            if count_words(text) >= self.cfg.min_words
+        ]
+        keys = self._find_candidates(sentences)
+        by_doc: dict[int, list[int]] = {}
+        for n, sentence in enumerate(sentences):
+            by_doc.setdefault(sentence.doc, []).append(n)
+        new_survivors: list[int] = []
+        for d, doc in enumerate(docs):
+            yield self._judge(doc, by_doc.get(d, []), sentences, new_survivors)
+        kept = [n for n in new_survivors if sentences[n].survivor is not None]
+        if kept:
+            survivors = [sentences[n].survivor for n in kept]
+            self._run_sentences.add([s for s in survivors if s is not None], keys[kept])
+
+    def _find_candidates(self, sentences: list[_Sentence]) -> BandKeys:
+        """Fill in each sentence's confirmed earlier matches and its neighbours in the batch; return band keys.
+
+        Sentences with the same normal form are matched once, through the first of them.
+        """
+        first: dict[str, int] = {}
+        for n, sentence in enumerate(sentences):
+            sentence.first = first.setdefault(sentence.norm, n)
+        distinct = sorted(set(first.values()))
+        signatures = self.hasher.signatures([sentences[n].norm for n in distinct], normalised=True)
+        distinct_keys = self.hasher.band_keys(signatures)
+        if distinct:
+            earlier = self.earlier.candidates(signatures, distinct_keys) if self.earlier is not None else None
+            this_run = self._run_sentences.candidates(distinct_keys)
+            for k, n in enumerate(distinct):
+                sentence = sentences[n]
+                for published in (earlier[k] if earlier is not None else []) + this_run[k]:
+                    score = jaccard(self._shingles(sentence), self.hasher.shingles(published.text))
+                    if score >= self.cfg.threshold:
+                        sentence.earlier.append((score, published))
+            # Neighbours within the batch: sentences whose band keys agree somewhere.
+            sorted_keys, rows = sort_bands(distinct_keys)
+            neighbours: set[tuple[int, int]] = set()
+            for band in range(distinct_keys.shape[1]):
+                band_keys = sorted_keys[band]
+                bounds = np.flatnonzero(band_keys[1:] != band_keys[:-1]) + 1
+                starts = np.concatenate(([0], bounds))
+                ends = np.concatenate((bounds, [len(band_keys)]))
+                for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
+                    if end - start > 1:
+                        members = [distinct[k] for k in rows[band][start:end].tolist()]
+                        neighbours.update((i, j) for i in members for j in members if i != j)
+            for i, j in sorted(neighbours):
+                sentences[i].nearby.append(j)
+        row_of = {n: k for k, n in enumerate(distinct)}
+        return distinct_keys[[row_of[s.first] for s in sentences]] if sentences else distinct_keys
+
+    def _shingles(self, sentence: _Sentence) -> set[str]:
+        if sentence.shingles is None:
+            sentence.shingles = self.hasher.shingles(sentence.norm)
+        return sentence.shingles
+
+    def _best(self, n: int, batch: list[_Sentence]) -> tuple[float, Published] | None:
+        """Return the surviving sentence that sentence `n` of the batch duplicates and the similarity, or None."""
+        sentence = batch[n]
+        first = batch[sentence.first]
+        options = list(first.earlier)
+        exact = self._exact.get(sentence.norm)
         if exact is not None:
-            return "exact_duplicate", exact, 1.0, self._entries[exact].doc_id
-        best: tuple[float, int, str] | None = None
-        for key in self._lsh.query(sketch):
-            entry = self._entries[key]
-            score = jaccard(shingles, set(entry.shingles))
-            if score >= self.threshold and (best is None or (-score, entry.seq) < (-best[0], best[1])):
-                best = (score, entry.seq, key)
-        if best is None:
+            options.append((1.0, exact))
+        for i in first.nearby:
+            other = batch[i]
+            if i < n and other.survivor is not None:
+                score = jaccard(self._shingles(sentence), self._shingles(other))
+                if score >= self.cfg.threshold:
+                    options.append((score, other.survivor))
+        if not options:
             return None
-        return "near_duplicate", best[2], best[0], self._entries[best[2]].doc_id
+        return min(options, key=lambda o: (-o[0], o[1].text != sentence.norm, o[1].order))
 
-    def add(self, key: str, doc_id: str, text: str, shingles: set[str], sketch: MinHash) -> None:
-        """Add a surviving sentence."""
-        self._lsh.insert(key, sketch)
-        self._exact.setdefault(normalise_sentence(text), key)
-        self._entries[key] = _Entry(self._seq, doc_id, frozenset(shingles))
-        self._seq += 1
-
-    def withdraw(self, key: str, text: str) -> None:
-        """Remove a sentence added earlier (its document turned out to be a duplicate)."""
-        self._lsh.remove(key)
-        norm = normalise_sentence(text)
-        if self._exact.get(norm) == key:
-            del self._exact[norm]
-        del self._entries[key]
+    def _judge(
+        self, doc: DocumentInput, members: list[int], batch: list[_Sentence], new_survivors: list[int]
+    ) -> DocumentVerdict:
+        if doc.doc_id in self._kept_docs:
+            reason = f"same content as document {doc.doc_id} seen earlier"
+            return DocumentVerdict(doc.source, doc.doc_id, (), doc.doc_id, reason, self.run)
+        duplicates: list[SentenceDuplicate] = []
+        added: list[int] = []
+        dedupable_chars = 0
+        for n in members:
+            sentence = batch[n]
+            dedupable_chars += len(sentence.text)
+            found = self._best(n, batch)
+            if found is None:
+                sentence.survivor = Published(
+                    f"{doc.doc_id}:{sentence.position}",
+                    doc.doc_id,
+                    self.run,
+                    sentence.norm,
+                    (_CURRENT_RUN, self._seq),
+                )
+                self._seq += 1
+                self._exact.setdefault(sentence.norm, sentence.survivor)
+                added.append(n)
+            else:
+                score, of = found
+                rule = "exact_duplicate" if of.text == sentence.norm else "near_duplicate"
+                duplicates.append(
+                    SentenceDuplicate(
+                        sentence.position, sentence.text.strip(), rule, round(score, 6), of.key, of.doc_id, of.run
+                    )
+                )
+        verdict = _judge_document(doc, duplicates, dedupable_chars, self.cfg.document_duplicate_fraction, self.run)
+        dropped = {dup.position for dup in duplicates}
+        kept_words = sum(count_words(s) for n, s in enumerate(doc.sentences) if n not in dropped)
+        if verdict.duplicate_of_doc is not None or kept_words < self.min_document_words:
+            for n in added:  # withdrawn: nothing later may point into a document not published
+                sentence = batch[n]
+                if self._exact.get(sentence.norm) is sentence.survivor:
+                    del self._exact[sentence.norm]
+                sentence.survivor = None
+        else:
+            self._kept_docs.add(doc.doc_id)
+            new_survivors.extend(added)
+        return verdict
 
 
 def find_duplicates(
-    documents: Iterable[DocumentInput], cfg: DedupConfig, min_document_words: int = 0
+    documents: Iterable[DocumentInput],
+    cfg: DedupConfig,
+    min_document_words: int = 0,
+    earlier: PublishedSentences | None = None,
+    run: str = "",
 ) -> Iterator[DocumentVerdict]:
     """Yield one verdict per document, in input order, on its duplicate sentences.
 
@@ -195,60 +578,32 @@ def find_duplicates(
     >>> [(v.source, [(d.rule, d.duplicate_of) for d in v.sentences]) for v in find_duplicates(docs, DedupConfig())]
     [('a.txt', []), ('b.txt', [('exact_duplicate', 'A:0')])]
     """
-    hasher = MinHasher(cfg)
-    index = SentenceIndex(hasher)
-    kept_docs: set[str] = set()
-    for doc in documents:
-        if doc.doc_id in kept_docs:
-            yield DocumentVerdict(
-                doc.source, doc.doc_id, (), doc.doc_id, f"same content as document {doc.doc_id} seen earlier"
-            )
-            continue
-        duplicates: list[SentenceDuplicate] = []
-        added: list[tuple[str, str]] = []
-        dedupable_chars = 0
-        for position, text in enumerate(doc.sentences):
-            if count_words(text) < cfg.min_words:
-                continue
-            dedupable_chars += len(text)
-            shingles = hasher.shingles(text)
-            sketch = hasher.minhash(shingles)
-            found = index.find(text, shingles, sketch)
-            if found is None:
-                key = f"{doc.doc_id}:{position}"
-                index.add(key, doc.doc_id, text, shingles, sketch)
-                added.append((key, text))
-            else:
-                rule, key, score, of_doc = found
-                duplicates.append(SentenceDuplicate(position, text.strip(), rule, round(score, 6), key, of_doc))
-        verdict = _judge_document(doc, duplicates, dedupable_chars, cfg.document_duplicate_fraction)
-        dropped = {dup.position for dup in duplicates}
-        kept_words = sum(count_words(s) for n, s in enumerate(doc.sentences) if n not in dropped)
-        if verdict.duplicate_of_doc is not None or kept_words < min_document_words:
-            for key, text in added:
-                index.withdraw(key, text)
-        else:
-            kept_docs.add(doc.doc_id)
-        yield verdict
+    return Deduplicator(cfg, min_document_words, earlier, run).verdicts(documents)
 
 
 def _judge_document(
-    doc: DocumentInput, duplicates: list[SentenceDuplicate], dedupable_chars: int, fraction: float
+    doc: DocumentInput, duplicates: list[SentenceDuplicate], dedupable_chars: int, fraction: float, run: str
 ) -> DocumentVerdict:
-    """Return the verdict: a document duplicate when enough of its text duplicates others."""
-    foreign = [dup for dup in duplicates if dup.duplicate_of_doc != doc.doc_id]
+    """Return the verdict: a document duplicate when enough of its text duplicates other documents.
+
+    A sentence counts when it duplicates another document, or any document of an earlier run
+    (the same document published before counts too).
+    """
+    foreign = [dup for dup in duplicates if dup.duplicate_of_doc != doc.doc_id or dup.duplicate_of_run != run]
     duplicate_chars = sum(len(dup.text) for dup in foreign)
     if dedupable_chars and foreign and duplicate_chars / dedupable_chars >= fraction:
-        counts = Counter(dup.duplicate_of_doc for dup in foreign)
-        first_seen = {dup.duplicate_of_doc: n for n, dup in reversed(list(enumerate(foreign)))}
-        of_doc = min(counts, key=lambda d: (-counts[d], first_seen[d]))
+        counts = Counter((dup.duplicate_of_run, dup.duplicate_of_doc) for dup in foreign)
+        first_seen = {(dup.duplicate_of_run, dup.duplicate_of_doc): n for n, dup in reversed(list(enumerate(foreign)))}
+        of_run, of_doc = min(counts, key=lambda d: (-counts[d], first_seen[d]))
         share = float(np.round(duplicate_chars / dedupable_chars, 3))
+        where = "" if of_run == run else f" of run {of_run}"
         return DocumentVerdict(
             doc.source,
             doc.doc_id,
             tuple(duplicates),
             of_doc,
             f"{share:.0%} of its sentence text duplicates earlier documents "
-            f"(threshold {fraction:.0%}); mostly document {of_doc}",
+            f"(threshold {fraction:.0%}); mostly document {of_doc}{where}",
+            of_run,
         )
     return DocumentVerdict(doc.source, doc.doc_id, tuple(duplicates))

@@ -1,0 +1,341 @@
+"""Dedup against earlier runs: the persistent index (embedded and Redis), its commits and its checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from datasketch import MinHash
+
+from pipeline.config import DedupConfig
+from pipeline.dedup_index import DedupIndexError, EmbeddedIndex, Survivors, collect_survivors, index_params
+from pipeline.evaluation import DEFAULT_EVAL_DIR
+from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates, jaccard
+from pipeline.steps.sentences import split_paragraphs
+from tests.conftest import SEEDS, Run, run_pipeline
+
+WIRE = "000_dc83cd2776310e7f.txt"
+
+
+def _real_sentences(limit: int = 3000) -> list[str]:
+    """Sentences of the seeds and, when the evaluation data is there, of the WCXB ground truth."""
+    texts = [path.read_text("utf-8") for path in sorted(SEEDS.glob("*.txt"))]
+    truth = sorted((DEFAULT_EVAL_DIR / "ground-truth").glob("*.json"))[:150]
+    texts += [(json.loads(p.read_text("utf-8")).get("ground_truth") or {}).get("main_content") or "" for p in truth]
+    sentences = [s for text in texts for para in split_paragraphs(text, "en") for s in para]
+    return list(dict.fromkeys(s.strip() for s in sentences if s.strip()))[:limit]
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        DedupConfig(),
+        DedupConfig(scheme="affine64"),
+        DedupConfig(shingle="word3"),
+        DedupConfig(seed=7, num_perm=64, lsh_bands=10),
+    ],
+    ids=["char5-affine32", "char5-affine64", "word3", "seed7-perm64"],
+)
+def test_bulk_signatures_identical_to_datasketch(cfg: DedupConfig) -> None:
+    hasher = MinHasher(cfg)
+    sentences = [*_real_sentences(), "x", "Ünïcödé façade — 東京で雨が降った。", "a b"]
+    signatures = hasher.signatures(sentences)
+    for sentence, row in zip(sentences, signatures, strict=True):
+        naive = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme=cfg.scheme)  # a fresh one: nothing shared
+        for item in hasher.shingles(sentence):
+            naive.update(item.encode("utf-8"))
+        assert np.array_equal(naive.hashvalues, row), sentence
+
+
+def _edit(sentence: str, n: int) -> str:
+    words = sentence.split()
+    middle = len(words) // 2
+    return " ".join([*words[:middle], "reportedly" if n % 2 else "also", *words[middle:]])
+
+
+def test_edited_copies_found_against_an_earlier_run_in_memory(tmp_path: Path) -> None:
+    cfg = DedupConfig(document_duplicate_fraction=1.0)
+    originals = [s for s in _real_sentences(600) if len(s.split()) >= 15]
+    index = EmbeddedIndex(tmp_path / "dedup", index_params(MinHasher(cfg)))
+    first = list(
+        find_duplicates([DocumentInput("a", "A", tuple(originals))], cfg, earlier=index.reader("r1"), run="r1")
+    )
+    assert first[0].sentences == ()
+    index.commit("r1", collect_survivors(MinHasher(cfg), [(f"A:{n}", "A", s) for n, s in enumerate(originals)]))
+    edited = [_edit(s, n) for n, s in enumerate(originals)]
+    reopened = EmbeddedIndex(tmp_path / "dedup", index_params(MinHasher(cfg)))
+    second = list(
+        find_duplicates([DocumentInput("b", "B", tuple(edited))], cfg, earlier=reopened.reader("r2"), run="r2")
+    )
+    hasher = MinHasher(cfg)
+    truly = {
+        n
+        for n, (o, e) in enumerate(zip(originals, edited, strict=True))
+        if jaccard(hasher.shingles(o), hasher.shingles(e)) >= cfg.threshold
+    }
+    found = {dup.position: dup for dup in second[0].sentences}
+    assert len(found.keys() & truly) >= 0.98 * len(truly)
+    for position, dup in found.items():
+        assert dup.duplicate_of_run == "r1" and dup.duplicate_of_doc == "A"
+        of = originals[int(dup.duplicate_of.split(":")[1])]
+        assert jaccard(hasher.shingles(edited[position]), hasher.shingles(of)) >= cfg.threshold
+
+
+# --------------------------------------------------------------------------------------------------
+# Two runs into one output folder, through the real task graph
+
+
+def _second_run_inputs(folder: Path) -> dict[str, str]:
+    """Edited copies of first-run sentences (a syndicated copy, and a few sentences in a new story)."""
+    folder.mkdir(parents=True)
+    wire = (SEEDS / WIRE).read_text("utf-8")
+    copy = wire.replace("Islamabad", "Islamabad, the capital,").replace("Pakistan has", "Pakistan had")
+    (folder / "syndicated.txt").write_text(copy, encoding="utf-8")
+    lines = [s.strip() for para in split_paragraphs(wire, "en") for s in para if len(s.split()) > 12]
+    story = [
+        "Storm clouds gathered over the harbour town late on Sunday afternoon as fishermen hauled their boats ashore.",
+        "The mayor said the ferry service would stay suspended until engineers had checked the old stone pier.",
+        _edit(lines[1], 0),
+        " ".join(word for n, word in enumerate(lines[2].split()) if n != 2),
+        "Local shops reported brisk trade in candles, batteries and bottled water as residents prepared.",
+        "Forecasters expect the wind to ease by Tuesday, although heavy rain may persist along the northern coast.",
+    ]
+    (folder / "new_story.txt").write_text("\n".join(story) + "\n", encoding="utf-8")
+    return {"edited_1": lines[1], "edited_2": lines[2]}
+
+
+def _runs(index_file: Path) -> list[str]:
+    return [r["run"] for r in json.loads(index_file.read_text("utf-8"))["runs"]]
+
+
+def test_second_run_removes_edited_copies_pointing_into_the_first_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = run_pipeline(out, "run", "--input", str(SEEDS))
+    assert first.returncode == 0, first.stderr
+    first_data = first.table("data")
+    (first_run,) = _runs(out / "state" / "dedup" / "manifest.json")
+    _second_run_inputs(tmp_path / "in2")
+    second = run_pipeline(out, "run", "--input", str(tmp_path / "in2"))
+    assert second.returncode == 0, second.stderr
+    manifest_runs = _runs(out / "state" / "dedup" / "manifest.json")
+    assert manifest_runs[0] == first_run and len(manifest_runs) == 2
+    _check_with_first_data(first_data, second, first_run)
+    # The same two runs with two workers give the same bytes, corpus and index.
+    other = tmp_path / "two-workers"
+    config = {"input": {"files_per_shard": 1}}
+    for inputs in (SEEDS, tmp_path / "in2"):
+        one = run_pipeline(tmp_path / "w1", "run", "--input", str(inputs), "--workers", "1", config=config)
+        two = run_pipeline(other, "run", "--input", str(inputs), "--workers", "2", config=config)
+        assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+        assert _files(one.corpus) == _files(two.corpus)
+    assert _files(tmp_path / "w1" / "state" / "dedup") == _files(other / "state" / "dedup")
+
+
+def _check_with_first_data(first_data: list[dict[str, object]], second: Run, first_run: str) -> None:
+    manifest = {row["source"]: row for row in second.table("manifest")}
+    assert manifest["syndicated.txt"]["status"] == "duplicate"
+    assert manifest["syndicated.txt"]["duplicate_of_run"] == first_run
+    assert "of run " + first_run in str(manifest["syndicated.txt"]["reason"])
+    assert manifest["new_story.txt"]["status"] == "kept"
+    wire_id = next(row["id"] for row in first_data if row["source"] == WIRE)
+    assert manifest["syndicated.txt"]["duplicate_of"] == wire_id
+    removed = [
+        r for r in second.table("removals") if r["stage"] == "find_duplicates" and r["source"] == "new_story.txt"
+    ]
+    assert {r["rule"] for r in removed} == {"near_duplicate"} and len(removed) == 2
+    for row in removed:
+        assert row["duplicate_of_run"] == first_run and row["duplicate_of_doc"] == wire_id
+        assert str(row["duplicate_of"]).startswith(f"{wire_id}:")
+        assert 0.8 <= float(row["score"]) < 1.0
+    kept = second.texts()["new_story.txt"]
+    assert "Storm clouds gathered" in kept and "Forecasters expect" in kept
+
+
+# --------------------------------------------------------------------------------------------------
+# The same through Redis
+
+
+@pytest.fixture(scope="module")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server on a free loopback port, in a temporary folder, for this module."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (CI installs it: apt-get install redis-server)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    folder = tmp_path_factory.mktemp("redis")
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(folder),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+                    connection.sendall(b"PING\r\n")
+                    if connection.recv(16).startswith(b"+PONG"):
+                        break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_second_run_through_redis(tmp_path: Path, redis_port: int) -> None:
+    config = {"dedup": {"index": "redis", "redis_port": redis_port, "redis_prefix": "two-runs"}}
+    out = tmp_path / "out"
+    first = run_pipeline(out, "run", "--input", str(SEEDS), config=config)
+    assert first.returncode == 0, first.stderr
+    first_data = first.table("data")
+    assert not (out / "state" / "dedup").exists()  # the index lives in Redis
+    _second_run_inputs(tmp_path / "in2")
+    second = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), config=config)
+    assert second.returncode == 0, second.stderr
+    (plan,) = {row["duplicate_of_run"] for row in second.table("manifest") if row["duplicate_of_run"]}
+    assert (out / "00_plan" / f"{plan}.json").is_file()
+    _check_with_first_data(first_data, second, str(plan))
+    # Another output folder sharing the index (another machine) sees both runs' sentences.
+    third = run_pipeline(tmp_path / "elsewhere", "run", "--input", str(tmp_path / "in2"), config=config)
+    assert third.returncode == 0, third.stderr
+    assert {row["status"] for row in third.table("manifest")} == {"kept", "duplicate"}
+    mismatch = {"dedup": {**config["dedup"], "seed": 2}}
+    refused = run_pipeline(tmp_path / "other", "run", "--input", str(SEEDS), config=mismatch)
+    assert refused.returncode == 1 and "FAILED FindDuplicates" in refused.stderr
+    assert "built with seed=1 but seed=2" in refused.stderr and "redis_prefix" in refused.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameters, killed runs, reruns
+
+
+def test_index_built_with_other_parameters_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_pipeline(out, "run", "--input", str(SEEDS)).returncode == 0
+    _second_run_inputs(tmp_path / "in2")
+    for change, named in (({"num_perm": 64, "lsh_bands": 10}, "num_perm"), ({"shingle": "word3"}, "shingle")):
+        run = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), config={"dedup": change})
+        assert run.returncode == 1
+        index = out / "state" / "dedup" / "manifest.json"
+        assert str(index) in run.stderr and f"{named}=" in run.stderr and "move " in run.stderr
+    hasher = MinHasher(DedupConfig())
+    with pytest.raises(DedupIndexError, match="permutations_sha256"):
+        EmbeddedIndex(out / "state" / "dedup", {**index_params(hasher), "permutations_sha256": "0"})
+
+
+def test_failed_run_leaves_the_index_as_it_was_and_a_rerun_commits(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_pipeline(out, "run", "--input", str(SEEDS)).returncode == 0
+    index = out / "state" / "dedup"
+    before = {p.relative_to(index).as_posix(): p.read_bytes() for p in index.rglob("*") if p.is_file()}
+    _second_run_inputs(tmp_path / "in2")
+    shutil.rmtree(out / "corpus" / "removals")
+    (out / "corpus" / "removals").write_text("in the way", encoding="utf-8")  # WriteCorpus fails mid-way
+    failed = run_pipeline(out, "run", "--input", str(tmp_path / "in2"))
+    assert failed.returncode == 1 and "FAILED WriteCorpus" in failed.stderr
+    assert list((out / "05_duplicates").rglob("*.jsonl"))  # FindDuplicates had finished
+    after = {p.relative_to(index).as_posix(): p.read_bytes() for p in index.rglob("*") if p.is_file()}
+    assert after == before
+    (out / "corpus" / "removals").unlink()
+    again = run_pipeline(out, "run", "--input", str(tmp_path / "in2"))
+    assert again.returncode == 0, again.stderr
+    assert len(_runs(index / "manifest.json")) == 2
+    assert {row["status"] for row in again.table("manifest")} == {"kept", "duplicate"}
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_rerun_of_a_committed_run_is_not_deduplicated_against_itself(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = run_pipeline(out, "run", "--input", str(SEEDS))
+    assert first.returncode == 0, first.stderr
+    corpus_first = _files(out / "corpus")
+    _second_run_inputs(tmp_path / "in2")
+    assert run_pipeline(out, "run", "--input", str(tmp_path / "in2")).returncode == 0
+    manifest = (out / "state" / "dedup" / "manifest.json").read_bytes()
+    shutil.rmtree(out / "05_duplicates")  # dedup itself runs again, against the index as it is now
+    rerun = run_pipeline(out, "run", "--input", str(SEEDS))
+    assert rerun.returncode == 0, rerun.stderr
+    assert _files(out / "corpus") == corpus_first
+    assert (out / "state" / "dedup" / "manifest.json").read_bytes() == manifest
+
+
+def test_segments_merge_and_a_replaced_run_is_forgotten(tmp_path: Path) -> None:
+    cfg = DedupConfig()
+    hasher = MinHasher(cfg)
+    sentences = [s for s in _real_sentences(2000) if len(s.split()) >= 8][:400]
+    parts = [sentences[n * 100 : (n + 1) * 100] for n in range(4)]
+
+    def survivors(doc: str, texts: list[str]) -> Survivors:
+        return collect_survivors(hasher, [(f"{doc}:{n}", doc, t) for n, t in enumerate(texts)])
+
+    index = EmbeddedIndex(tmp_path / "dedup", index_params(hasher))
+    assert index.commit("r1", survivors("A", parts[0]))
+    assert index.commit("r2", survivors("B", parts[1]))
+    assert len(index.manifest.segments) == 1  # 100 + 100: merged
+    assert not index.commit("r2", survivors("B", parts[1]))  # same content: nothing new
+    assert index.commit("r1", survivors("C", parts[2]))  # r1 rerun with other content
+    assert index.commit("r3", survivors("D", parts[3]))
+    assert [n for _, n in index.manifest.segments] == [300]  # merged again; r1's first sentences dropped
+    assert [r.run for r in index.manifest.runs] == ["r1", "r2", "r3"]
+
+    def found(run: str, texts: list[str]) -> list[set[tuple[str, str]]]:
+        sigs = hasher.signatures(texts)
+        reader = EmbeddedIndex(tmp_path / "dedup", index_params(hasher)).reader(run)
+        return [{(p.run, p.doc_id) for p in c} for c in reader.candidates(sigs, hasher.band_keys(sigs))]
+
+    assert all(("r1", "A") not in c for c in found("new", parts[0]))
+    assert all(("r1", "C") in c for c in found("new", parts[2]))
+    assert all(not c for c in found("r1", parts[2]))  # r1 is matched against nothing before it
+    assert all(("r1", "C") in c and ("r2", "B") not in c for c in found("r2", parts[2]))
+
+
+def test_commit_killed_before_the_manifest_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.dedup_index as dedup_index
+
+    hasher = MinHasher(DedupConfig())
+    sentences = [s for s in _real_sentences(600) if len(s.split()) >= 8][:200]
+    survivors = [
+        collect_survivors(hasher, [(f"{d}:{n}", d, t) for n, t in enumerate(part)])
+        for d, part in (("A", sentences[:100]), ("B", sentences[100:]))
+    ]
+    index = EmbeddedIndex(tmp_path / "dedup", index_params(hasher))
+    index.commit("r1", survivors[0])
+    before = _files(tmp_path / "dedup")
+
+    def killed(path: Path, text: str) -> None:
+        raise KeyboardInterrupt("killed")  # as if the process died here: segments written, manifest not
+
+    monkeypatch.setattr(dedup_index, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        index.commit("r2", survivors[1])  # 100 + 100: writes a segment and a merged one first
+    monkeypatch.undo()
+    reopened = EmbeddedIndex(tmp_path / "dedup", index_params(hasher))
+    assert [r.run for r in reopened.manifest.runs] == ["r1"]
+    assert (tmp_path / "dedup" / "manifest.json").read_bytes() == before["manifest.json"]
+    assert reopened.commit("r2", survivors[1])  # the next commit clears what the killed one left
+    assert sorted(p.name for p in (tmp_path / "dedup" / "segments").iterdir()) == [reopened.manifest.segments[0][0]]
