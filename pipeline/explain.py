@@ -103,7 +103,9 @@ def explain_document(trace: DocumentTrace, color: bool = False) -> str:
         key = str(row.get("duplicate_of"))
         survivor = trace.survivors.get(key)
         same = " (this document)" if row.get("duplicate_of_doc") == m.get("id") else ""
-        where = f"{survivor['source']}{same}" if survivor else "not in this run"
+        run = row.get("duplicate_of_run")
+        where = f"{survivor['source']}{same}" if survivor else f"document {row.get('duplicate_of_doc')}"
+        where += f", run {run}" if run else ""
         out.append(f"    duplicates {paint(key, 'cyan')} in {where}:")
         if survivor is not None:
             out.append(f"    {paint(_quote(str(survivor['text'])), 'green')}")
