@@ -3,7 +3,7 @@
 Each labelled page is rendered to plain text both ways a scraper saves it (one line per block;
 one line per text node), cleaned up to the boilerplate step exactly as the pipeline does
 (encoding repair, rejoining, the named rules), and each remaining line is labelled by how much
-of it belongs to the page's human-checked main content. Folds are drawn by site (URL host), so
+of it belongs to the page's human-checked title and main content. Folds are drawn by site (URL host), so
 no page of a site is scored by a model that saw another page of it.
 """
 
