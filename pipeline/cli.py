@@ -1,11 +1,12 @@
-"""`python -m pipeline`: run the whole job, or one stage on one document.
+"""`python -m pipeline`: run the whole job (one batch, or a backfill of days), or one stage on one document.
 
 Exit status (for cron and systemd):
   0  every task succeeded and every input was kept, cleaned away or deduplicated
   1  a task failed (the message names the task and its input)
-  2  bad usage: a bad config value, an unknown key, an input path that names nothing
+  2  bad usage: a bad config value, an unknown key, an input path that names nothing, a bad date
   3  every task succeeded but some inputs were quarantined: unreadable files, WARC records or JSON
-     lines (each is listed on stderr and in <output>/quarantine/index.jsonl with its reason)
+     lines (each is listed on stderr and in <output>/quarantine/<batch>/index.jsonl with its reason)
+  4  another run holds the output folder's lock: nothing was done (try again later)
 
 `explain` exits 0 when it explained a document, 1 when the query names no document of the run,
 2 when the output folder holds no finished run.
@@ -14,26 +15,48 @@ Exit status (for cron and systemd):
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 import luigi
+import luigi.configuration
 from luigi.execution_summary import LuigiStatusCode
+from luigi.tools.range import RangeDaily
 
 from pipeline import __version__
 from pipeline.config import ConfigError, load_config, render_default_toml
 from pipeline.explain import explain_document, use_color
-from pipeline.inputs import InputError, make_plan, save_plan
+from pipeline.inputs import DEFAULT_BATCH, InputError, check_batch_name, dated_inputs, make_plan, parse_date, save_plan
+from pipeline.monitoring import ProgressBar, stage_times
 from pipeline.runs import FinishedRun, RunNotFoundError
-from pipeline.tasks import STAGES, PipelineTask, PlanTask, RunShardTask, ShardTask, WriteCorpus, WriteReport
+from pipeline.storage import LockedError, exclusive_lock, remove_orphaned_temporaries
+from pipeline.tasks import (
+    PLAN_DIR,
+    STAGES,
+    DailyBatch,
+    PipelineTask,
+    PlanTask,
+    RunShardTask,
+    ShardTask,
+    WriteCorpus,
+    WriteReport,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED, EXIT_BUSY = 0, 1, 2, 3, 4
 DEFAULT_INPUT = "seeds"
 DEFAULT_OUTPUT = "output"
-PLAN_DIR = "00_plan"
+log = logging.getLogger(__name__)
+_WAIT_FOR_OTHERS = 2.0
+"""Seconds a worker of a central scheduler waits before asking again for the work other workers hold."""
+LOCK_FILE = ".lock"
+"""File under the output root that a run (or backfill) holds while it runs, so runs never overlap."""
 
 
 def _report_failure(task: PipelineTask, exception: BaseException) -> None:
@@ -44,14 +67,31 @@ def _report_failure(task: PipelineTask, exception: BaseException) -> None:
     )
 
 
-def _build(tasks: list[luigi.Task], workers: int) -> bool:
-    """Run tasks with the local scheduler; return whether every one of them succeeded."""
+def _build(tasks: list[luigi.Task], workers: int, scheduler_url: str | None = None) -> bool:
+    """Run tasks with the local scheduler, or as workers of a central `luigid`; return whether all succeeded.
+
+    A worker of a central scheduler stays until every task is done, including tasks other
+    processes or machines run, so each process's exit status speaks for the whole run: when
+    Luigi stops it while others still work (its summary says "not granted run permission"),
+    it waits and schedules again, taking over what a worker that died had left.
+    """
     handler = luigi.Task.event_handler(luigi.Event.FAILURE)(_report_failure)
+    options: dict[str, Any] = {"local_scheduler": True}
+    if scheduler_url:
+        luigi.configuration.get_config().set("worker", "keep_alive", "true")
+        options = {"local_scheduler": False, "scheduler_url": scheduler_url}
     try:
-        result = luigi.build(tasks, workers=workers, local_scheduler=True, detailed_summary=True, log_level="WARNING")
+        while True:
+            result = luigi.build(tasks, workers=workers, detailed_summary=True, log_level="WARNING", **options)
+            others_working = scheduler_url and result.status == LuigiStatusCode.NOT_RUN
+            if not others_working or all(task.complete() for task in tasks):
+                break
+            time.sleep(_WAIT_FOR_OTHERS)
     finally:
         luigi.Task._event_callbacks.get(luigi.Task, {}).get(luigi.Event.FAILURE, set()).discard(handler)
-    ok = result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY)
+    ok = result.status in (LuigiStatusCode.SUCCESS, LuigiStatusCode.SUCCESS_WITH_RETRY) or (
+        result.status == LuigiStatusCode.NOT_RUN and bool(scheduler_url)
+    )
     if not ok:
         print(f"pipeline: run did not succeed ({result.status.name}):\n{result.summary_text}", file=sys.stderr)
     return ok
@@ -61,27 +101,84 @@ def _prepare(config: str | None, inputs: list[str], output: str) -> tuple[dict[s
     """Validate the config, plan the inputs, and return the common task parameters and the plan."""
     cfg = load_config(config)
     plan = make_plan(inputs, cfg.input.files_per_shard)
-    output_dir = Path(output).resolve()
-    plan_path = save_plan(plan, output_dir / PLAN_DIR)
-    common = {"config": str(Path(config).resolve()) if config else "", "output_dir": str(output_dir)}
-    return common, plan_path
+    plan_path = save_plan(plan, Path(output).resolve() / PLAN_DIR)
+    return _common(config, output), plan_path
+
+
+def _common(config: str | None, output: str) -> dict[str, Any]:
+    return {"config": str(Path(config).resolve()) if config else "", "output_dir": str(Path(output).resolve())}
+
+
+def _locked(args: argparse.Namespace, what: str) -> Any:
+    """Return the run lock of the output folder; none for workers of a central scheduler.
+
+    Workers sharing a `luigid` cooperate instead: the scheduler never gives one task to two of them.
+    """
+    if args.scheduler_url:
+        return nullcontext()
+    return _cleaned(Path(args.output).resolve(), what)
+
+
+@contextmanager
+def _cleaned(output: Path, what: str) -> Iterator[None]:
+    """Hold the output folder's lock, and first remove what writers killed earlier left behind."""
+    with exclusive_lock(output / LOCK_FILE, what):
+        for path in remove_orphaned_temporaries(output):
+            log.info("removed %s, left by an interrupted run", path)
+        yield
+
+
+def _run_batch(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """Return the batch a `run` publishes and its inputs (a day's folders for `--date`)."""
+    if args.date and args.batch:
+        raise InputError("give --date or --batch, not both (a dated run's batch is its date)")
+    if args.date:
+        day = parse_date(args.date)
+        return day.isoformat(), dated_inputs(args.input, day)
+    return check_batch_name(args.batch or DEFAULT_BATCH), list(args.input)
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return bool(args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()))
+
+
+def _busy(error: LockedError) -> int:
+    print(f"pipeline: another run is in progress: {error}; nothing done (exit {EXIT_BUSY})", file=sys.stderr)
+    return EXIT_BUSY
 
 
 def command_run(args: argparse.Namespace) -> int:
-    """Run the whole job into the output folder."""
-    common, plan_path = _prepare(args.config, args.input, args.output)
-    report = WriteReport(plan=str(plan_path), **common)
-    if not _build([report], args.workers):
+    """Run the whole job into the output folder: publish one batch."""
+    batch, inputs = _run_batch(args)
+    try:
+        with _locked(args, f"python -m pipeline run (batch {batch})"):
+            common, plan_path = _prepare(args.config, inputs, args.output)
+            report = WriteReport(plan=str(plan_path), batch=batch, **common)
+            with ProgressBar(report) if _show_progress(args) else nullcontext():
+                ok = _build([report], args.workers, args.scheduler_url)
+    except LockedError as error:
+        return _busy(error)
+    if not ok:
         return EXIT_FAILED
+    return _summarise(report)
+
+
+def _summarise(report: WriteReport) -> int:
+    """Print the run summary of a finished batch and return its exit status."""
     task = report.requires()
     marker = json.loads(Path(task.output().path).read_text(encoding="utf-8"))
     counts = marker["counts"]
     docs = counts["documents"]
     print(
-        f"pipeline: {counts['documents_in']} documents in: "
+        f"pipeline: batch {marker['batch']}: {counts['documents_in']} documents in: "
         + ", ".join(f"{n} {status}" for status, n in docs.items())
         + f"; corpus at {task.folder}; report at {report.folder / WriteReport.PAGE}"
     )
+    removals = sorted(counts["removals"], key=lambda r: (-r["count"], r["stage"], r["rule"]))
+    if removals:
+        print("pipeline: removals: " + ", ".join(f"{r['rule']} {r['count']}" for r in removals))
+    times = stage_times(report, include_self=True)
+    print("pipeline: time per stage: " + ", ".join(f"{stage} {sec:.1f} s" for stage, (_, sec) in times.items()))
     if docs.get("quarantined"):
         print(
             f"pipeline: {docs['quarantined']} inputs quarantined; reasons in {task.folder / 'manifest'}",
@@ -90,6 +187,49 @@ def command_run(args: argparse.Namespace) -> int:
         _list_quarantined(task.quarantine_index)
         return EXIT_QUARANTINED
     return EXIT_OK
+
+
+def command_backfill(args: argparse.Namespace) -> int:
+    """Publish every day from --start to --stop that has inputs and no published batch, oldest first."""
+    start, stop = parse_date(args.start), parse_date(args.stop)
+    if stop < start:
+        raise InputError(f"--stop {stop} is before --start {start}")
+    load_config(args.config)  # a bad config is a usage error, before anything runs
+    common = _common(args.config, args.output)
+    days = [start + dt.timedelta(days=n) for n in range((stop - start).days + 1)]
+    of_params = {"inputs": list(args.input), "since": start.isoformat(), **common}
+    today = dt.date.today()
+    backfill = RangeDaily(
+        of=DailyBatch,
+        of_params=of_params,
+        start=start,
+        stop=stop + dt.timedelta(days=1),  # RangeDaily's stop is exclusive
+        days_back=max(0, (today - start).days) + 1,
+        days_forward=max(0, (stop - today).days) + 1,
+        task_limit=len(days),
+        param_name="date",
+    )
+    empty = [day for day in days if not DailyBatch(date=day, **of_params).has_inputs()]
+    if empty:
+        shown = ", ".join(d.isoformat() for d in empty[:10]) + (" ..." if len(empty) > 10 else "")
+        print(f"pipeline: {len(empty)} days have no inputs and are skipped: {shown}", file=sys.stderr)
+    try:
+        with _locked(args, f"python -m pipeline backfill ({start} to {stop})"):
+            ok = _build([backfill], args.workers, args.scheduler_url)
+    except LockedError as error:
+        return _busy(error)
+    if not ok:
+        return EXIT_FAILED
+    status = EXIT_OK
+    for day in days:
+        marker = DailyBatch(date=day, **of_params).corpus_marker()
+        if marker.exists():
+            counts = json.loads(marker.read_text(encoding="utf-8"))["counts"]
+            docs = ", ".join(f"{n} {s}" for s, n in counts["documents"].items())
+            print(f"pipeline: batch {day}: {counts['documents_in']} documents in: {docs}")
+            if counts["documents"].get("quarantined"):
+                status = EXIT_QUARANTINED
+    return status
 
 
 def _list_quarantined(index: Path, limit: int = 20) -> None:
@@ -126,24 +266,26 @@ def command_task(args: argparse.Namespace) -> int:
 
 
 def command_explain(args: argparse.Namespace) -> int:
-    """Print what every stage did to one document of the finished run in the output folder."""
+    """Print what every stage did to one document of the finished runs in the output folder."""
     try:
-        run = FinishedRun.open(args.output)
+        runs = [FinishedRun.open(args.output, args.batch)] if args.batch else FinishedRun.open_all(args.output)
     except RunNotFoundError as error:
         print(f"pipeline: {error}", file=sys.stderr)
         return EXIT_USAGE
-    found = run.find(args.document)
+    found = [(run, row) for run in reversed(runs) for row in run.find(args.document)]
     if not found:
         print(
-            f"pipeline: no document {args.document!r} in the run in {args.output} "
+            f"pipeline: no document {args.document!r} in the runs in {args.output} "
             "(give a document id, a source as listed in the manifest, or an input path)",
             file=sys.stderr,
         )
         return EXIT_FAILED
     color = use_color(sys.stdout, args.color)
-    for number, row in enumerate(found[: args.limit]):
+    for number, (run, row) in enumerate(found[: args.limit]):
         if number:
             sys.stdout.write("\n" + "─" * 72 + "\n\n")
+        if len(runs) > 1:
+            sys.stdout.write(f"batch {run.batch}\n")
         sys.stdout.write(explain_document(run.trace(row), color=color))
     if len(found) > args.limit:
         print(f"pipeline: {len(found) - args.limit} more documents match; use --limit to see them", file=sys.stderr)
@@ -176,8 +318,38 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="input files, folders or glob patterns (default: seeds)",
     )
-    run.add_argument("--workers", type=int, default=1, help="Luigi worker processes (default: 1)")
+    run.add_argument(
+        "--date",
+        metavar="YYYY-MM-DD",
+        help="publish that day's batch: each --input names an inbox holding one folder per day (<input>/<date>/), "
+        "or has a {date} placeholder ({date:%%Y/%%m/%%d} for other layouts)",
+    )
+    run.add_argument(
+        "--batch",
+        metavar="NAME",
+        help=f"publish the inputs as this batch (default without --date: {DEFAULT_BATCH!r}, replaced by each such run)",
+    )
+    run.add_argument(
+        "--progress",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="draw a progress bar on stderr (default auto: when stderr is a terminal)",
+    )
     run.set_defaults(func=command_run)
+
+    backfill = commands.add_parser(
+        "backfill", help="publish every missing day from --start to --stop, oldest first (Luigi RangeDaily)"
+    )
+    backfill.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first day")
+    backfill.add_argument("--stop", required=True, metavar="YYYY-MM-DD", help="last day (included)")
+    backfill.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        metavar="PATH",
+        help="inbox folders holding one folder per day, or paths with a {date} placeholder (as run --date)",
+    )
+    backfill.set_defaults(func=command_backfill)
 
     task = commands.add_parser("task", help="run one stage on one document, for debugging")
     task.add_argument("stage", choices=list(STAGES), help="the stage (Luigi task) to run")
@@ -204,18 +376,27 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--limit", type=int, default=10, help="documents to explain when a path holds many (default: 10)"
     )
+    explain.add_argument("--batch", metavar="NAME", help="look in this batch only (default: every batch, newest first)")
     explain.set_defaults(func=command_explain)
 
     config = commands.add_parser("config", help="print the default config, or validate a config file")
     config.set_defaults(func=command_config)
 
-    for sub in (run, task):
+    for sub in (run, backfill, task):
         sub.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR", help="output root (default: output)")
         sub.add_argument(
             "--config",
             default=None,
             metavar="FILE",
             help="TOML config (default: the embedded defaults; see configs/default.toml)",
+        )
+    for sub in (run, backfill):
+        sub.add_argument("--workers", type=int, default=1, help="Luigi worker processes (default: 1)")
+        sub.add_argument(
+            "--scheduler-url",
+            metavar="URL",
+            help="work as workers of this central luigid (e.g. http://scheduler:8082/) instead of alone; "
+            "start the same command on every machine (shared output folder; dedup.index = 'redis')",
         )
     config.add_argument("--config", default=None, metavar="FILE", help="a config file to validate")
     return parser

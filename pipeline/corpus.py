@@ -3,6 +3,10 @@
 `assemble_document` is pure: one document's record and dedup verdict in, its corpus row (if
 kept), manifest row and removal rows out. `PartWriter` streams rows into numbered Parquet
 files. `render_dataset_card` writes the README that documents the corpus.
+
+Layout: each batch (a day's run, or the one `default` batch of undated runs) is a Hive-style
+partition, `data/batch=<name>/part-*.parquet` and likewise under `manifest/` and `removals/`,
+and is published when `batches/<name>.json` names it (written last).
 """
 
 from __future__ import annotations
@@ -35,6 +39,25 @@ from pipeline.storage import atomic_write_parquet
 Row = dict[str, Any]
 
 DATA_DIR, MANIFEST_DIR, REMOVALS_DIR = "data", "manifest", "removals"
+TABLES = (DATA_DIR, MANIFEST_DIR, REMOVALS_DIR)
+BATCHES_DIR = "batches"
+"""Folder of the corpus holding one JSON marker per published batch: its plan, fingerprint and counts."""
+
+
+def partition(batch: str) -> str:
+    """Return the Hive-style partition folder of a batch.
+
+    >>> partition("2026-11-24")
+    'batch=2026-11-24'
+    """
+    return f"batch={batch}"
+
+
+def published_batches(corpus: Path) -> list[dict[str, Any]]:
+    """Return the markers of the batches published in a corpus folder, by batch name."""
+    folder = corpus / BATCHES_DIR
+    markers = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return [json.loads(path.read_text(encoding="utf-8")) for path in markers]
 
 
 @dataclass(frozen=True)
@@ -237,25 +260,89 @@ class RunCounts:
         }
 
 
+def total_counts(counts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up the counts of several batches (each as `RunCounts.as_dict` gave them).
+
+    >>> one = {"documents_in": 2, "documents": {"kept": 2}, "removals": [{"stage": "dedup", "rule": "r", "count": 1}],
+    ...        "quarantine_reasons": {}, "languages": {"en": 2}, "chars_before": 10, "chars_after": 8}
+    >>> total_counts([one, one])["removals"]
+    [{'stage': 'dedup', 'rule': 'r', 'count': 2}]
+    """
+    total = RunCounts()
+    for c in counts:
+        total.documents.update(c["documents"])
+        total.removals.update({(r["stage"], r["rule"]): r["count"] for r in c["removals"]})
+        total.quarantine_reasons.update(c["quarantine_reasons"])
+        total.languages.update(c["languages"])
+        total.chars_before += c["chars_before"]
+        total.chars_after += c["chars_after"]
+    return total.as_dict()
+
+
 def _field_table(fields: tuple[FieldSpec, ...]) -> str:
     lines = ["| field | type | nullable | description |", "|---|---|---|---|"]
     lines += [f"| `{f.name}` | {f.type} | {'yes' if f.nullable else 'no'} | {f.description} |" for f in fields]
     return "\n".join(lines)
 
 
-def render_dataset_card(
-    cfg: PipelineConfig, config_hash: str, counts: dict[str, Any], parts: dict[str, list[str]]
-) -> str:
-    """Return the dataset card (README.md) of a corpus, with Hugging Face YAML front matter."""
+def _batch_rows(batches: list[dict[str, Any]]) -> str:
+    rows = []
+    for b in batches:
+        docs = b["counts"]["documents"]
+        rows.append(
+            f"| `{b['batch']}` | {b['counts']['documents_in']} | {docs.get('kept', 0)} | {docs.get('duplicate', 0)} "
+            f"| {docs.get('quarantined', 0)} | {b['counts']['chars_after']} | `{b['config_hash']}` | {b['plan']} |"
+        )
+    return "\n".join(rows)
+
+
+def render_run_summary(summary: RunSummary) -> str:
+    """Return the summary of one run as Markdown: documents in and out, removals by reason, time per stage."""
+    counts = summary.counts
+    docs = ", ".join(f"{n} {status}" for status, n in counts["documents"].items()) or "none"
+    removals = "\n".join(f"| {r['stage']} | {r['rule']} | {r['count']} |" for r in counts["removals"])
+    stages = "\n".join(f"| {stage} | {n} | {seconds:.1f} |" for stage, (n, seconds) in summary.stage_times.items())
+    return f"""Batch `{summary.batch}`, plan `{summary.plan}`: {counts["documents_in"]} documents in ({docs}).
+
+| stage | rule | removals |
+|---|---|---|
+{removals}
+
+| stage | tasks | seconds |
+|---|---|---|
+{stages}
+"""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one run did: its batch's counts and the time its tasks took, stage by stage."""
+
+    batch: str
+    plan: str
+    counts: dict[str, Any]
+    stage_times: dict[str, tuple[int, float]]
+    """Task family -> (tasks, seconds summed over them), in pipeline order."""
+
+
+def render_dataset_card(cfg: PipelineConfig, batches: list[dict[str, Any]], latest: RunSummary | None) -> str:
+    """Return the dataset card (README.md) of a corpus of batches, with Hugging Face YAML front matter.
+
+    `batches` are the markers of every published batch (the one being written included);
+    `latest` is the summary of the run writing it (the one part of the card that varies
+    between otherwise identical runs: it holds times).
+    """
+    counts = total_counts([b["counts"] for b in batches])
     docs = counts["documents"]
     removal_rows = "\n".join(f"| {r['stage']} | {r['rule']} | {r['count']} |" for r in counts["removals"])
     status_rows = "\n".join(f"| {status} | {n} |" for status, n in docs.items())
     config_text = json.dumps(cfg.model_dump(mode="json"), indent=2, sort_keys=True)
-    n_files = {name: len(files) for name, files in parts.items()}
     found = list(counts["languages"]) or [cfg.sentences.fallback_language]
     languages = "\n".join(f"- {code}" for code in found)
     language_rows = "\n".join(f"| {code} | {n} |" for code, n in counts["languages"].items())
     reason_rows = "\n".join(f"| {kind} | {n} |" for kind, n in counts["quarantine_reasons"].items())
+    n_files = {name: sum(b["parts"].get(name, 0) for b in batches) for name in TABLES}
+    latest_text = render_run_summary(latest) if latest is not None else "(not recorded)\n"
     return f"""---
 pretty_name: {cfg.corpus.name}
 language:
@@ -265,15 +352,15 @@ configs:
   default: true
   data_files:
   - split: train
-    path: {DATA_DIR}/*.parquet
+    path: {DATA_DIR}/*/*.parquet
 - config_name: manifest
   data_files:
   - split: train
-    path: {MANIFEST_DIR}/*.parquet
+    path: {MANIFEST_DIR}/*/*.parquet
 - config_name: removals
   data_files:
   - split: train
-    path: {REMOVALS_DIR}/*.parquet
+    path: {REMOVALS_DIR}/*/*.parquet
 ---
 
 # {cfg.corpus.name}
@@ -282,27 +369,42 @@ Cleaned, deduplicated text of scraped news pages, written by `pipeline` {__versi
 
 - schema version: {SCHEMA_VERSION}
 - pipeline version: {__version__}
-- config hash: `{config_hash}` (SHA-256 prefix of the canonical JSON of the config below)
-- documents in: {counts["documents_in"]}; kept: {docs.get("kept", 0)}
+- config hash of the latest batch: `{batches[-1]["config_hash"] if batches else ""}` (SHA-256 prefix of the
+  canonical JSON of the config below; every row carries the hash of the config that wrote it)
+- batches: {len(batches)}; documents in: {counts["documents_in"]}; kept: {docs.get("kept", 0)}
 - characters in: {counts["chars_before"]}; characters kept: {counts["chars_after"]}
 
 ## Loading
 
+Each batch is a Hive-style partition (`batch=<name>`), so loaders add a `batch` column:
+
 ```python
 import pyarrow.dataset as ds
-corpus = ds.dataset("{DATA_DIR}", format="parquet")          # or:
+corpus = ds.dataset("{DATA_DIR}", format="parquet", partitioning="hive")   # or:
 from datasets import load_dataset
-corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
-# SELECT * FROM read_parquet('{DATA_DIR}/*.parquet')
+corpus = load_dataset("parquet", data_dir="{DATA_DIR}")                    # or, in DuckDB:
+# SELECT * FROM read_parquet('{DATA_DIR}/*/*.parquet', hive_partitioning = true)
 ```
 
+A batch is published when `{BATCHES_DIR}/<name>.json` names it; its partitions are replaced whole
+(renamed into place), never appended to.
+
+## Batches
+
+| batch | documents in | kept | duplicates | quarantined | characters kept | config hash | plan |
+|---|---|---|---|---|---|---|---|
+{_batch_rows(batches)}
+
+## Latest run
+
+{latest_text}
 ## Files
 
 | folder | parts | one row per |
 |---|---|---|
-| `{DATA_DIR}/` | {n_files.get(DATA_DIR, 0)} | kept document |
-| `{MANIFEST_DIR}/` | {n_files.get(MANIFEST_DIR, 0)} | input document, whatever became of it |
-| `{REMOVALS_DIR}/` | {n_files.get(REMOVALS_DIR, 0)} | removed line, fragment or sentence, with its rule |
+| `{DATA_DIR}/` | {n_files[DATA_DIR]} | kept document |
+| `{MANIFEST_DIR}/` | {n_files[MANIFEST_DIR]} | input document, whatever became of it |
+| `{REMOVALS_DIR}/` | {n_files[REMOVALS_DIR]} | removed line, fragment or sentence, with its rule |
 
 ## Fields of `{DATA_DIR}/`
 
@@ -316,7 +418,7 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
 
 {_field_table(REMOVAL_FIELDS)}
 
-## What became of the input documents
+## What became of the input documents (all batches)
 
 | status | documents |
 |---|---|
@@ -334,7 +436,7 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
 |---|---|
 {reason_rows}
 
-## Removals by stage and rule
+## Removals by stage and rule (all batches)
 
 | stage | rule | removals |
 |---|---|---|
@@ -346,7 +448,7 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
    JSON Lines; gzip, bzip2 or zstd), split into documents (WARC response records, JSON lines)
    and decoded (byte-order mark, declared charset, `<meta charset>`, UTF-8, then detection).
    HTML goes through trafilatura for its main content and metadata. What cannot be read is
-   quarantined with its reason (`quarantine/index.jsonl` beside the corpus lists them all);
+   quarantined with its reason (`quarantine/<batch>/index.jsonl` beside the corpus lists them);
    WARC records that are not pages are skipped. The id hashes the URL (and capture date) when
    known, else the normalised text.
 2. `02_repaired`: ftfy repairs mojibake, HTML entities and control characters line by line;
@@ -359,14 +461,14 @@ corpus = load_dataset("parquet", data_dir="{DATA_DIR}")      # or, in DuckDB:
 5. `05_duplicates`: MinHash ({cfg.dedup.num_perm} permutations, seed {cfg.dedup.seed},
    {cfg.dedup.scheme}, {cfg.dedup.shingle} shingles) LSH candidates ({cfg.dedup.lsh_bands} bands of
    {cfg.dedup.lsh_rows}), confirmed by exact Jaccard >= {cfg.dedup.threshold}, against this run and
-   every sentence earlier runs of the same output published (index: {cfg.dedup.index}). Earlier
-   runs come first, then inputs in sorted path order; the first occurrence survives, and the
-   removal log names the surviving sentence, its document and its run. A document whose sentence
+   every sentence earlier batches of the same output published (index: {cfg.dedup.index}). Earlier
+   batches come first, then inputs in sorted path order; the first occurrence survives, and the
+   removal log names the surviving sentence, its document and its batch. A document whose sentence
    text is at least {cfg.dedup.document_duplicate_fraction:.0%} duplicates is dropped whole.
 6. `corpus`: documents with fewer than {cfg.corpus.min_words} words left are dropped as
    empty-after-cleaning; the rest are written here.
 
-## Config
+## Config of the latest batch
 
 ```json
 {config_text}

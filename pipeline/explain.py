@@ -105,7 +105,7 @@ def explain_document(trace: DocumentTrace, color: bool = False) -> str:
         same = " (this document)" if row.get("duplicate_of_doc") == m.get("id") else ""
         run = row.get("duplicate_of_run")
         where = f"{survivor['source']}{same}" if survivor else f"document {row.get('duplicate_of_doc')}"
-        where += f", run {run}" if run else ""
+        where += f", batch {run}" if run else ""
         out.append(f"    duplicates {paint(key, 'cyan')} in {where}:")
         if survivor is not None:
             out.append(f"    {paint(_quote(str(survivor['text'])), 'green')}")

@@ -8,10 +8,12 @@ removed or changed gives a new plan and new task outputs.
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,58 @@ from pipeline.storage import atomic_write_text
 
 class InputError(ValueError):
     """An input argument that names nothing usable."""
+
+
+DEFAULT_BATCH = "default"
+"""The batch of a run given no `--date` or `--batch`: each such run replaces the last one."""
+_BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def check_batch_name(name: str) -> str:
+    """Return a batch name fit for a folder and a partition value, or raise InputError.
+
+    >>> check_batch_name("2026-11-24")
+    '2026-11-24'
+    >>> check_batch_name("../x")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pipeline.inputs.InputError: batch name '../x': use 1-64 letters, digits, '.', '_' or '-', ...
+    """
+    if not _BATCH_NAME.match(name):
+        raise InputError(
+            f"batch name {name!r}: use 1-64 letters, digits, '.', '_' or '-', beginning with a letter or digit"
+        )
+    return name
+
+
+def parse_date(text: str) -> dt.date:
+    """Return the date of a `YYYY-MM-DD` argument, or raise InputError.
+
+    >>> parse_date("2026-02-28")
+    datetime.date(2026, 2, 28)
+    """
+    message = f"date {text!r}: expected YYYY-MM-DD, e.g. 2026-11-24"
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise InputError(message)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:  # e.g. 2026-02-30
+        raise InputError(message) from None
+
+
+def dated_inputs(arguments: list[str] | tuple[str, ...], date: dt.date) -> list[str]:
+    """Return the inputs of one day's batch: each argument's `{date}` filled in, or its `<date>/` subfolder.
+
+    A `{date}` placeholder takes a strftime format too (`{date:%Y/%m/%d}`); an argument without
+    one names the inbox folder that holds one folder per day.
+
+    >>> dated_inputs(["/data/inbox", "/mirror/{date:%Y/%m/%d}/*.warc.gz"], dt.date(2026, 11, 24))
+    ['/data/inbox/2026-11-24', '/mirror/2026/11/24/*.warc.gz']
+    """
+    return [
+        argument.format(date=date) if "{date" in argument else str(Path(argument) / date.isoformat())
+        for argument in arguments
+    ]
 
 
 @dataclass(frozen=True)

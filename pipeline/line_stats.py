@@ -337,8 +337,12 @@ class SiteLineStats:
             self.params, self.site[keep], self.line[keep], self.docs[keep], self.last_seen[keep], self.generation
         )
 
-    def save(self, path: Path) -> None:
-        """Write the table to a Parquet file atomically; equal tables give equal bytes."""
+    def save(self, path: Path, merged: str = "") -> None:
+        """Write the table to a Parquet file atomically; equal tables give equal bytes.
+
+        `merged` names the last batch of documents merged in (read back by `last_merged`), so
+        that a merge interrupted after the save is not done twice.
+        """
         slots = self.params.slots
         docs = pa.FixedSizeListArray.from_arrays(pa.array(self.docs.reshape(-1), type=pa.uint64()), slots)
         schema = pa.schema(
@@ -353,10 +357,22 @@ class SiteLineStats:
                 "format_version": FORMAT_VERSION,
                 "slots": str(slots),
                 "generation": str(self.generation),
+                "merged": merged,
             },
         )
         table = pa.table([pa.array(self.site), pa.array(self.line), docs, pa.array(self.last_seen)], schema=schema)
         atomic_write_parquet(path, table, _COMPRESSION)
+
+    @staticmethod
+    def last_merged(path: Path) -> str:
+        """Return what `save` recorded as the last batch merged into a saved table ("" if none or no file)."""
+        if not path.exists():
+            return ""
+        try:
+            metadata = pq.read_schema(path).metadata or {}
+        except (pa.ArrowException, OSError, ValueError):
+            return ""  # `load` reports the broken file
+        return str(metadata.get(b"merged", b"").decode("utf-8", "replace"))
 
     @classmethod
     def load(cls, path: Path, params: LineStatsParams) -> SiteLineStats:

@@ -1,8 +1,8 @@
 """Read what a finished run left in its output folder: stage outputs, corpus tables, one document's trace.
 
-A run's report task writes `<output>/report/run.json`, the run index: the plan, the corpus
-folder and, per shard, the stage outputs the corpus was built from (paths relative to the
-output folder). `FinishedRun` opens it and reads those files; nothing is recomputed. Corpus
+A run's report task writes `<output>/report/<batch>/run.json`, the run index: the batch, the
+plan, the corpus folder and, per shard, the stage outputs the corpus was built from (paths
+relative to the output folder). `FinishedRun` opens it and reads those files; nothing is recomputed. Corpus
 rows are read by column name, so tables with more columns than the schema names still read.
 """
 
@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import ReportConfig
-from pipeline.corpus import DATA_DIR, MANIFEST_DIR, REMOVALS_DIR
+from pipeline.corpus import DATA_DIR, MANIFEST_DIR, REMOVALS_DIR, partition
 from pipeline.report import DocumentView, RemovalTally, ReportData, StageCount, status_counts
 from pipeline.schema import Stage, Status
 from pipeline.spans import removed_spans
@@ -77,6 +77,7 @@ class FinishedRun:
     """A run's output folder, read through its run index."""
 
     base: Path
+    batch: str
     plan: Path
     plan_root: Path
     corpus: Path
@@ -85,25 +86,44 @@ class FinishedRun:
     fingerprint: str
 
     @classmethod
-    def open(cls, output: str | Path) -> FinishedRun:
-        """Open the run in an output folder, or raise RunNotFoundError saying what is missing."""
+    def open(cls, output: str | Path, batch: str | None = None) -> FinishedRun:
+        """Open the run of one batch (the newest finished one by default), or raise RunNotFoundError."""
+        runs = cls.open_all(output)
+        if batch is None:
+            return runs[-1]
+        for run in runs:
+            if run.batch == batch:
+                return run
+        known = ", ".join(run.batch for run in runs)
+        raise RunNotFoundError(f"no finished run of batch {batch!r} in {output} (batches: {known})")
+
+    @classmethod
+    def open_all(cls, output: str | Path) -> list[FinishedRun]:
+        """Open the finished run of every batch in an output folder, oldest report first.
+
+        Raises RunNotFoundError, saying what is missing, when there is none.
+        """
         base = Path(output)
-        index = base / REPORT_DIR / RUN_INDEX
-        try:
-            data = json.loads(index.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        indexes = sorted((base / REPORT_DIR).glob(f"*/{RUN_INDEX}"), key=lambda p: (p.stat().st_mtime_ns, p.as_posix()))
+        if not indexes:
             raise RunNotFoundError(
-                f"no finished run in {base} ({index} is missing); run `python -m pipeline run --output {base}` first"
-            ) from None
-        except ValueError as error:
-            raise RunNotFoundError(f"{index}: unreadable run index: {error}") from None
-        return cls.from_index(base, data)
+                f"no finished run in {base} (no {REPORT_DIR}/<batch>/{RUN_INDEX});"
+                f" run `python -m pipeline run --output {base}` first"
+            )
+        runs = []
+        for index in indexes:
+            try:
+                runs.append(cls.from_index(base, json.loads(index.read_text(encoding="utf-8"))))
+            except (ValueError, KeyError) as error:
+                raise RunNotFoundError(f"{index}: unreadable run index: {error}") from None
+        return runs
 
     @classmethod
     def from_index(cls, base: Path, data: dict[str, Any]) -> FinishedRun:
         """Return the run described by a run index (paths relative to `base`)."""
         return cls(
             base=base,
+            batch=data["batch"],
             plan=base / data["plan"],
             plan_root=Path(data["plan_root"]),
             corpus=base / data["corpus"],
@@ -122,6 +142,7 @@ class FinishedRun:
 
         return {
             "fingerprint": self.fingerprint,
+            "batch": self.batch,
             "plan": rel(self.plan),
             "plan_root": str(self.plan_root),
             "corpus": rel(self.corpus),
@@ -135,7 +156,7 @@ class FinishedRun:
     # ----------------------------------------------------------------------------- reading
 
     def _parts(self, name: str) -> list[Path]:
-        return sorted((self.corpus / name).glob("part-*.parquet"))
+        return sorted((self.corpus / name / partition(self.batch)).glob("part-*.parquet"))
 
     def table(self, name: str, columns: list[str] | None = None) -> Iterator[Row]:
         """Yield the rows of corpus/<name>/ (data, manifest, removals) in file order."""

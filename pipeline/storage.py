@@ -1,10 +1,14 @@
-"""Atomic file writes and the JSON Lines format of intermediate stage outputs."""
+"""Atomic file and folder writes, the run lock, and the JSON Lines format of intermediate stage outputs."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -97,3 +101,95 @@ def remove_stale(folder: Path, keep: set[str]) -> None:
         for path in folder.iterdir():
             if path.is_file() and path.name not in keep:
                 path.unlink()
+
+
+def remove_orphaned_temporaries(root: Path) -> list[Path]:
+    """Delete the temporary files and folders that killed writers left under `root`; return them.
+
+    Those are the hidden `.<name>.tmp-*` files and folders written here (and the dedup index's
+    `.tmp-*` segment folders) and Luigi's `*-luigi-tmp-*` files. Call it only while holding the
+    output folder's lock: another process's temporaries are work in progress.
+    """
+    removed: list[Path] = []
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            if (name.startswith(".") and TMP_MARK in name) or "-luigi-tmp-" in name:
+                path = Path(folder) / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+                removed.append(path)
+        dirs[:] = [d for d in dirs if (Path(folder) / d).exists()]
+    return removed
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make the renames inside a folder durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def staging_folder(final: Path) -> Path:
+    """Return an empty hidden folder beside `final` to fill before `replace_folder` swaps it in.
+
+    Whatever an interrupted earlier attempt left there is removed first. The leading dot keeps
+    it out of `pyarrow.dataset` and Hugging Face `datasets` listings of the parent folder.
+    """
+    staging = final.parent / f".{final.name}{TMP_MARK}staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def replace_folder(staging: Path, final: Path) -> None:
+    """Put a filled staging folder in place of `final` with renames: `final` is never half-written.
+
+    An existing `final` is first renamed aside, then removed once the new one is in place; a
+    crash in between leaves no folder under the final name (never a mix of old and new files),
+    and the next attempt cleans the leftover up.
+    """
+    aside = final.parent / f".{final.name}{TMP_MARK}old"
+    shutil.rmtree(aside, ignore_errors=True)
+    if final.exists():
+        final.rename(aside)
+    staging.rename(final)
+    fsync_folder(final.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: Path, holder: str) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (flock) while the block runs, or raise LockedError at once.
+
+    The file keeps a line saying who holds it (`holder`, the pid and the start time) for the
+    message the next process gets. The kernel drops the lock when the holder exits, however it
+    exits, so a killed run never leaves a stale lock behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            who = handle.read().strip() or "another process"
+            raise LockedError(f"{path} is held by {who}") from None
+        try:
+            handle.seek(0)
+            handle.truncate()
+            started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            handle.write(f"{holder} (pid {os.getpid()}, started {started})\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -16,6 +16,7 @@ run alone, e.g. `luigi --module pipeline.tasks StripBoilerplate --root seeds
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -32,19 +33,38 @@ import luigi.format
 from pipeline import __version__
 from pipeline.config import SITE_LINE_SLOTS, PipelineConfig, load_config
 from pipeline.corpus import (
+    BATCHES_DIR,
     DATA_DIR,
     MANIFEST_DIR,
     REMOVALS_DIR,
+    TABLES,
     PartWriter,
     RunCounts,
+    RunSummary,
     assemble_document,
     iter_verdicts,
+    partition,
+    published_batches,
     published_sentences,
     render_dataset_card,
 )
 from pipeline.dedup_index import DedupIndexError, collect_survivors, open_index
-from pipeline.inputs import Plan, Shard, load_plan, shard_name, stamp_files
+from pipeline.inputs import (
+    DEFAULT_BATCH,
+    InputError,
+    Plan,
+    Shard,
+    dated_inputs,
+    list_input_files,
+    load_plan,
+    make_plan,
+    parse_date,
+    save_plan,
+    shard_name,
+    stamp_files,
+)
 from pipeline.line_stats import LineStatsParams, SiteLineStats, site_of
+from pipeline.monitoring import record_task_time, report_progress, stage_times
 from pipeline.readers import Container, RawDocument, Rejected, read_input
 from pipeline.report import render_report
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
@@ -57,7 +77,14 @@ from pipeline.steps.identify import UnreadableInputError, decode_document, docum
 from pipeline.steps.language import identify_language
 from pipeline.steps.line_classifier import LineClassifier, default_classifier
 from pipeline.steps.sentences import split_paragraphs
-from pipeline.storage import atomic_write_bytes, atomic_write_text, read_records, remove_stale, write_records
+from pipeline.storage import (
+    atomic_write_bytes,
+    atomic_write_text,
+    read_records,
+    replace_folder,
+    staging_folder,
+    write_records,
+)
 
 Record = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -74,6 +101,8 @@ _LIBRARIES = (
     "lightgbm",
 )
 QUARANTINE_DIR = "quarantine"
+PLAN_DIR = "00_plan"
+"""Folder under the output root holding the plans (content-addressed lists of input files)."""
 STATE_DIR = "state"
 """Folder under the output root holding what runs remember of earlier runs."""
 SITE_LINES_STATE = "site_lines.parquet"
@@ -140,6 +169,9 @@ class PipelineTask(luigi.Task):
         return "its input"
 
 
+PipelineTask.event_handler(luigi.Event.PROCESSING_TIME)(record_task_time)
+
+
 class ShardTask(PipelineTask):
     """A stage run over one shard of input files."""
 
@@ -170,7 +202,13 @@ class ShardTask(PipelineTask):
 
     def run(self) -> None:
         with self.input().open("r") as source, self.output().open("w") as target:
-            write_records(target, (self.guarded_transform(record) for record in read_records(source)))
+            write_records(target, self.transform_all(read_records(source), _count_lines(self.input().path)))
+
+    def transform_all(self, records: Iterator[Record], total: int) -> Iterator[Record]:
+        """Transform records one by one, reporting progress to the scheduler."""
+        for n, record in enumerate(records, 1):
+            yield self.guarded_transform(record)
+            report_progress(self, n, total, f"{n}/{total} documents of {self.describe_input()}")
 
     def guarded_transform(self, record: Record) -> Record:
         """Transform one record; a document that breaks the step is quarantined, the shard goes on."""
@@ -206,7 +244,8 @@ class ReadDocuments(ShardTask):
 
     def read_shard(self) -> Iterator[Record]:
         """Yield one record per unit of the shard's files, in file order."""
-        for relative in self.files:
+        for n, relative in enumerate(self.files):
+            report_progress(self, n, len(self.files), f"reading {relative} ({n + 1}/{len(self.files)} files)")
             for item in read_input(self.root, relative, self.cfg.input):
                 yield self.open_item(item, relative)
 
@@ -347,7 +386,7 @@ class StripBoilerplate(RunShardTask):
         if self.plan and _counts_site_lines(self.cfg):
             self._site_lines = SiteLineStats.load(Path(self.input()[1].path), _site_line_params(self.cfg))
         with self.input()[0].open("r") as source, self.output().open("w") as target:
-            write_records(target, (self.guarded_transform(record) for record in read_records(source)))
+            write_records(target, self.transform_all(read_records(source), _count_lines(self.input()[0].path)))
 
     def transform(self, record: Record) -> Record:
         if record["status"] != "ok":
@@ -407,6 +446,9 @@ class PlanTask(PipelineTask):
     """A stage over a whole plan (every shard of a run)."""
 
     plan = luigi.Parameter(description="Plan file written by `python -m pipeline run` (content-addressed)")
+    batch = luigi.Parameter(
+        default=DEFAULT_BATCH, description="Batch the run publishes: its corpus partition and its name in the index"
+    )
 
     def load(self) -> Plan:
         """Return the plan."""
@@ -429,6 +471,12 @@ class PlanTask(PipelineTask):
                 yield from read_records(handle)
 
 
+def _count_lines(path: str) -> int:
+    """Return the number of records in a JSON Lines stage output (for progress percentages)."""
+    with open(path, "rb") as handle:  # noqa: PTH123 - a plain binary read of a Luigi target's path
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
 def _counts_site_lines(cfg: PipelineConfig) -> bool:
     return cfg.boilerplate.enabled and cfg.boilerplate.rules.site_repeated
 
@@ -443,8 +491,9 @@ class CountSiteLines(PlanTask):
     Reads the repaired text of every shard, splits and rejoins lines as `StripBoilerplate`
     does, and merges the counts into what earlier runs left in `<output>/state/` (kept within
     `boilerplate.site_max_lines`). Its output is the merged table this run's stripping reads;
-    the state is updated at the same time. Merging is idempotent, so a rerun of the same
-    documents changes no count.
+    the state is saved first, recording the plan merged, then the output: a run killed between
+    the two does not merge again when restarted. Merging is idempotent anyway, so a rerun of
+    the same documents changes no count.
     """
 
     STAGE = "03_site_lines"
@@ -464,10 +513,14 @@ class CountSiteLines(PlanTask):
     def run(self) -> None:
         params = _site_line_params(self.cfg)
         stored = SiteLineStats.load(self.state_path, params)
-        batch = SiteLineStats.from_documents(self.documents(), params, generation=stored.generation + 1)
-        merged = stored.merge(batch).pruned(params.max_entries)
-        merged.save(self.state_path)
-        merged.save(Path(self.output().path))
+        run = f"{Path(self.plan).stem}:{self.fingerprint}"
+        if SiteLineStats.last_merged(self.state_path) == run:  # merged by a run killed before its output
+            merged = stored
+        else:
+            batch = SiteLineStats.from_documents(self.documents(), params, generation=stored.generation + 1)
+            merged = stored.merge(batch).pruned(params.max_entries)
+            merged.save(self.state_path, merged=run)
+        merged.save(Path(self.output().path), merged=run)
 
     def documents(self) -> Iterator[tuple[str, str, list[str]]]:
         """Yield (site, document id, line keys) for every readable document of the run."""
@@ -479,11 +532,6 @@ class CountSiteLines(PlanTask):
                     lines, _ = prepare_lines(record["text"], self.cfg.boilerplate)
                     keys = [key for key in (line_key(line.text) for line in lines) if key]
                     yield site_of(record.get("url"), record["source"]), record["doc_id"], keys
-
-
-def run_id(plan: str) -> str:
-    """Return the id of the run of a plan, as the removal log and the dedup index name it."""
-    return Path(plan).stem
 
 
 class FindDuplicates(PlanTask):
@@ -515,11 +563,11 @@ class FindDuplicates(PlanTask):
                 )
             except DedupIndexError:  # reported by run(), where a failure names the task and the index
                 return "unusable"
-            self._index_state = index.state(run_id(self.plan)) if index is not None else "none"
+            self._index_state = index.state(self.batch) if index is not None else "none"
         return self._index_state
 
     def output(self) -> luigi.LocalTarget:
-        name = f"{Path(self.plan).stem}-{self.index_state}.jsonl"
+        name = f"{Path(self.plan).stem}-{self.batch}-{self.index_state}.jsonl"
         return luigi.LocalTarget(str(self.stage_dir / name), format=luigi.format.UTF8)
 
     def run(self) -> None:
@@ -532,7 +580,7 @@ class FindDuplicates(PlanTask):
         )
         dedup = self.cfg.dedup
         index = open_index(dedup, Path(self.output_dir) / STATE_DIR) if dedup.enabled else None
-        run = run_id(self.plan)
+        run = self.batch
         if index is not None and index.state(run) != self.index_state:
             raise RuntimeError("the dedup index changed while this run was being scheduled; run again")
         earlier = index.reader(run) if index is not None else None
@@ -542,13 +590,18 @@ class FindDuplicates(PlanTask):
 
 
 class WriteCorpus(PlanTask):
-    """Write the corpus: Parquet data, manifest and removal log, and the dataset card."""
+    """Publish the run's batch: its corpus partition, manifest and removal log, then the dataset card.
+
+    Each table's partition (`<table>/batch=<batch>/`) is written into a hidden staging folder and
+    renamed into place; then the quarantine list and the dataset card are written, the run's
+    surviving sentences are committed to the dedup index, and last the batch marker
+    `batches/<batch>.json` says the batch is published. A run killed anywhere redoes this on
+    restart and ends with the same files.
+    """
 
     STAGE = "corpus"
     SECTIONS = ()
     corpus_dir = luigi.Parameter(default="", description="Corpus folder; empty for <output_dir>/corpus")
-
-    MARKER: ClassVar[str] = "_SUCCESS"
 
     @property
     def folder(self) -> Path:
@@ -557,8 +610,8 @@ class WriteCorpus(PlanTask):
 
     @property
     def quarantine_index(self) -> Path:
-        """Return the list of this corpus's quarantined units (beside the corpus folder)."""
-        return self.folder.parent / QUARANTINE_DIR / "index.jsonl"
+        """Return the list of this batch's quarantined units (beside the corpus folder)."""
+        return self.folder.parent / QUARANTINE_DIR / self.batch / "index.jsonl"
 
     @property
     def config_hash(self) -> str:
@@ -567,21 +620,21 @@ class WriteCorpus(PlanTask):
 
     @property
     def run_fingerprint(self) -> str:
-        """Return what identifies this corpus: version, code, config and plan.
+        """Return what identifies this batch's partition: version, code, config, plan and batch.
 
         The code's fingerprint is part of it as it is of every stage folder's, so edited code
         rebuilds the corpus from the stage outputs of that code (which the report then reads).
         """
-        return f"{__version__}:{code_fingerprint()}:{self.config_hash}:{Path(self.plan).stem}"
+        return f"{__version__}:{code_fingerprint()}:{self.config_hash}:{Path(self.plan).stem}:{self.batch}"
 
     def requires(self) -> FindDuplicates:
-        return FindDuplicates(plan=self.plan, **self.common())
+        return FindDuplicates(plan=self.plan, batch=self.batch, **self.common())
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.folder / self.MARKER), format=luigi.format.UTF8)
+        return luigi.LocalTarget(str(self.folder / BATCHES_DIR / f"{self.batch}.json"), format=luigi.format.UTF8)
 
     def complete(self) -> bool:
-        """Done only when the marker names this very version, config and plan."""
+        """Done only when the batch marker names this very version, config, plan and batch."""
         marker = Path(self.output().path)
         try:
             return bool(json.loads(marker.read_text(encoding="utf-8"))["fingerprint"] == self.run_fingerprint)
@@ -590,21 +643,20 @@ class WriteCorpus(PlanTask):
 
     def run(self) -> None:
         cfg = self.cfg
-        Path(self.output().path).unlink(missing_ok=True)  # the corpus is not complete while rewritten
+        Path(self.output().path).unlink(missing_ok=True)  # the batch is not published while rewritten
         verdicts = {v.source: v for v in iter_verdicts(Path(self.input().path))}
+        finals = {name: self.folder / name / partition(self.batch) for name in TABLES}
+        staging = {name: staging_folder(final) for name, final in finals.items()}
         writers = {
-            name: PartWriter(self.folder / name, fields, cfg.corpus.rows_per_file, cfg.corpus.compression)
-            for name, fields in (
-                (DATA_DIR, DOCUMENT_FIELDS),
-                (MANIFEST_DIR, MANIFEST_FIELDS),
-                (REMOVALS_DIR, REMOVAL_FIELDS),
-            )
+            name: PartWriter(staging[name], fields, cfg.corpus.rows_per_file, cfg.corpus.compression)
+            for name, fields in zip(TABLES, (DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS), strict=True)
         }
         counts = RunCounts()
         quarantined: list[Record] = []
         published: list[tuple[str, str, str]] = []
         root = Path(self.load().root)
-        for record in self.iter_records():
+        total = self.load().n_files
+        for n, record in enumerate(self.iter_records()):
             if record["status"] == Status.QUARANTINED.value:
                 where = record.get("quarantine") or str(root / record["source"].split("#", 1)[0])
                 quarantined.append({"source": record["source"], "reason": record["reason"], "bytes": where})
@@ -616,15 +668,26 @@ class WriteCorpus(PlanTask):
             writers[MANIFEST_DIR].add(assembled.manifest)
             for removal in assembled.removals:
                 writers[REMOVALS_DIR].add(removal)
-        parts = {name: writer.close() for name, writer in writers.items()}
-        for name, written in parts.items():
-            remove_stale(self.folder / name, set(written))
+            report_progress(self, n + 1, None, f"{n + 1} documents assembled ({total} input files)")
+        parts = {name: len(writer.close()) for name, writer in writers.items()}
+        for name in TABLES:
+            replace_folder(staging[name], finals[name])
         index = "".join(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n" for entry in quarantined)
         atomic_write_text(self.quarantine_index, index)
-        summary = counts.as_dict()
-        atomic_write_text(self.folder / "README.md", render_dataset_card(cfg, self.config_hash, summary, parts))
+        marker: dict[str, Any] = {
+            "batch": self.batch,
+            "fingerprint": self.run_fingerprint,
+            "plan": Path(self.plan).name,
+            "config_hash": self.config_hash,
+            "counts": counts.as_dict(),
+            "parts": parts,
+        }
+        batches = [b for b in published_batches(self.folder) if b.get("batch") != self.batch] + [marker]
+        batches.sort(key=lambda b: str(b["batch"]))
+        summary = RunSummary(self.batch, marker["plan"], marker["counts"], stage_times(self))
+        atomic_write_text(self.folder / "README.md", render_dataset_card(cfg, batches, summary))
+        report_progress(self, 0, None, f"committing {len(published)} sentences to the dedup index", force=True)
         self.publish(published)
-        marker = {"fingerprint": self.run_fingerprint, "plan": Path(self.plan).name, "counts": summary}
         atomic_write_text(Path(self.output().path), json.dumps(marker, indent=1, sort_keys=True) + "\n")
 
     def publish(self, sentences: list[tuple[str, str, str]]) -> None:
@@ -638,7 +701,7 @@ class WriteCorpus(PlanTask):
         index = open_index(dedup, Path(self.output_dir) / STATE_DIR)
         if index is not None:
             survivors = collect_survivors(MinHasher(dedup), sentences, keep_signatures=dedup.index == "redis")
-            index.commit(run_id(self.plan), survivors)
+            index.commit(self.batch, survivors)
 
 
 class WriteReport(PlanTask):
@@ -656,12 +719,12 @@ class WriteReport(PlanTask):
     PAGE: ClassVar[str] = "index.html"
 
     def requires(self) -> WriteCorpus:
-        return WriteCorpus(plan=self.plan, corpus_dir=self.corpus_dir, **self.common())
+        return WriteCorpus(plan=self.plan, batch=self.batch, corpus_dir=self.corpus_dir, **self.common())
 
     @property
     def folder(self) -> Path:
-        """Return the report folder (beside the corpus folder)."""
-        return self.requires().folder.parent / REPORT_DIR
+        """Return the batch's report folder (beside the corpus folder)."""
+        return self.requires().folder.parent / REPORT_DIR / self.batch
 
     @property
     def run_fingerprint(self) -> str:
@@ -692,7 +755,8 @@ class WriteReport(PlanTask):
             for shard, task in zip(plan.shards, self.shard_tasks(), strict=True)
         )
         return FinishedRun(
-            base=self.folder.parent,
+            base=corpus.folder.parent,
+            batch=self.batch,
             plan=Path(self.plan),
             plan_root=Path(plan.root),
             corpus=corpus.folder,
@@ -707,13 +771,70 @@ class WriteReport(PlanTask):
         run = self.finished_run()
         facts = (
             ("pipeline", __version__),
+            ("batch", self.batch),
             ("plan", Path(self.plan).name),
             ("config hash", corpus.config_hash),
-            ("corpus", "corpus/" if corpus.folder == self.folder.parent / "corpus" else str(corpus.folder)),
+            ("corpus", "corpus/" if corpus.folder == Path(self.output_dir) / "corpus" else str(corpus.folder)),
         )
         data = collect_report(run, self.cfg.report, f"{self.cfg.corpus.name}: what was removed and why", facts)
         atomic_write_text(self.folder / self.PAGE, render_report(data))
         atomic_write_text(Path(self.output().path), json.dumps(run.index(), indent=1, sort_keys=True) + "\n")
+
+
+class DailyBatch(luigi.task.MixinNaiveBulkComplete, luigi.Task):
+    """One day's batch: plan that day's inputs, then publish them as the batch named after the date.
+
+    The unit of a backfill (`python -m pipeline backfill`, Luigi's `RangeDaily` over this task).
+    A day is done when its batch is published, whatever code published it, so a backfill fills
+    gaps and never redoes a day (`python -m pipeline run --date` does). A day with no inputs is
+    done too, with nothing to publish. Each day waits for the latest earlier day with inputs,
+    back to `since`, so days are deduplicated against each other in date order whatever the
+    number of workers.
+    """
+
+    date = luigi.DateParameter(description="The day; its inputs are `inputs` with {date} filled in, or <input>/<date>/")
+    inputs = luigi.ListParameter(description="Input folders or patterns, as `python -m pipeline run --date` takes them")
+    since = luigi.Parameter(description="First day (YYYY-MM-DD) of the backfill: no day waits for one before it")
+    config = luigi.Parameter(default="", description="TOML config file; empty for the embedded defaults")
+    output_dir = luigi.Parameter(default="output", description="Root folder of all outputs")
+
+    @property
+    def batch(self) -> str:
+        """Return the batch name: the date."""
+        return str(self.date.isoformat())
+
+    def has_inputs(self) -> bool:
+        """Return whether the day has any input file."""
+        try:
+            list_input_files(dated_inputs(list(self.inputs), self.date))
+        except InputError:
+            return False
+        return True
+
+    def corpus_marker(self) -> Path:
+        """Return the marker that says the day's batch is published."""
+        return Path(self.output_dir) / "corpus" / BATCHES_DIR / f"{self.batch}.json"
+
+    def requires(self) -> list[DailyBatch]:
+        first = parse_date(str(self.since))
+        day = self.date - dt.timedelta(days=1)
+        while day >= first:
+            earlier = DailyBatch(
+                date=day, inputs=self.inputs, since=self.since, config=self.config, output_dir=self.output_dir
+            )
+            if earlier.has_inputs():
+                return [earlier]
+            day -= dt.timedelta(days=1)
+        return []
+
+    def complete(self) -> bool:
+        return self.corpus_marker().exists() or not self.has_inputs()
+
+    def run(self) -> Iterator[luigi.Task]:
+        cfg = load_config(self.config or None)
+        plan = make_plan(dated_inputs(list(self.inputs), self.date), cfg.input.files_per_shard)
+        plan_path = save_plan(plan, Path(self.output_dir) / PLAN_DIR)
+        yield WriteReport(plan=str(plan_path), batch=self.batch, config=self.config, output_dir=self.output_dir)
 
 
 STAGES: dict[str, type[PipelineTask]] = {

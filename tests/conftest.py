@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,15 +36,31 @@ class Run:
         return self.output / "corpus"
 
     def table(self, name: str) -> list[dict[str, object]]:
-        """Return the rows of corpus/<name>/ in file order."""
+        """Return the rows of corpus/<name>/ (every batch partition), in batch and file order."""
         rows: list[dict[str, object]] = []
-        for part in sorted((self.corpus / name).glob("part-*.parquet")):
+        for part in sorted((self.corpus / name).rglob("part-*.parquet")):
             rows.extend(pq.read_table(part).to_pylist())
         return rows
 
     def texts(self) -> dict[str, str]:
         """Return the corpus text by source."""
         return {str(row["source"]): str(row["text"]) for row in self.table("data")}
+
+
+LATEST_RUN = re.compile(r"\n## Latest run\n.*?\n## ", re.S)
+
+
+def reproducible_files(folder: Path) -> dict[str, bytes]:
+    """Return every file under `folder` by relative path, as the same input and config must reproduce it.
+
+    The one part that may differ is the dataset card's "Latest run" section, which holds times;
+    it is cut out here and nothing else is.
+    """
+    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    for name, data in files.items():
+        if name.endswith("README.md"):
+            files[name] = LATEST_RUN.sub("\n## ", data.decode("utf-8"), count=1).encode("utf-8")
+    return files
 
 
 def run_pipeline(output: Path, *args: str, config: dict[str, dict[str, object]] | None = None, cwd: Path = REPO) -> Run:
@@ -80,3 +101,83 @@ def seed_labels() -> dict[str, dict[str, list[str]]]:
     """Hand labels of the seeds (tests/data/seed_labels.json)."""
     labels: dict[str, dict[str, list[str]]] = json.loads((DATA / "seed_labels.json").read_text("utf-8"))["seeds"]
     return labels
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(port: int, server: subprocess.Popen[bytes], ready: Callable[[socket.socket], bool]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+                if ready(connection):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline or server.poll() is not None:
+            raise RuntimeError(f"server on port {port} did not come up (exit {server.poll()})")
+        time.sleep(0.1)
+
+
+def _redis_ping(connection: socket.socket) -> bool:
+    connection.sendall(b"PING\r\n")
+    return connection.recv(16).startswith(b"+PONG")
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """A real redis-server on loopback: the one `.ci/run` started (PIPELINE_TEST_REDIS_PORT), or our own."""
+    if os.environ.get("PIPELINE_TEST_REDIS_PORT"):
+        yield int(os.environ["PIPELINE_TEST_REDIS_PORT"])
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Redis tests, but redis-server is not installed")
+        pytest.skip("redis-server is not installed (CI installs it: apt-get install redis-server)")
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("redis")
+    command = [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(folder),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(port, server, _redis_ping)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def luigid_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real central Luigi scheduler on loopback: the one `.ci/run` started (PIPELINE_TEST_LUIGID_URL), or our own."""
+    if os.environ.get("PIPELINE_TEST_LUIGID_URL"):
+        yield os.environ["PIPELINE_TEST_LUIGID_URL"]
+        return
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("luigid")
+    luigid = str(Path(sys.executable).with_name("luigid"))
+    command = [luigid, "--address", "127.0.0.1", "--port", str(port), "--logdir", str(folder)]
+    command += ["--state-path", str(folder / "state")]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder)
+    try:
+        _wait_for(port, server, lambda connection: True)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from datasketch import MinHash
 
@@ -19,7 +16,7 @@ from pipeline.dedup_index import DedupIndexError, EmbeddedIndex, Survivors, coll
 from pipeline.evaluation import DEFAULT_EVAL_DIR
 from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates, jaccard
 from pipeline.steps.sentences import split_paragraphs
-from tests.conftest import SEEDS, Run, run_pipeline
+from tests.conftest import SEEDS, Run, reproducible_files, run_pipeline
 
 WIRE = "000_dc83cd2776310e7f.txt"
 
@@ -122,32 +119,45 @@ def _runs(index_file: Path) -> list[str]:
 
 def test_second_run_removes_edited_copies_pointing_into_the_first_run(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = run_pipeline(out, "run", "--input", str(SEEDS), config=RULES_ONLY)
+    first = run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1", config=RULES_ONLY)
     assert first.returncode == 0, first.stderr
     first_data = first.table("data")
-    (first_run,) = _runs(out / "state" / "dedup" / "manifest.json")
+    assert _runs(out / "state" / "dedup" / "manifest.json") == ["day1"]
     _second_run_inputs(tmp_path / "in2")
-    second = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), config=RULES_ONLY)
+    second = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), "--batch", "day2", config=RULES_ONLY)
     assert second.returncode == 0, second.stderr
-    manifest_runs = _runs(out / "state" / "dedup" / "manifest.json")
-    assert manifest_runs[0] == first_run and len(manifest_runs) == 2
-    _check_with_first_data(first_data, second, first_run)
+    assert _runs(out / "state" / "dedup" / "manifest.json") == ["day1", "day2"]
+    assert sorted(p.name for p in (out / "corpus" / "data").iterdir()) == ["batch=day1", "batch=day2"]
+    _check_with_first_data(first_data, _batch(second, "day2"), "day1")
     # The same two runs with two workers give the same bytes, corpus and index.
     other = tmp_path / "two-workers"
     config = {"input": {"files_per_shard": 1}, **RULES_ONLY}
-    for inputs in (SEEDS, tmp_path / "in2"):
-        one = run_pipeline(tmp_path / "w1", "run", "--input", str(inputs), "--workers", "1", config=config)
-        two = run_pipeline(other, "run", "--input", str(inputs), "--workers", "2", config=config)
+    for batch, inputs in (("day1", SEEDS), ("day2", tmp_path / "in2")):
+        args = ("run", "--input", str(inputs), "--batch", batch)
+        one = run_pipeline(tmp_path / "w1", *args, "--workers", "1", config=config)
+        two = run_pipeline(other, *args, "--workers", "2", config=config)
         assert one.returncode == two.returncode == 0, one.stderr + two.stderr
-        assert _files(one.corpus) == _files(two.corpus)
+        assert reproducible_files(one.corpus) == reproducible_files(two.corpus)
     assert _files(tmp_path / "w1" / "state" / "dedup") == _files(other / "state" / "dedup")
+
+
+def _batch(run: Run, batch: str) -> Run:
+    """Return a view of a run that reads one batch's partitions only."""
+
+    class OneBatch(Run):
+        def table(self, name: str) -> list[dict[str, object]]:
+            return [row for row in super().table(name) if row["source"] in sources]
+
+    manifest = pq.read_table(run.corpus / "manifest" / f"batch={batch}").to_pylist()
+    sources = {row["source"] for row in manifest}
+    return OneBatch(run.returncode, run.stdout, run.stderr, run.output)
 
 
 def _check_with_first_data(first_data: list[dict[str, object]], second: Run, first_run: str) -> None:
     manifest = {row["source"]: row for row in second.table("manifest")}
     assert manifest["syndicated.txt"]["status"] == "duplicate"
     assert manifest["syndicated.txt"]["duplicate_of_run"] == first_run
-    assert "of run " + first_run in str(manifest["syndicated.txt"]["reason"])
+    assert "of batch " + first_run in str(manifest["syndicated.txt"]["reason"])
     assert manifest["new_story.txt"]["status"] == "kept"
     wire_id = next(row["id"] for row in first_data if row["source"] == WIRE)
     assert manifest["syndicated.txt"]["duplicate_of"] == wire_id
@@ -167,65 +177,25 @@ def _check_with_first_data(first_data: list[dict[str, object]], second: Run, fir
 # The same through Redis
 
 
-@pytest.fixture(scope="module")
-def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """A real redis-server on a free loopback port, in a temporary folder, for this module."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (CI installs it: apt-get install redis-server)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    folder = tmp_path_factory.mktemp("redis")
-    command = [
-        binary,
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(folder),
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-                    connection.sendall(b"PING\r\n")
-                    if connection.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-
-
 def test_second_run_through_redis(tmp_path: Path, redis_port: int) -> None:
     config = {"dedup": {"index": "redis", "redis_port": redis_port, "redis_prefix": "two-runs"}, **RULES_ONLY}
     out = tmp_path / "out"
-    first = run_pipeline(out, "run", "--input", str(SEEDS), config=config)
+    first = run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1", config=config)
     assert first.returncode == 0, first.stderr
     first_data = first.table("data")
     assert not (out / "state" / "dedup").exists()  # the index lives in Redis
     _second_run_inputs(tmp_path / "in2")
-    second = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), config=config)
+    second = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), "--batch", "day2", config=config)
     assert second.returncode == 0, second.stderr
-    (plan,) = {row["duplicate_of_run"] for row in second.table("manifest") if row["duplicate_of_run"]}
-    assert (out / "00_plan" / f"{plan}.json").is_file()
-    _check_with_first_data(first_data, second, str(plan))
-    # Another output folder sharing the index (another machine) sees both runs' sentences.
-    third = run_pipeline(tmp_path / "elsewhere", "run", "--input", str(tmp_path / "in2"), config=config)
+    _check_with_first_data(first_data, _batch(second, "day2"), "day1")
+    # Another output folder sharing the index (another machine) sees both batches' sentences.
+    third = run_pipeline(
+        tmp_path / "elsewhere", "run", "--input", str(tmp_path / "in2"), "--batch", "day3", config=config
+    )
     assert third.returncode == 0, third.stderr
-    assert {row["status"] for row in third.table("manifest")} == {"kept", "duplicate"}
+    third_manifest = {row["source"]: row for row in third.table("manifest")}
+    assert {row["status"] for row in third_manifest.values()} == {"duplicate"}
+    assert third_manifest["new_story.txt"]["duplicate_of_run"] == "day2"
     mismatch = {"dedup": {**config["dedup"], "seed": 2}}
     refused = run_pipeline(tmp_path / "other", "run", "--input", str(SEEDS), config=mismatch)
     assert refused.returncode == 1 and "FAILED FindDuplicates" in refused.stderr
@@ -238,10 +208,10 @@ def test_second_run_through_redis(tmp_path: Path, redis_port: int) -> None:
 
 def test_index_built_with_other_parameters_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert run_pipeline(out, "run", "--input", str(SEEDS)).returncode == 0
+    assert run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1").returncode == 0
     _second_run_inputs(tmp_path / "in2")
     for change, named in (({"num_perm": 64, "lsh_bands": 10}, "num_perm"), ({"shingle": "word3"}, "shingle")):
-        run = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), config={"dedup": change})
+        run = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), "--batch", "day2", config={"dedup": change})
         assert run.returncode == 1
         index = out / "state" / "dedup" / "manifest.json"
         assert str(index) in run.stderr and f"{named}=" in run.stderr and "move " in run.stderr
@@ -252,19 +222,19 @@ def test_index_built_with_other_parameters_is_refused(tmp_path: Path) -> None:
 
 def test_failed_run_leaves_the_index_as_it_was_and_a_rerun_commits(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert run_pipeline(out, "run", "--input", str(SEEDS)).returncode == 0
+    assert run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1").returncode == 0
     index = out / "state" / "dedup"
     before = {p.relative_to(index).as_posix(): p.read_bytes() for p in index.rglob("*") if p.is_file()}
     _second_run_inputs(tmp_path / "in2")
     shutil.rmtree(out / "corpus" / "removals")
     (out / "corpus" / "removals").write_text("in the way", encoding="utf-8")  # WriteCorpus fails mid-way
-    failed = run_pipeline(out, "run", "--input", str(tmp_path / "in2"))
+    failed = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), "--batch", "day2")
     assert failed.returncode == 1 and "FAILED WriteCorpus" in failed.stderr
     assert list((out / "05_duplicates").rglob("*.jsonl"))  # FindDuplicates had finished
     after = {p.relative_to(index).as_posix(): p.read_bytes() for p in index.rglob("*") if p.is_file()}
     assert after == before
     (out / "corpus" / "removals").unlink()
-    again = run_pipeline(out, "run", "--input", str(tmp_path / "in2"))
+    again = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), "--batch", "day2")
     assert again.returncode == 0, again.stderr
     assert len(_runs(index / "manifest.json")) == 2
     assert {row["status"] for row in again.table("manifest")} == {"kept", "duplicate"}
@@ -276,16 +246,16 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 def test_rerun_of_a_committed_run_is_not_deduplicated_against_itself(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    first = run_pipeline(out, "run", "--input", str(SEEDS))
+    first = run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1")
     assert first.returncode == 0, first.stderr
-    corpus_first = _files(out / "corpus")
+    day1 = reproducible_files(out / "corpus" / "data" / "batch=day1")
     _second_run_inputs(tmp_path / "in2")
-    assert run_pipeline(out, "run", "--input", str(tmp_path / "in2")).returncode == 0
+    assert run_pipeline(out, "run", "--input", str(tmp_path / "in2"), "--batch", "day2").returncode == 0
     manifest = (out / "state" / "dedup" / "manifest.json").read_bytes()
     shutil.rmtree(out / "05_duplicates")  # dedup itself runs again, against the index as it is now
-    rerun = run_pipeline(out, "run", "--input", str(SEEDS))
+    rerun = run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1")
     assert rerun.returncode == 0, rerun.stderr
-    assert _files(out / "corpus") == corpus_first
+    assert reproducible_files(out / "corpus" / "data" / "batch=day1") == day1
     assert (out / "state" / "dedup" / "manifest.json").read_bytes() == manifest
 
 

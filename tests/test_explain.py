@@ -50,7 +50,7 @@ def test_explain_seed_by_path_shows_every_stage(seeds_run: Run) -> None:
     assert 'related_block: line 49\n    "Related Articles"' in out
     # The headline repeated as a standfirst: a duplicate of the first sentence of the same document.
     assert "exact_duplicate: sentence 1, Jaccard 1.00" in out
-    assert f"duplicates {SEED1_ID}:0 in {SEED1} (this document), run plan-" in out
+    assert f"duplicates {SEED1_ID}:0 in {SEED1} (this document), batch default:" in out
     assert "final text:\n  Pakistan in no rush to recognise Taliban government in Afghanistan, say officials\n" in out
     assert "Taboola" not in out.split("final text:")[1]
     assert "\x1b[" not in out  # piped: no colour
@@ -74,8 +74,8 @@ def test_explain_shows_encoding_fixes_and_the_document_a_sentence_duplicates(rep
     assert '- "The minister doesnÃ¢â‚¬â„¢t expect' in out
     assert '+ "The minister doesn’t expect a quick answer & neither' in out
     assert "exact_duplicate: sentence 2, Jaccard 1.00" in out
-    assert f"duplicates {SEED0_ID}:3 in {SEED0}, run plan-" in out
-    assert '"Pakistan has decided not to rush ahead in recognising Taliban' in out.split(f"in {SEED0}, run")[1]
+    assert f"duplicates {SEED0_ID}:3 in {SEED0}, batch default:" in out
+    assert '"Pakistan has decided not to rush ahead in recognising Taliban' in out.split(f"in {SEED0}, batch")[1]
     assert "status kept" in out and "final text:" in out
 
 
@@ -107,7 +107,7 @@ def test_explain_colours_only_when_asked_or_on_a_terminal(seeds_run: Run, monkey
 def test_explain_reads_removal_rows_with_more_columns_than_the_schema(seeds_run: Run, tmp_path: Path) -> None:
     output = tmp_path / "output"
     shutil.copytree(seeds_run.output, output)
-    (part,) = (output / "corpus" / "removals").glob("part-*.parquet")
+    (part,) = (output / "corpus" / "removals").rglob("part-*.parquet")
     table = pq.read_table(part)
     notes = ["checked" if stage == "find_duplicates" else None for stage in table["stage"].to_pylist()]
     pq.write_table(table.append_column("reviewer_note", pa.array(notes, pa.string())), part)
@@ -115,5 +115,4 @@ def test_explain_reads_removal_rows_with_more_columns_than_the_schema(seeds_run:
     assert done.returncode == 0, done.stderr
     assert "exact_duplicate: sentence 1, Jaccard 1.00; reviewer_note: checked" in done.stdout
     # The run that published the surviving sentence is named.
-    (plan,) = (output / "00_plan").glob("plan-*.json")
-    assert f"(this document), run {plan.stem}:" in done.stdout
+    assert "(this document), batch default:" in done.stdout

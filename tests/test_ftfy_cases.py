@@ -129,7 +129,7 @@ class Outcome:
 
 def _rows(folder: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for part in sorted(folder.glob("part-*.parquet")):
+    for part in sorted(folder.rglob("part-*.parquet")):
         rows.extend(pq.read_table(part).to_pylist())
     return rows
 

@@ -83,7 +83,10 @@ def test_manifest_has_exactly_one_row_per_document(mixed: tuple[Run, dict[str, s
     assert len(sources) == len(set(sources))
     assert {source: row["status"] for source, row in zip(sources, manifest, strict=True)} == expected
     assert all(row["reason"] for row in manifest if row["status"] != "kept")
-    index = [json.loads(line) for line in (run.output / "quarantine" / "index.jsonl").read_text("utf-8").splitlines()]
+    index = [
+        json.loads(line)
+        for line in (run.output / "quarantine" / "default" / "index.jsonl").read_text("utf-8").splitlines()
+    ]
     assert sorted(entry["source"] for entry in index) == sorted(s for s, v in expected.items() if v == "quarantined")
     assert all(Path(entry["bytes"]).exists() for entry in index)
 

@@ -12,7 +12,7 @@ from tests.conftest import SEEDS, Run, run_pipeline
 
 
 def _page(run: Run) -> str:
-    return (run.output / "report" / "index.html").read_text(encoding="utf-8")
+    return (run.output / "report" / "default" / "index.html").read_text(encoding="utf-8")
 
 
 def test_seeds_report_has_every_part(seeds_run: Run) -> None:
@@ -37,12 +37,12 @@ def test_seeds_report_has_every_part(seeds_run: Run) -> None:
 
 
 def test_run_index_names_the_stage_outputs_the_corpus_was_built_from(seeds_run: Run) -> None:
-    index = json.loads((seeds_run.output / "report" / "run.json").read_text(encoding="utf-8"))
+    index = json.loads((seeds_run.output / "report" / "default" / "run.json").read_text(encoding="utf-8"))
     assert index["corpus"] == "corpus" and index["plan"].startswith("00_plan/plan-")
     (shard,) = index["shards"]
     assert shard["repaired"].startswith("02_repaired/") and shard["sentences"].startswith("04_sentences/")
     assert all((seeds_run.output / shard[kind]).is_file() for kind in ("repaired", "sentences"))
-    marker = json.loads((seeds_run.corpus / "_SUCCESS").read_text(encoding="utf-8"))
+    marker = json.loads((seeds_run.corpus / "batches" / "default.json").read_text(encoding="utf-8"))
     assert index["fingerprint"] == marker["fingerprint"]
 
 

@@ -56,7 +56,7 @@ def test_seeds_report_renders_in_chromium(seeds_run: Run, browser: Any, tmp_path
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
-    page = seeds_run.output / "report" / "index.html"
+    page = seeds_run.output / "report" / "default" / "index.html"
     browser.get(page.resolve().as_uri())
     assert browser.title == "scraped-news: what was removed and why"
 

@@ -40,7 +40,7 @@ def test_a_document_that_breaks_a_step_is_quarantined_and_the_shard_goes_on(
 def _read(folder: Path) -> list[dict[str, object]]:
     import pyarrow.parquet as pq
 
-    return [row for part in sorted(folder.glob("part-*.parquet")) for row in pq.read_table(part).to_pylist()]
+    return [row for part in sorted(folder.rglob("part-*.parquet")) for row in pq.read_table(part).to_pylist()]
 
 
 def test_file_name_that_is_not_utf8_is_read_under_an_escaped_name(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SEEDS, Run, run_pipeline
+from tests.conftest import REPO, SEEDS, Run, reproducible_files, run_pipeline
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -18,7 +18,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _mtimes(folder: Path) -> dict[str, int]:
-    return {p.as_posix(): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+    """Return the modification times of the files a run writes (not of the lock it takes)."""
+    return {p.as_posix(): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
 
 
 def _mixed_inputs(folder: Path) -> Path:
@@ -41,17 +42,18 @@ def test_byte_identical_across_worker_counts(tmp_path: Path) -> None:
     two = run_pipeline(tmp_path / "w2", "run", "--input", str(inputs), "--workers", "2", config=config)
     assert one.returncode == 0, one.stderr
     assert two.returncode == 0, two.stderr
-    corpus_one, corpus_two = _files(one.corpus), _files(two.corpus)
+    corpus_one, corpus_two = reproducible_files(one.corpus), reproducible_files(two.corpus)
     assert corpus_one == corpus_two
     report_one = _files(one.output / "report")
     assert report_one == _files(two.output / "report")
-    assert set(report_one) == {"index.html", "run.json"}
-    assert {
-        "data/part-00000.parquet",
-        "manifest/part-00000.parquet",
-        "removals/part-00000.parquet",
+    assert set(report_one) == {"default/index.html", "default/run.json"}
+    assert set(corpus_one) == {
+        "data/batch=default/part-00000.parquet",
+        "manifest/batch=default/part-00000.parquet",
+        "removals/batch=default/part-00000.parquet",
+        "batches/default.json",
         "README.md",
-    } <= set(corpus_one)
+    }
     assert len(list((tmp_path / "w1" / "03_stripped").rglob("*.jsonl"))) == 4  # 7 files, 2 per shard
 
 
@@ -145,7 +147,7 @@ def test_bad_inputs_are_quarantined_and_the_rest_goes_on(tmp_path: Path) -> None
     assert "binary" in str(manifest["image.png"]["reason"])
     assert "over the limit" in str(manifest["001_d07a408cf5f191c8.txt"]["reason"])
     assert sum(row["status"] == "kept" for row in manifest.values()) == 4
-    report = (tmp_path / "out" / "report" / "index.html").read_text(encoding="utf-8")
+    report = (tmp_path / "out" / "report" / "default" / "index.html").read_text(encoding="utf-8")
     assert "Quarantined inputs (3)" in report
     assert '<td class="t"><code>empty.txt</code></td><td class="t">empty file' in report
     explained = run_pipeline(tmp_path / "out", "explain", str(inputs / "image.png"))
@@ -197,7 +199,9 @@ def test_corpus_loads_with_pyarrow_datasets_and_duckdb(seeds_run: Run) -> None:
     import pyarrow.dataset as ds
     from datasets import load_dataset
 
-    assert ds.dataset(seeds_run.corpus / "data", format="parquet").count_rows() == 5
+    corpus = ds.dataset(seeds_run.corpus / "data", format="parquet", partitioning="hive")
+    assert corpus.count_rows() == 5
+    assert set(corpus.to_table(columns=["batch"])["batch"].to_pylist()) == {"default"}
     loaded = load_dataset(
         "parquet",
         data_dir=str(seeds_run.corpus / "data"),
@@ -205,7 +209,7 @@ def test_corpus_loads_with_pyarrow_datasets_and_duckdb(seeds_run: Run) -> None:
         cache_dir=str(seeds_run.output.parent / "hf-cache"),
     )
     assert len(loaded) == 5 and {"id", "source", "text", "title", "n_sentences"} <= set(loaded.column_names)
-    glob = (seeds_run.corpus / "removals" / "*.parquet").as_posix()
+    glob = (seeds_run.corpus / "removals" / "*" / "*.parquet").as_posix()
     [(count,)] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}') WHERE rule = 'read_more'").fetchall()
     assert count == 2
 
@@ -223,7 +227,7 @@ def test_dataset_card_documents_every_field(seeds_run: Run) -> None:
     from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, SCHEMA_VERSION
 
     card = (seeds_run.corpus / "README.md").read_text(encoding="utf-8")
-    assert card.startswith("---\n") and "configs:" in card and "path: data/*.parquet" in card
+    assert card.startswith("---\n") and "configs:" in card and "path: data/*/*.parquet" in card
     for spec in DOCUMENT_FIELDS + MANIFEST_FIELDS + REMOVAL_FIELDS:
         assert f"| `{spec.name}` |" in card
     assert f"schema version: {SCHEMA_VERSION}" in card

@@ -596,7 +596,7 @@ def _judge_document(
         first_seen = {(dup.duplicate_of_run, dup.duplicate_of_doc): n for n, dup in reversed(list(enumerate(foreign)))}
         of_run, of_doc = min(counts, key=lambda d: (-counts[d], first_seen[d]))
         share = float(np.round(duplicate_chars / dedupable_chars, 3))
-        where = "" if of_run == run else f" of run {of_run}"
+        where = "" if of_run == run else f" of batch {of_run}"
         return DocumentVerdict(
             doc.source,
             doc.doc_id,

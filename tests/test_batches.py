@@ -1,0 +1,138 @@
+"""Daily batches: dated runs into partitions, backfills with Luigi's RangeDaily, the run lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.dataset as ds
+
+from tests.conftest import REPO, SEEDS, reproducible_files, run_pipeline
+from tests.test_dedup_index import RULES_ONLY, _second_run_inputs
+
+DAY1, DAY2, DAY3, DAY4 = "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"
+
+
+def _inbox(folder: Path, days: dict[str, list[Path]]) -> Path:
+    """Build an inbox holding one folder per day with the given files."""
+    for day, files in days.items():
+        (folder / day).mkdir(parents=True)
+        for path in files:
+            shutil.copy(path, folder / day / path.name)
+    return folder
+
+
+def _two_days(tmp_path: Path) -> Path:
+    _second_run_inputs(tmp_path / "second")
+    return _inbox(
+        tmp_path / "inbox",
+        {DAY1: sorted(SEEDS.glob("*.txt")), DAY2: sorted((tmp_path / "second").iterdir())},
+    )
+
+
+def _published(output: Path) -> dict[str, bytes]:
+    """Everything a run publishes: corpus partitions, markers, card, and the dedup index."""
+    files = {f"corpus/{k}": v for k, v in reproducible_files(output / "corpus").items()}
+    files |= {f"index/{k}": v for k, v in reproducible_files(output / "state" / "dedup").items() if k != ".lock"}
+    return files
+
+
+def test_two_dated_runs_make_two_partitions_and_the_second_is_deduplicated_against_the_first(tmp_path: Path) -> None:
+    inbox = _two_days(tmp_path)
+    out = tmp_path / "out"
+    first = run_pipeline(out, "run", "--input", str(inbox), "--date", DAY1, config=RULES_ONLY)
+    assert first.returncode == 0, first.stderr
+    assert f"pipeline: batch {DAY1}: 5 documents in: 5 kept" in first.stdout
+    second = run_pipeline(out, "run", "--input", str(inbox), "--date", DAY2, config=RULES_ONLY)
+    assert second.returncode == 0, second.stderr
+    assert "time per stage: ReadDocuments" in second.stdout and "removals: " in second.stdout
+    assert sorted(p.name for p in (out / "corpus" / "data").iterdir()) == [f"batch={DAY1}", f"batch={DAY2}"]
+    manifest = ds.dataset(out / "corpus" / "manifest", format="parquet", partitioning="hive").to_table().to_pylist()
+    by_source = {(row["batch"], row["source"]): row for row in manifest}
+    assert len(by_source) == 7
+    syndicated = by_source[(DAY2, "syndicated.txt")]
+    assert syndicated["status"] == "duplicate" and syndicated["duplicate_of_run"] == DAY1
+    assert by_source[(DAY2, "new_story.txt")]["status"] == "kept"
+    card = (out / "corpus" / "README.md").read_text(encoding="utf-8")
+    assert f"| `{DAY1}` | 5 | 5 | 0 | 0 |" in card and f"| `{DAY2}` | 2 | 1 | 1 | 0 |" in card
+    assert "batches: 2; documents in: 7; kept: 6" in card
+    latest = card.split("## Latest run", 1)[1].split("\n## ", 1)[0]
+    assert f"Batch `{DAY2}`" in latest and "| StripBoilerplate | 1 |" in latest
+    markers = sorted(p.name for p in (out / "corpus" / "batches").iterdir())
+    assert markers == [f"{DAY1}.json", f"{DAY2}.json"]
+    # Running a published day again changes nothing.
+    before = _published(out)
+    again = run_pipeline(out, "run", "--input", str(inbox), "--date", DAY1, config=RULES_ONLY)
+    assert again.returncode == 0, again.stderr
+    assert _published(out) == before
+
+
+def test_a_day_without_inputs_and_a_bad_date_are_usage_errors(tmp_path: Path) -> None:
+    inbox = _two_days(tmp_path)
+    missing = run_pipeline(tmp_path / "out", "run", "--input", str(inbox), "--date", DAY3)
+    assert missing.returncode == 2 and f"{inbox / DAY3}: no such file or folder" in missing.stderr
+    bad = run_pipeline(tmp_path / "out", "run", "--input", str(inbox), "--date", "2026-02-30")
+    assert bad.returncode == 2 and "expected YYYY-MM-DD" in bad.stderr
+    both = run_pipeline(tmp_path / "out", "run", "--input", str(inbox), "--date", DAY1, "--batch", "x")
+    assert both.returncode == 2 and "not both" in both.stderr
+    name = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS), "--batch", "../up")
+    assert name.returncode == 2 and "batch name '../up'" in name.stderr
+    assert not (tmp_path / "out" / "corpus").exists()
+
+
+def test_backfill_with_two_workers_equals_day_by_day_runs_and_skips_empty_days(tmp_path: Path) -> None:
+    inbox = _two_days(tmp_path)
+    fourth = inbox / DAY4
+    fourth.mkdir()
+    shutil.copy(SEEDS / "002_15483e7a24de36bb.txt", fourth / "again.txt")  # a whole repeat of a day-1 story
+    by_day = tmp_path / "by-day"
+    for day in (DAY1, DAY2, DAY4):
+        done = run_pipeline(by_day, "run", "--input", str(inbox), "--date", day, config=RULES_ONLY)
+        assert done.returncode == 0, done.stderr
+    backfilled = tmp_path / "backfilled"
+    args = ("backfill", "--start", DAY1, "--stop", DAY4, "--input", str(inbox), "--workers", "2")
+    done = run_pipeline(backfilled, *args, config=RULES_ONLY)
+    assert done.returncode == 0, done.stderr
+    assert f"1 days have no inputs and are skipped: {DAY3}" in done.stderr
+    assert f"pipeline: batch {DAY4}: 1 documents in: 1 duplicate" in done.stdout
+    assert _published(backfilled) == _published(by_day)
+    # A second backfill over the same days finds nothing missing and changes nothing.
+    before = {p: p.stat().st_mtime_ns for p in (backfilled / "corpus").rglob("*") if p.is_file()}
+    again = run_pipeline(backfilled, *args, config=RULES_ONLY)
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in (backfilled / "corpus").rglob("*") if p.is_file()} == before
+
+
+HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from pipeline.storage import exclusive_lock
+with exclusive_lock(Path(sys.argv[1]), "python -m pipeline run (batch default)"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_run_started_while_another_holds_the_output_exits_4_and_touches_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out / ".lock")], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        busy = run_pipeline(out, "run", "--input", str(SEEDS))
+        assert busy.returncode == 4, busy.stderr
+        assert "another run is in progress" in busy.stderr and f"(pid {holder.pid}, started" in busy.stderr
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing was written
+    finally:
+        holder.send_signal(signal.SIGKILL)  # the kernel releases a killed holder's lock
+        holder.wait(timeout=30)
+    after = run_pipeline(out, "run", "--input", str(SEEDS))
+    assert after.returncode == 0, after.stderr
+    assert json.loads((out / "corpus" / "batches" / "default.json").read_text("utf-8"))["batch"] == "default"
