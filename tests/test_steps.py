@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from pipeline.config import BoilerplateConfig, DedupConfig, EncodingConfig
 from pipeline.steps.boilerplate import strip_boilerplate
-from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates, jaccard, shingle
+from pipeline.steps.dedup import (
+    DocumentInput,
+    MinHasher,
+    find_duplicates,
+    jaccard,
+    normalise_sentence,
+    normalise_sentences,
+    shingle,
+)
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.identify import UnreadableInputError, decode_document
 from pipeline.steps.sentences import split_paragraphs
@@ -144,6 +152,12 @@ def test_dropped_document_withdraws_its_sentences() -> None:
     )
     assert verdicts[1].duplicate_of_doc == "A"
     assert verdicts[2].sentences == ()  # B was dropped, so C's sentence survives
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.one_of(st.characters(codec="utf-8"), st.sampled_from("\x00 _-.ΣσςİIß𝐀😀")), max_size=30)))
+def test_normalising_in_bulk_is_normalising_one_by_one(texts: list[str]) -> None:
+    assert normalise_sentences(texts) == [normalise_sentence(text) for text in texts]
 
 
 def test_shingles_are_of_the_normal_form() -> None:
