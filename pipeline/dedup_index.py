@@ -50,7 +50,7 @@ from pipeline.steps.dedup import (
     PublishedSentences,
     Signatures,
     match_band_keys,
-    normalise_sentence,
+    normalise_sentences,
     sort_bands,
 )
 from pipeline.storage import atomic_write_text
@@ -119,18 +119,20 @@ def collect_survivors(
     hasher: MinHasher, sentences: Sequence[tuple[str, str, str]], keep_signatures: bool = False
 ) -> Survivors:
     """Return the survivors of `(key, doc_id, text)` sentences, signed and banded in batches."""
-    texts = tuple(normalise_sentence(text) for _, _, text in sentences)
-    keys = np.zeros((len(texts), hasher.cfg.lsh_bands), dtype=np.uint64)
+    texts: list[str] = []
+    keys = np.zeros((len(sentences), hasher.cfg.lsh_bands), dtype=np.uint64)
     kept: list[Signatures] = []
-    for start in range(0, len(texts), SIGNING_BATCH):
-        signatures = hasher.signatures(texts[start : start + SIGNING_BATCH], normalised=True)
+    for start in range(0, len(sentences), SIGNING_BATCH):
+        norms = normalise_sentences([text for _, _, text in sentences[start : start + SIGNING_BATCH]])
+        texts.extend(norms)
+        signatures = hasher.signatures(norms, normalised=True)
         keys[start : start + len(signatures)] = hasher.band_keys(signatures)
         if keep_signatures:
             kept.append(signatures)
     return Survivors(
         tuple(key for key, _, _ in sentences),
         tuple(doc for _, doc, _ in sentences),
-        texts,
+        tuple(texts),
         _stacked(kept, hasher) if keep_signatures else None,
         keys,
     )

@@ -563,11 +563,15 @@ class Deduplicator:
             yield from self._batch(batch)
 
     def _batch(self, docs: list[DocumentInput]) -> Iterator[DocumentVerdict]:
-        sentences = [
-            _Sentence(d, position, text, normalise_sentence(text))
+        dedupable = [
+            (d, position, text)
             for d, doc in enumerate(docs)
             for position, text in enumerate(doc.sentences)
             if count_words(text) >= self.cfg.min_words
+        ]
+        norms = normalise_sentences([text for _, _, text in dedupable])
+        sentences = [
+            _Sentence(d, position, text, norm) for (d, position, text), norm in zip(dedupable, norms, strict=True)
         ]
         keys = self._find_candidates(sentences)
         by_doc: dict[int, list[int]] = {}
