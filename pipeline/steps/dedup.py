@@ -239,7 +239,10 @@ class MinHasher:
         fast_rows, slow_rows = np.flatnonzero(fast), np.flatnonzero(~fast)
         if len(fast_rows):
             hashes = self._char_shingle_hashes(points, lengths, fast)
-            out[fast_rows] = self._permuted_minima(hashes, lengths[fast_rows] - size + 1)
+            minima = self._permuted_minima(hashes, lengths[fast_rows] - size + 1)
+            if len(fast_rows) == len(out):
+                return minima
+            out[fast_rows] = minima
         if len(slow_rows):
             starts = ends - lengths
             norms = [_text(points[starts[n] : ends[n]]) for n in slow_rows.tolist()]
@@ -287,12 +290,12 @@ class MinHasher:
         size = self.cfg.shingle_size
         small = points if points.max(initial=0) < self._limit else points[points < self._limit]
         used = np.flatnonzero(np.bincount(small))
-        code = np.zeros(self._limit, dtype=np.uint64)
-        code[used] = np.arange(len(used), dtype=np.uint64)
+        code = np.zeros(self._limit, dtype=np.uint32)
+        code[used] = np.arange(len(used), dtype=np.uint32)
         codes = code.take(points, mode="clip")  # a code point beyond the limit is in no shingle taken
         code_bits = max(1, (len(used) - 1).bit_length())
         span = len(points) - size + 1
-        keys = codes[:span].copy()
+        keys = codes[:span].astype(np.uint64)
         for offset in range(1, size):
             keys <<= np.uint64(code_bits)
             keys |= codes[offset : offset + span]
