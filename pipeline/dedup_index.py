@@ -247,6 +247,12 @@ class _Strings:
     def __getitem__(self, row: int) -> str:
         return bytes(self.blob[int(self.offsets[row]) : int(self.offsets[row + 1])]).decode("utf-8")
 
+    def many(self, rows: npt.NDArray[np.int64]) -> list[str]:
+        """Return the strings of many rows (one gather of the offsets, no memmap object per string)."""
+        blob = self.blob.view(np.ndarray)
+        starts, ends = self.offsets[rows].tolist(), self.offsets[rows + 1].tolist()
+        return [blob[start:end].tobytes().decode("utf-8") for start, end in zip(starts, ends, strict=True)]
+
     @staticmethod
     def write(folder: Path, name: str, values: Sequence[str]) -> None:
         encoded = [value.encode("utf-8") for value in values]
@@ -449,12 +455,18 @@ class EmbeddedReader:
             commits = np.asarray(segment.commit[rows], dtype=np.int64)
             alive = commits < len(self._live)
             alive[alive] = self._live[commits[alive]]
-            for query, row in zip(queries[alive].tolist(), rows[alive].tolist(), strict=True):
-                entry = self.visible[int(segment.commit[row])]
-                doc = segment.doc[row]
-                position = int(segment.position[row])
-                order = (entry.seq, int(segment.seq[row]))
-                found[query].append(Published(f"{doc}:{position}", doc, entry.run, segment.text[row], order))
+            rows = rows[alive]
+            for query, commit, position, seq, doc, text in zip(
+                queries[alive].tolist(),
+                commits[alive].tolist(),
+                segment.position[rows].tolist(),
+                segment.seq[rows].tolist(),
+                segment.doc.many(rows),
+                segment.text.many(rows),
+                strict=True,
+            ):
+                entry = self.visible[commit]
+                found[query].append(Published(f"{doc}:{position}", doc, entry.run, text, (entry.seq, seq)))
         return found
 
 

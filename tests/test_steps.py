@@ -160,5 +160,17 @@ def test_normalising_in_bulk_is_normalising_one_by_one(texts: list[str]) -> None
     assert normalise_sentences(texts) == [normalise_sentence(text) for text in texts]
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.text("abc é東😀", max_size=12), st.text("abc é東😀", max_size=12)), max_size=20),
+    st.sampled_from(["char5", "char3", "word2"]),
+)
+def test_similarities_in_bulk_are_jaccard_one_by_one(pairs: list[tuple[str, str]], kind: str) -> None:
+    hasher = MinHasher(DedupConfig(shingle=kind))
+    left, right = [normalise_sentence(a) for a, _ in pairs], [normalise_sentence(b) for _, b in pairs]
+    expected = [jaccard(hasher.shingles(a), hasher.shingles(b)) for a, b in zip(left, right, strict=True)]
+    assert hasher.similarities(left, right).tolist() == expected
+
+
 def test_shingles_are_of_the_normal_form() -> None:
     assert shingle("Hello, World!", "char", 5) == shingle("hello world", "char", 5)

@@ -251,6 +251,60 @@ class MinHasher:
             out[slow_rows] = self._permuted_minima(self._string_hashes([s for each in sets for s in each]), counts)
         return out
 
+    def similarities(self, left: Sequence[str], right: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Return the exact Jaccard similarity of each pair's shingle sets: `jaccard` in bulk, the same floats.
+
+        The texts are normal forms. Pairs of character shingles that fit the array path are
+        compared with one sort; the others with Python sets.
+
+        >>> hasher = MinHasher(DedupConfig())
+        >>> pairs = [("rain fell all day", "rain fell all night"), ("rain", "rain")]
+        >>> hasher.similarities(*zip(*pairs)).tolist() == [jaccard(*map(hasher.shingles, p)) for p in pairs]
+        True
+        """
+        scores = np.zeros(len(left), dtype=np.float64)
+        done = np.zeros(len(left), dtype=bool)
+        if self.cfg.shingle_kind == "char" and self._bits and len(left):
+            done, found = self._char_similarities([text for pair in zip(left, right, strict=True) for text in pair])
+            scores[done] = found[done]
+        for p in np.flatnonzero(~done).tolist():
+            scores[p] = jaccard(self.shingles(left[p]), self.shingles(right[p]))
+        return scores
+
+    def _char_similarities(self, texts: list[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """Return which pairs (texts 2p and 2p + 1) were compared, and their Jaccard similarities.
+
+        Each shingle becomes one integer (pair, shingle key, side); sorted, a shingle both sides
+        hold shows as two neighbours that differ only in the side.
+        """
+        size, pairs = self.cfg.shingle_size, len(texts) // 2
+        points = _joined_points(texts)
+        if np.count_nonzero(points == 0) != len(texts):
+            points = _normal_points(texts)  # a 0 inside a text: not a normal form after all
+        ends = np.flatnonzero(points == 0)
+        lengths = np.diff(ends, prepend=-1) - 1
+        fast = lengths >= size
+        fast[np.searchsorted(ends, np.flatnonzero(points >= self._limit))] = False
+        done = fast[0::2] & fast[1::2]
+        take = np.repeat(done, 2)
+        if not done.any():
+            return done, np.zeros(pairs)
+        keys, _, code_bits = self._window_keys(points, lengths, take)
+        key_bits = size * code_bits + 1
+        if key_bits + max(1, (pairs - 1).bit_length()) > 64:  # too many distinct characters: Python sets
+            return np.zeros(pairs, dtype=bool), np.zeros(pairs)
+        owners = np.repeat(np.arange(len(texts), dtype=np.uint64), np.where(take, lengths - size + 1, 0))
+        keys <<= np.uint64(1)
+        keys |= owners & np.uint64(1)
+        keys |= (owners >> np.uint64(1)) << np.uint64(key_bits)
+        keys.sort()
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each side a set
+        shared = (keys[1:] >> np.uint64(1)) == (keys[:-1] >> np.uint64(1))
+        pair = (keys >> np.uint64(key_bits)).astype(np.int64)
+        both = np.bincount(pair[1:][shared], minlength=pairs)
+        either = np.bincount(pair, minlength=pairs) - both
+        return done, both / np.maximum(either, 1)
+
     def band_keys(self, signatures: Signatures) -> BandKeys:
         """Return one 64-bit key per LSH band and sentence: `lsh_rows` signature values folded and mixed."""
         bands, rows = self.cfg.lsh_bands, self.cfg.lsh_rows
@@ -283,28 +337,11 @@ class MinHasher:
     ) -> npt.NDArray[Any]:
         """Return the pre-mixed hash of every character shingle of the `fast` sentences, in order.
 
-        `points` are the normal forms, each followed by a 0. Each shingle is first written with a
-        small code per character (the characters of this batch, in code point order), so that its
-        key and its place fit one 64-bit integer: one sort then finds the distinct shingles.
+        A shingle's key (`_window_keys`) and its place fit one 64-bit integer: one sort then finds
+        the distinct shingles.
         """
         size = self.cfg.shingle_size
-        small = points if points.max(initial=0) < self._limit else points[points < self._limit]
-        used = np.flatnonzero(np.bincount(small))
-        code = np.zeros(self._limit, dtype=np.uint32)
-        code[used] = np.arange(len(used), dtype=np.uint32)
-        codes = code.take(points, mode="clip")  # a code point beyond the limit is in no shingle taken
-        code_bits = max(1, (len(used) - 1).bit_length())
-        span = len(points) - size + 1
-        keys = codes[:span].astype(np.uint64)
-        for offset in range(1, size):
-            keys <<= np.uint64(code_bits)
-            keys |= codes[offset : offset + span]
-        if not fast.all():  # a shingle of a slow sentence must not be taken
-            points = np.where(np.repeat(fast, lengths + 1), points, 0)
-        crossing = points[:span] == 0  # a shingle that takes in a sentence's end
-        for offset in range(1, size):
-            crossing |= points[offset : offset + span] == 0
-        keys = keys[~crossing]
+        keys, used, code_bits = self._window_keys(points, lengths, fast)
         place_bits = max(1, (len(keys) - 1).bit_length())
         if size * code_bits + place_bits > 64:  # too many distinct characters in this batch to pack the place too
             distinct, inverse = np.unique(keys, return_inverse=True)
@@ -323,6 +360,34 @@ class MinHasher:
         hashes = np.empty(len(keys), dtype=self.dtype)
         hashes[places] = values[group]
         return hashes
+
+    def _window_keys(
+        self, points: npt.NDArray[np.uint32], lengths: npt.NDArray[np.int64], take: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.intp], int]:
+        """Return the key of each character shingle of the `take` texts, in order, the code points coded, bits per code.
+
+        `points` are the texts, each followed by a 0; a text taken has a shingle and no code point
+        beyond the limit. A key is the shingle's characters, each written with a small code (the
+        characters of these texts, in code point order), so that keys sort as the shingles do.
+        """
+        size = self.cfg.shingle_size
+        small = points if points.max(initial=0) < self._limit else points[points < self._limit]
+        used = np.flatnonzero(np.bincount(small))
+        code = np.zeros(self._limit, dtype=np.uint32)
+        code[used] = np.arange(len(used), dtype=np.uint32)
+        codes = code.take(points, mode="clip")  # a code point beyond the limit is in no shingle taken
+        code_bits = max(1, (len(used) - 1).bit_length())
+        span = len(points) - size + 1
+        keys = codes[:span].astype(np.uint64)
+        for offset in range(1, size):
+            keys <<= np.uint64(code_bits)
+            keys |= codes[offset : offset + span]
+        if not take.all():  # a shingle of a text not taken must not be taken
+            points = np.where(np.repeat(take, lengths + 1), points, 0)
+        crossing = points[:span] == 0  # a shingle that takes in a text's end
+        for offset in range(1, size):
+            crossing |= points[offset : offset + span] == 0
+        return keys[~crossing], used, code_bits
 
     def _code_points_key(
         self, keys: npt.NDArray[np.uint64], used: npt.NDArray[np.intp], code_bits: int
@@ -396,12 +461,17 @@ def match_band_keys(
     found_row: list[npt.NDArray[np.int64]] = []
     for band in range(queries.shape[1]):
         keys = sorted_keys[band]
-        left = np.searchsorted(keys, queries[:, band], "left")
-        right = np.searchsorted(keys, queries[:, band], "right")
-        hits = right - left
-        if not hits.any():
+        if not len(keys):
             continue
-        query = np.repeat(np.arange(len(queries), dtype=np.int64), hits)
+        order = np.argsort(queries[:, band])  # needles in order: the searches walk the keys one way
+        wanted = queries[order, band]
+        left = np.searchsorted(keys, wanted, "left")
+        found = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
+        if not found.any():
+            continue
+        left, wanted, order = left[found], wanted[found], order[found]
+        hits = np.searchsorted(keys, wanted, "right") - left
+        query = np.repeat(order.astype(np.int64), hits)
         first = np.repeat(left - (np.cumsum(hits) - hits), hits)
         found_query.append(query)
         found_row.append(np.asarray(rows[band][first + np.arange(len(query))], dtype=np.int64))
@@ -602,12 +672,15 @@ class Deduplicator:
         if distinct:
             earlier = self.earlier.candidates(signatures, distinct_keys) if self.earlier is not None else None
             this_run = self._run_sentences.candidates(distinct_keys)
-            for k, n in enumerate(distinct):
-                sentence = sentences[n]
-                for published in (earlier[k] if earlier is not None else []) + this_run[k]:
-                    score = jaccard(self._shingles(sentence), self.hasher.shingles(published.text))
-                    if score >= self.cfg.threshold:
-                        sentence.earlier.append((score, published))
+            pairs = [
+                (n, published)
+                for k, n in enumerate(distinct)
+                for published in (earlier[k] if earlier is not None else []) + this_run[k]
+            ]
+            scores = self.hasher.similarities([sentences[n].norm for n, _ in pairs], [p.text for _, p in pairs])
+            for (n, published), score in zip(pairs, scores.tolist(), strict=True):
+                if score >= self.cfg.threshold:
+                    sentences[n].earlier.append((score, published))
             # Neighbours within the batch: sentences whose band keys agree somewhere.
             sorted_keys, rows = sort_bands(distinct_keys)
             neighbours: set[tuple[int, int]] = set()
