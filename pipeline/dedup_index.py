@@ -119,20 +119,24 @@ def collect_survivors(
     hasher: MinHasher, sentences: Sequence[tuple[str, str, str]], keep_signatures: bool = False
 ) -> Survivors:
     """Return the survivors of `(key, doc_id, text)` sentences, signed and banded in batches."""
-    texts: list[str] = []
-    keys = np.zeros((len(sentences), hasher.cfg.lsh_bands), dtype=np.uint64)
+    # All normal forms first, then the signing: the hasher's memo of strings, made while signing,
+    # does not end up scattered among them (it would keep their memory after they are freed).
+    texts = tuple(
+        norm
+        for start in range(0, len(sentences), SIGNING_BATCH)
+        for norm in normalise_sentences([text for _, _, text in sentences[start : start + SIGNING_BATCH]])
+    )
+    keys = np.zeros((len(texts), hasher.cfg.lsh_bands), dtype=np.uint64)
     kept: list[Signatures] = []
-    for start in range(0, len(sentences), SIGNING_BATCH):
-        norms = normalise_sentences([text for _, _, text in sentences[start : start + SIGNING_BATCH]])
-        texts.extend(norms)
-        signatures = hasher.signatures(norms, normalised=True)
+    for start in range(0, len(texts), SIGNING_BATCH):
+        signatures = hasher.signatures(texts[start : start + SIGNING_BATCH], normalised=True)
         keys[start : start + len(signatures)] = hasher.band_keys(signatures)
         if keep_signatures:
             kept.append(signatures)
     return Survivors(
         tuple(key for key, _, _ in sentences),
         tuple(doc for _, doc, _ in sentences),
-        tuple(texts),
+        texts,
         _stacked(kept, hasher) if keep_signatures else None,
         keys,
     )
