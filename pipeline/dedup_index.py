@@ -50,7 +50,7 @@ from pipeline.steps.dedup import (
     PublishedSentences,
     Signatures,
     match_band_keys,
-    normalise_sentence,
+    normalise_sentences,
     sort_bands,
 )
 from pipeline.storage import atomic_write_text
@@ -119,7 +119,13 @@ def collect_survivors(
     hasher: MinHasher, sentences: Sequence[tuple[str, str, str]], keep_signatures: bool = False
 ) -> Survivors:
     """Return the survivors of `(key, doc_id, text)` sentences, signed and banded in batches."""
-    texts = tuple(normalise_sentence(text) for _, _, text in sentences)
+    # All normal forms first, then the signing: the hasher's memo of strings, made while signing,
+    # does not end up scattered among them (it would keep their memory after they are freed).
+    texts = tuple(
+        norm
+        for start in range(0, len(sentences), SIGNING_BATCH)
+        for norm in normalise_sentences([text for _, _, text in sentences[start : start + SIGNING_BATCH]])
+    )
     keys = np.zeros((len(texts), hasher.cfg.lsh_bands), dtype=np.uint64)
     kept: list[Signatures] = []
     for start in range(0, len(texts), SIGNING_BATCH):
@@ -244,6 +250,12 @@ class _Strings:
 
     def __getitem__(self, row: int) -> str:
         return bytes(self.blob[int(self.offsets[row]) : int(self.offsets[row + 1])]).decode("utf-8")
+
+    def many(self, rows: npt.NDArray[np.int64]) -> list[str]:
+        """Return the strings of many rows (one gather of the offsets, no memmap object per string)."""
+        blob = self.blob.view(np.ndarray)
+        starts, ends = self.offsets[rows].tolist(), self.offsets[rows + 1].tolist()
+        return [blob[start:end].tobytes().decode("utf-8") for start, end in zip(starts, ends, strict=True)]
 
     @staticmethod
     def write(folder: Path, name: str, values: Sequence[str]) -> None:
@@ -447,12 +459,18 @@ class EmbeddedReader:
             commits = np.asarray(segment.commit[rows], dtype=np.int64)
             alive = commits < len(self._live)
             alive[alive] = self._live[commits[alive]]
-            for query, row in zip(queries[alive].tolist(), rows[alive].tolist(), strict=True):
-                entry = self.visible[int(segment.commit[row])]
-                doc = segment.doc[row]
-                position = int(segment.position[row])
-                order = (entry.seq, int(segment.seq[row]))
-                found[query].append(Published(f"{doc}:{position}", doc, entry.run, segment.text[row], order))
+            rows = rows[alive]
+            for query, commit, position, seq, doc, text in zip(
+                queries[alive].tolist(),
+                commits[alive].tolist(),
+                segment.position[rows].tolist(),
+                segment.seq[rows].tolist(),
+                segment.doc.many(rows),
+                segment.text.many(rows),
+                strict=True,
+            ):
+                entry = self.visible[commit]
+                found[query].append(Published(f"{doc}:{position}", doc, entry.run, text, (entry.seq, seq)))
         return found
 
 

@@ -14,7 +14,7 @@ from datasketch import MinHash
 from pipeline.config import DedupConfig
 from pipeline.dedup_index import DedupIndexError, EmbeddedIndex, Survivors, collect_survivors, index_params
 from pipeline.evaluation import DEFAULT_EVAL_DIR
-from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates, jaccard
+from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates, jaccard, normalise_sentence
 from pipeline.steps.sentences import split_paragraphs
 from tests.conftest import SEEDS, Run, reproducible_files, run_pipeline
 
@@ -42,13 +42,46 @@ def _real_sentences(limit: int = 3000) -> list[str]:
 )
 def test_bulk_signatures_identical_to_datasketch(cfg: DedupConfig) -> None:
     hasher = MinHasher(cfg)
-    sentences = [*_real_sentences(), "x", "Ünïcödé façade — 東京で雨が降った。", "a b"]
+    sentences = [*_real_sentences(), *_AWKWARD_SENTENCES]
     signatures = hasher.signatures(sentences)
     for sentence, row in zip(sentences, signatures, strict=True):
         naive = MinHash(num_perm=cfg.num_perm, seed=cfg.seed, scheme=cfg.scheme)  # a fresh one: nothing shared
         for item in hasher.shingles(sentence):
             naive.update(item.encode("utf-8"))
         assert np.array_equal(naive.hashvalues, row), sentence
+
+
+_AWKWARD_SENTENCES = [
+    "x",
+    "",
+    "?!",
+    "abcde",
+    "a b",
+    "Ünïcödé façade — 東京で雨が降った。",
+    "ΟΔΟΣ ΣΤΗΝ ΑΘΗΝΑ, Σ.",  # final sigma: lowercase depends on the neighbours
+    "İstanbul'da YAĞMUR",  # İ lowercases to two code points
+    "Rain\x00fell all day\x00",  # the separator the bulk signer joins texts with
+    "𝐁𝐨𝐥𝐝 letters and 😀 emoji in the news today",  # beyond the Basic Multilingual Plane
+    "snake_case and under__scores are two words each",
+]
+
+
+def test_bulk_signatures_identical_when_remembered_and_when_normalised() -> None:
+    cfg = DedupConfig()
+    hasher = MinHasher(cfg)
+    sentences = [*_real_sentences(400), *_AWKWARD_SENTENCES]
+    alphabet = "".join(chr(c) for c in range(0x100, 0x1000) if chr(c).isalpha() and chr(c).lower() == chr(c))
+    many_letters = " ".join(alphabet[n : n + 7] for n in range(0, len(alphabet), 7))  # > 1024 distinct characters
+    first = hasher.signatures([*sentences, many_letters])
+    again = hasher.signatures([sentences[-1], many_letters, *sentences[:-1]])  # every shingle remembered
+    normalised = MinHasher(cfg).signatures([normalise_sentence(s) for s in sentences], normalised=True)
+    for n, sentence in enumerate([*sentences, many_letters]):
+        expected = hasher.minhash(hasher.shingles(sentence)).hashvalues
+        assert np.array_equal(first[n], expected), sentence
+    assert np.array_equal(again[2:], first[: len(sentences) - 1])
+    assert np.array_equal(again[:2], first[[len(sentences) - 1, len(sentences)]])
+    assert np.array_equal(normalised, first[: len(sentences)])
+    assert hasher.signatures([]).shape == (0, cfg.num_perm)
 
 
 def _edit(sentence: str, n: int) -> str:

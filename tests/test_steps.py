@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 
 from pipeline.config import BoilerplateConfig, DedupConfig, EncodingConfig
 from pipeline.steps.boilerplate import strip_boilerplate
-from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates, jaccard, shingle
+from pipeline.steps.dedup import (
+    DocumentInput,
+    MinHasher,
+    find_duplicates,
+    jaccard,
+    normalise_sentence,
+    normalise_sentences,
+    shingle,
+)
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.identify import UnreadableInputError, decode_document
 from pipeline.steps.sentences import split_paragraphs
@@ -144,6 +152,24 @@ def test_dropped_document_withdraws_its_sentences() -> None:
     )
     assert verdicts[1].duplicate_of_doc == "A"
     assert verdicts[2].sentences == ()  # B was dropped, so C's sentence survives
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(st.one_of(st.characters(codec="utf-8"), st.sampled_from("\x00 _-.ΣσςİIß𝐀😀")), max_size=30)))
+def test_normalising_in_bulk_is_normalising_one_by_one(texts: list[str]) -> None:
+    assert normalise_sentences(texts) == [normalise_sentence(text) for text in texts]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.text("abc é東😀", max_size=12), st.text("abc é東😀", max_size=12)), max_size=20),
+    st.sampled_from(["char5", "char3", "word2"]),
+)
+def test_similarities_in_bulk_are_jaccard_one_by_one(pairs: list[tuple[str, str]], kind: str) -> None:
+    hasher = MinHasher(DedupConfig(shingle=kind))
+    left, right = [normalise_sentence(a) for a, _ in pairs], [normalise_sentence(b) for _, b in pairs]
+    expected = [jaccard(hasher.shingles(a), hasher.shingles(b)) for a, b in zip(left, right, strict=True)]
+    assert hasher.similarities(left, right).tolist() == expected
 
 
 def test_shingles_are_of_the_normal_form() -> None:

@@ -37,8 +37,8 @@ Signatures = npt.NDArray[np.unsignedinteger[Any]]
 BandKeys = npt.NDArray[np.uint64]
 
 SIGNING_BATCH: Final = 4096
-"""Sentences signed and matched together; the permutations run over 64 of them at a time."""
-_PERMUTE_CHUNK: Final = 64
+"""Sentences signed and matched together."""
+_PERMUTE_BLOCK: Final = 8192  # shingles permuted at a time: 4 MB of 32-bit values at 128 permutations
 _HASH_CACHE_LIMIT: Final = 4_000_000  # distinct shingles remembered (12-16 bytes each)
 _CURRENT_RUN: Final = 2**62  # the run seq of the run being deduplicated: after every earlier run
 _FMIX: Final = {
@@ -48,6 +48,29 @@ _FMIX: Final = {
 _BAND_MULTIPLIER: Final = np.uint64(0x9E3779B97F4A7C15)
 
 
+def _word_character_table() -> npt.NDArray[np.bool_]:
+    """Return, for every code point of the Basic Multilingual Plane, whether `_TOKEN` matches it."""
+    every = "".join(map(chr, range(0x10000)))
+    table = np.zeros(0x10000, dtype=bool)
+    for match in _TOKEN.finditer(every):
+        table[match.start() : match.end()] = True
+    return table
+
+
+_WORD_CHARACTER: Final = _word_character_table()
+
+
+def _joined_points(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
+    """Return the code points of the texts, each followed by a 0."""
+    if not texts:
+        return np.zeros(0, dtype=np.uint32)
+    return np.frombuffer(("\x00".join(texts) + "\x00").encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _text(points: npt.NDArray[np.uint32]) -> str:
+    return points.tobytes().decode("utf-32-le", "surrogatepass")
+
+
 def normalise_sentence(text: str) -> str:
     """Return the form of a sentence that shingles are taken from: lowercase words, one space.
 
@@ -55,6 +78,45 @@ def normalise_sentence(text: str) -> str:
     'hello she said'
     """
     return " ".join(_TOKEN.findall(text.lower()))
+
+
+def _normal_points(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
+    """Return the code points of every text's normal form, each followed by a 0: `normalise_sentence` in bulk.
+
+    >>> _normal_points(["Hi, YOU!", "", "-- ok --"]).tobytes().decode("utf-32-le").split("\\x00")
+    ['hi you', '', 'ok', '']
+    """
+    if not texts:
+        return np.zeros(0, dtype=np.uint32)
+    joined = "\x00".join(texts) + "\x00"
+    if joined.count("\x00") != len(texts):  # a text holds the separator: any other non-word character does as well
+        joined = "\x00".join(text.replace("\x00", " ") for text in texts) + "\x00"
+    # Lowercasing all at once is the same as one by one: the one context rule (final sigma) stops at a 0.
+    points = np.frombuffer(joined.lower().encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+    word = _WORD_CHARACTER.take(points, mode="clip")  # beyond the table: looked up below
+    astral = np.flatnonzero(points > 0xFFFF)
+    if len(astral):
+        found, where = np.unique(points[astral], return_inverse=True)
+        word[astral] = np.array([_TOKEN.match(chr(c)) is not None for c in found.tolist()])[where]
+    kept = word | (points == 0)
+    # A run of other characters becomes one space when it lies between two words of one text.
+    edges = np.diff(~kept, prepend=False, append=False).nonzero()[0]
+    starts, ends = edges[0::2], edges[1::2]
+    between = (starts > 0) & word[starts - 1] & word[ends]
+    spaces = starts[between]
+    points[spaces] = ord(" ")
+    kept[spaces] = True
+    normal: npt.NDArray[np.uint32] = points[kept]
+    return normal
+
+
+def normalise_sentences(texts: Sequence[str]) -> list[str]:
+    """Return `normalise_sentence` of every text, computed all at once.
+
+    >>> normalise_sentences(["ΟΔΟΣ, Straße!", "\\x00"])
+    ['οδος straße', '']
+    """
+    return _text(_normal_points(texts)).split("\x00")[:-1]
 
 
 def shingle(text: str, kind: str, size: int) -> set[str]:
@@ -106,9 +168,9 @@ class MinHasher:
     for bit: SHA-1 of each shingle's UTF-8 bytes (first 4 bytes little-endian for `affine32`, 8
     for `affine64`), the MurmurHash3 pre-mix, then `a * h + b` in wrapping unsigned arithmetic
     with datasketch's permutations for the seed. Each distinct shingle is hashed once and
-    remembered (a memo of a pure function, bounded); character shingles of text whose code
-    points fit `64 // size` bits are found with array operations, without a Python string per
-    shingle.
+    remembered (a memo of a pure function, bounded). The whole batch is normalised at once, and
+    character shingles of text whose code points fit `64 // size` bits are found, told apart and
+    permuted with array operations, without a Python string per shingle.
 
     >>> hasher = MinHasher(DedupConfig())
     >>> sentence = "Rain fell all day in the capital."
@@ -125,9 +187,11 @@ class MinHasher:
         self._a = self.permutations[0].astype(self.dtype)[:, None]
         self._b = self.permutations[1].astype(self.dtype)[:, None]
         self._bits = 64 // cfg.shingle_size
+        self._limit = min(1 << self._bits, 0x110000)  # code points a character shingle packs exactly
         self._known_keys = np.zeros(0, dtype=np.uint64)
         self._known_values = np.zeros(0, dtype=self.dtype)
         self._known_strings: dict[str, int] = {}
+        self._scratch = np.empty((cfg.num_perm, 0), dtype=self.dtype)
 
     @property
     def params(self) -> dict[str, object]:
@@ -161,28 +225,85 @@ class MinHasher:
 
         `normalised`: the texts are already `normalise_sentence`'s output (saves doing it again).
         """
-        norms = list(texts) if normalised else [normalise_sentence(text) for text in texts]
-        out = np.empty((len(norms), self.cfg.num_perm), dtype=self.dtype)
+        points = _joined_points(texts) if normalised else _normal_points(texts)
+        if normalised and np.count_nonzero(points == 0) != len(texts):
+            points = _normal_points(texts)  # a 0 inside a text: not a normal form after all
+        ends = np.flatnonzero(points == 0)
+        lengths = np.diff(ends, prepend=-1) - 1
+        out = np.empty((len(lengths), self.cfg.num_perm), dtype=self.dtype)
         size = self.cfg.shingle_size
-        lengths = np.fromiter(map(len, norms), dtype=np.int64, count=len(norms))
-        fast = np.zeros(len(norms), dtype=bool)
-        if self.cfg.shingle_kind == "char" and len(norms):
-            points = np.frombuffer("".join(norms).encode("utf-32-le"), dtype=np.uint32)
-            nonempty = np.flatnonzero(lengths)
-            highest = np.zeros(len(norms), dtype=np.uint32)
-            if len(nonempty):
-                highest[nonempty] = np.maximum.reduceat(points, (np.cumsum(lengths) - lengths)[nonempty])
-            fast = (lengths > size) & (highest < 1 << self._bits)
+        fast = np.zeros(len(lengths), dtype=bool)
+        if self.cfg.shingle_kind == "char" and self._bits:
+            fast = lengths >= size
+            fast[np.searchsorted(ends, np.flatnonzero(points >= self._limit))] = False
         fast_rows, slow_rows = np.flatnonzero(fast), np.flatnonzero(~fast)
         if len(fast_rows):
-            hashes, counts = self._char_shingle_hashes([norms[n] for n in fast_rows.tolist()])
-            out[fast_rows] = self._permuted_minima(hashes, counts)
+            hashes = self._char_shingle_hashes(points, lengths, fast)
+            minima = self._permuted_minima(hashes, lengths[fast_rows] - size + 1)
+            if len(fast_rows) == len(out):
+                return minima
+            out[fast_rows] = minima
         if len(slow_rows):
-            values = [[self._string_hash(s) for s in self.shingles(norms[n])] for n in slow_rows.tolist()]
-            counts = np.array([len(v) for v in values], dtype=np.int64)
-            hashes = np.array([h for v in values for h in v], dtype=self.dtype)
-            out[slow_rows] = self._permuted_minima(hashes, counts)
+            starts = ends - lengths
+            norms = [_text(points[starts[n] : ends[n]]) for n in slow_rows.tolist()]
+            sets = [self.shingles(norm) for norm in norms]
+            counts = np.array([len(s) for s in sets], dtype=np.int64)
+            out[slow_rows] = self._permuted_minima(self._string_hashes([s for each in sets for s in each]), counts)
         return out
+
+    def similarities(self, left: Sequence[str], right: Sequence[str]) -> npt.NDArray[np.float64]:
+        """Return the exact Jaccard similarity of each pair's shingle sets: `jaccard` in bulk, the same floats.
+
+        The texts are normal forms. Pairs of character shingles that fit the array path are
+        compared with one sort; the others with Python sets.
+
+        >>> hasher = MinHasher(DedupConfig())
+        >>> pairs = [("rain fell all day", "rain fell all night"), ("rain", "rain")]
+        >>> hasher.similarities(*zip(*pairs)).tolist() == [jaccard(*map(hasher.shingles, p)) for p in pairs]
+        True
+        """
+        scores = np.zeros(len(left), dtype=np.float64)
+        done = np.zeros(len(left), dtype=bool)
+        if self.cfg.shingle_kind == "char" and self._bits and len(left):
+            done, found = self._char_similarities([text for pair in zip(left, right, strict=True) for text in pair])
+            scores[done] = found[done]
+        for p in np.flatnonzero(~done).tolist():
+            scores[p] = jaccard(self.shingles(left[p]), self.shingles(right[p]))
+        return scores
+
+    def _char_similarities(self, texts: list[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """Return which pairs (texts 2p and 2p + 1) were compared, and their Jaccard similarities.
+
+        Each shingle becomes one integer (pair, shingle key, side); sorted, a shingle both sides
+        hold shows as two neighbours that differ only in the side.
+        """
+        size, pairs = self.cfg.shingle_size, len(texts) // 2
+        points = _joined_points(texts)
+        if np.count_nonzero(points == 0) != len(texts):
+            points = _normal_points(texts)  # a 0 inside a text: not a normal form after all
+        ends = np.flatnonzero(points == 0)
+        lengths = np.diff(ends, prepend=-1) - 1
+        fast = lengths >= size
+        fast[np.searchsorted(ends, np.flatnonzero(points >= self._limit))] = False
+        done = fast[0::2] & fast[1::2]
+        take = np.repeat(done, 2)
+        if not done.any():
+            return done, np.zeros(pairs)
+        keys, _, code_bits = self._window_keys(points, lengths, take)
+        key_bits = size * code_bits + 1
+        if key_bits + max(1, (pairs - 1).bit_length()) > 64:  # too many distinct characters: Python sets
+            return np.zeros(pairs, dtype=bool), np.zeros(pairs)
+        owners = np.repeat(np.arange(len(texts), dtype=np.uint64), np.where(take, lengths - size + 1, 0))
+        keys <<= np.uint64(1)
+        keys |= owners & np.uint64(1)
+        keys |= (owners >> np.uint64(1)) << np.uint64(key_bits)
+        keys.sort()
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each side a set
+        shared = (keys[1:] >> np.uint64(1)) == (keys[:-1] >> np.uint64(1))
+        pair = (keys >> np.uint64(key_bits)).astype(np.int64)
+        both = np.bincount(pair[1:][shared], minlength=pairs)
+        either = np.bincount(pair, minlength=pairs) - both
+        return done, both / np.maximum(either, 1)
 
     def band_keys(self, signatures: Signatures) -> BandKeys:
         """Return one 64-bit key per LSH band and sentence: `lsh_rows` signature values folded and mixed."""
@@ -193,60 +314,134 @@ class MinHasher:
             keys = fmix((keys * _BAND_MULTIPLIER) ^ values[:, :, column], 64)
         return keys
 
-    def _string_hash(self, text: str) -> int:
-        known = self._known_strings.get(text)
-        if known is None:
-            digest = hashlib.sha1(text.encode("utf-8")).digest()[: self.width // 8]
-            raw = np.frombuffer(digest, dtype=f"<u{self.width // 8}").astype(self.dtype)
-            known = int(fmix(raw, self.width)[0])
-            if len(self._known_strings) >= _HASH_CACHE_LIMIT:
-                self._known_strings.clear()
-            self._known_strings[text] = known
-        return known
+    def _string_hashes(self, shingles: list[str]) -> npt.NDArray[Any]:
+        """Return the pre-mixed hash of each shingle given as a string, remembered."""
+        known = self._known_strings
+        missing = list(dict.fromkeys(s for s in shingles if s not in known))
+        if missing:
+            digests = b"".join([hashlib.sha1(s.encode("utf-8")).digest() for s in missing])
+            known.update(zip(missing, self._premixed(digests).tolist(), strict=True))
+        values = np.array([known[s] for s in shingles], dtype=self.dtype)
+        if len(known) > _HASH_CACHE_LIMIT:
+            known.clear()  # bounded: start again, as a fresh hasher would
+        return values
 
-    def _char_shingle_hashes(self, norms: list[str]) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
-        """Return the pre-mixed hash of every character shingle occurrence, sentence by sentence, and counts."""
-        size, bits = self.cfg.shingle_size, self._bits
-        lengths = np.fromiter(map(len, norms), dtype=np.int64, count=len(norms))
-        points = np.frombuffer("".join(norms).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-        counts = lengths - size + 1
-        starts = np.cumsum(lengths) - lengths
-        first_window = np.cumsum(counts) - counts
-        window = np.repeat(starts - first_window, counts) + np.arange(int(counts.sum()))
-        keys = np.zeros(len(window), dtype=np.uint64)
-        for offset in range(size):  # the code points themselves, packed: exact, no collisions
-            keys = (keys << np.uint64(bits)) | points[window + offset]
-        distinct, inverse = np.unique(keys, return_inverse=True)
-        at = np.searchsorted(self._known_keys, distinct)
-        at[at >= len(self._known_keys)] = 0
-        hit = self._known_keys[at] == distinct if len(self._known_keys) else np.zeros(len(distinct), dtype=bool)
-        values = np.empty(len(distinct), dtype=self.dtype)
+    def _premixed(self, digests: bytes) -> npt.NDArray[Any]:
+        """Return datasketch's hash values of SHA-1 digests laid end to end: first bytes little-endian, pre-mixed."""
+        width = self.width // 8
+        raw = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 20)[:, :width]
+        return fmix(np.ascontiguousarray(raw).view(f"<u{width}").ravel().astype(self.dtype), self.width)
+
+    def _char_shingle_hashes(
+        self, points: npt.NDArray[np.uint32], lengths: npt.NDArray[np.int64], fast: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[Any]:
+        """Return the pre-mixed hash of every character shingle of the `fast` sentences, in order.
+
+        A shingle's key (`_window_keys`) and its place fit one 64-bit integer: one sort then finds
+        the distinct shingles.
+        """
+        size = self.cfg.shingle_size
+        keys, used, code_bits = self._window_keys(points, lengths, fast)
+        place_bits = max(1, (len(keys) - 1).bit_length())
+        if size * code_bits + place_bits > 64:  # too many distinct characters in this batch to pack the place too
+            distinct, inverse = np.unique(keys, return_inverse=True)
+            return self._shingle_values(self._code_points_key(distinct, used, code_bits))[inverse]
+        keys <<= np.uint64(place_bits)
+        keys |= np.arange(len(keys), dtype=np.uint64)
+        keys.sort()
+        places = (keys & np.uint64((1 << place_bits) - 1)).view(np.int64)
+        keys >>= np.uint64(place_bits)
+        first = np.empty(len(keys), dtype=bool)
+        first[:1] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        values = self._shingle_values(self._code_points_key(keys[first], used, code_bits))
+        group = np.cumsum(first, dtype=np.int32)
+        group -= 1
+        hashes = np.empty(len(keys), dtype=self.dtype)
+        hashes[places] = values[group]
+        return hashes
+
+    def _window_keys(
+        self, points: npt.NDArray[np.uint32], lengths: npt.NDArray[np.int64], take: npt.NDArray[np.bool_]
+    ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.intp], int]:
+        """Return the key of each character shingle of the `take` texts, in order, the code points coded, bits per code.
+
+        `points` are the texts, each followed by a 0; a text taken has a shingle and no code point
+        beyond the limit. A key is the shingle's characters, each written with a small code (the
+        characters of these texts, in code point order), so that keys sort as the shingles do.
+        """
+        size = self.cfg.shingle_size
+        small = points if points.max(initial=0) < self._limit else points[points < self._limit]
+        used = np.flatnonzero(np.bincount(small))
+        code = np.zeros(self._limit, dtype=np.uint32)
+        code[used] = np.arange(len(used), dtype=np.uint32)
+        codes = code.take(points, mode="clip")  # a code point beyond the limit is in no shingle taken
+        code_bits = max(1, (len(used) - 1).bit_length())
+        span = len(points) - size + 1
+        keys = codes[:span].astype(np.uint64)
+        for offset in range(1, size):
+            keys <<= np.uint64(code_bits)
+            keys |= codes[offset : offset + span]
+        if not take.all():  # a shingle of a text not taken must not be taken
+            points = np.where(np.repeat(take, lengths + 1), points, 0)
+        crossing = points[:span] == 0  # a shingle that takes in a text's end
+        for offset in range(1, size):
+            crossing |= points[offset : offset + span] == 0
+        return keys[~crossing], used, code_bits
+
+    def _code_points_key(
+        self, keys: npt.NDArray[np.uint64], used: npt.NDArray[np.intp], code_bits: int
+    ) -> npt.NDArray[np.uint64]:
+        """Return shingle keys in a batch's character codes as keys in code points, the same in every batch."""
+        size, mask = self.cfg.shingle_size, np.uint64((1 << code_bits) - 1)
+        rewritten = np.zeros(len(keys), dtype=np.uint64)
+        for offset in range(size):
+            rewritten <<= np.uint64(self._bits)
+            rewritten |= used[(keys >> np.uint64(code_bits * (size - 1 - offset))) & mask].astype(np.uint64)
+        return rewritten
+
+    def _shingle_values(self, shingles: npt.NDArray[np.uint64]) -> npt.NDArray[Any]:
+        """Return the pre-mixed hash of each character shingle (packed code points, ascending), remembered."""
+        size, bits, known = self.cfg.shingle_size, self._bits, self._known_keys
+        at = np.minimum(np.searchsorted(known, shingles), max(len(known) - 1, 0))
+        hit = known[at] == shingles if len(known) else np.zeros(len(shingles), dtype=bool)
+        values = np.empty(len(shingles), dtype=self.dtype)
         values[hit] = self._known_values[at[hit]]
-        missing = distinct[~hit]
+        missing = shingles[~hit]
         if len(missing):
-            mask = np.uint64((1 << bits) - 1)
-            columns = [((missing >> np.uint64(bits * (size - 1 - k))) & mask).tolist() for k in range(size)]
-            texts = ["".join(map(chr, points_of)) for points_of in zip(*columns, strict=True)]
-            digest = b"".join([hashlib.sha1(t.encode("utf-8")).digest()[: self.width // 8] for t in texts])
-            mixed = fmix(np.frombuffer(digest, dtype=f"<u{self.width // 8}").astype(self.dtype), self.width)
+            shifts = np.arange(size - 1, -1, -1, dtype=np.uint64) * np.uint64(bits)
+            points = ((missing[:, None] >> shifts) & np.uint64((1 << bits) - 1)).astype(np.uint32)
+            points = np.concatenate((points, np.zeros((len(missing), 1), dtype=np.uint32)), axis=1)
+            utf8 = _text(points.ravel()).encode("utf-8").split(b"\x00")[:-1]  # no shingle holds a 0
+            mixed = self._premixed(b"".join([hashlib.sha1(shingle).digest() for shingle in utf8]))
             values[~hit] = mixed
-            if len(self._known_keys) + len(missing) <= _HASH_CACHE_LIMIT:
-                where = np.searchsorted(self._known_keys, missing)
-                self._known_keys = np.insert(self._known_keys, where, missing)
+            if len(known) + len(missing) <= _HASH_CACHE_LIMIT:
+                where = np.searchsorted(known, missing)
+                self._known_keys = np.insert(known, where, missing)
                 self._known_values = np.insert(self._known_values, where, mixed)
-        return values[inverse], counts
+        return values
 
     def _permuted_minima(self, hashes: npt.NDArray[Any], counts: npt.NDArray[np.int64]) -> Signatures:
-        """Return per sentence the minimum of `a * h + b` over its shingle hashes, for every permutation."""
+        """Return per sentence the minimum of `a * h + b` over its shingle hashes, for every permutation.
+
+        Sentences are taken in blocks of about `_PERMUTE_BLOCK` shingles, computed in one buffer.
+        """
         out = np.empty((len(counts), self.cfg.num_perm), dtype=self.dtype)
+        if not len(counts):
+            return out
         ends = np.cumsum(counts)
-        for lo in range(0, len(counts), _PERMUTE_CHUNK):
-            hi = min(lo + _PERMUTE_CHUNK, len(counts))
-            first = int(ends[lo - 1]) if lo else 0
-            permuted = self._a * hashes[first : int(ends[hi - 1])]
+        starts = ends - counts
+        bounds = (np.flatnonzero(np.diff(starts // _PERMUTE_BLOCK)) + 1).tolist()
+        width = _PERMUTE_BLOCK + int(counts.max())
+        if self._scratch.shape[1] < width:  # kept from call to call: a fresh 4 MB costs page faults each time
+            self._scratch = np.empty((self.cfg.num_perm, width), dtype=self.dtype)
+        buffer = self._scratch
+        for lo, hi in zip([0, *bounds], [*bounds, len(counts)], strict=True):
+            first, last = int(starts[lo]), int(ends[hi - 1])
+            permuted = buffer[:, : last - first]
+            np.multiply(self._a, hashes[first:last], out=permuted)
             permuted += self._b
-            offsets = np.concatenate(([0], ends[lo : hi - 1] - first))
-            out[lo:hi] = np.minimum.reduceat(permuted, offsets, axis=1).T
+            out[lo:hi] = np.minimum.reduceat(permuted, starts[lo:hi] - first, axis=1).T
         return out
 
 
@@ -266,12 +461,17 @@ def match_band_keys(
     found_row: list[npt.NDArray[np.int64]] = []
     for band in range(queries.shape[1]):
         keys = sorted_keys[band]
-        left = np.searchsorted(keys, queries[:, band], "left")
-        right = np.searchsorted(keys, queries[:, band], "right")
-        hits = right - left
-        if not hits.any():
+        if not len(keys):
             continue
-        query = np.repeat(np.arange(len(queries), dtype=np.int64), hits)
+        order = np.argsort(queries[:, band])  # needles in order: the searches walk the keys one way
+        wanted = queries[order, band]
+        left = np.searchsorted(keys, wanted, "left")
+        found = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
+        if not found.any():
+            continue
+        left, wanted, order = left[found], wanted[found], order[found]
+        hits = np.searchsorted(keys, wanted, "right") - left
+        query = np.repeat(order.astype(np.int64), hits)
         first = np.repeat(left - (np.cumsum(hits) - hits), hits)
         found_query.append(query)
         found_row.append(np.asarray(rows[band][first + np.arange(len(query))], dtype=np.int64))
@@ -436,11 +636,15 @@ class Deduplicator:
             yield from self._batch(batch)
 
     def _batch(self, docs: list[DocumentInput]) -> Iterator[DocumentVerdict]:
-        sentences = [
-            _Sentence(d, position, text, normalise_sentence(text))
+        dedupable = [
+            (d, position, text)
             for d, doc in enumerate(docs)
             for position, text in enumerate(doc.sentences)
             if count_words(text) >= self.cfg.min_words
+        ]
+        norms = normalise_sentences([text for _, _, text in dedupable])
+        sentences = [
+            _Sentence(d, position, text, norm) for (d, position, text), norm in zip(dedupable, norms, strict=True)
         ]
         keys = self._find_candidates(sentences)
         by_doc: dict[int, list[int]] = {}
@@ -468,12 +672,15 @@ class Deduplicator:
         if distinct:
             earlier = self.earlier.candidates(signatures, distinct_keys) if self.earlier is not None else None
             this_run = self._run_sentences.candidates(distinct_keys)
-            for k, n in enumerate(distinct):
-                sentence = sentences[n]
-                for published in (earlier[k] if earlier is not None else []) + this_run[k]:
-                    score = jaccard(self._shingles(sentence), self.hasher.shingles(published.text))
-                    if score >= self.cfg.threshold:
-                        sentence.earlier.append((score, published))
+            pairs = [
+                (n, published)
+                for k, n in enumerate(distinct)
+                for published in (earlier[k] if earlier is not None else []) + this_run[k]
+            ]
+            scores = self.hasher.similarities([sentences[n].norm for n, _ in pairs], [p.text for _, p in pairs])
+            for (n, published), score in zip(pairs, scores.tolist(), strict=True):
+                if score >= self.cfg.threshold:
+                    sentences[n].earlier.append((score, published))
             # Neighbours within the batch: sentences whose band keys agree somewhere.
             sorted_keys, rows = sort_bands(distinct_keys)
             neighbours: set[tuple[int, int]] = set()
