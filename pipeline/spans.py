@@ -13,6 +13,7 @@ survived stripping, in order, since those are exactly the characters the sentenc
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,13 +68,26 @@ def _line_starts(text: str) -> list[int]:
     return starts
 
 
-def _paragraph_end(text: str, starts: list[int], line: int) -> int:
-    """Return where the paragraph holding `line` ends: rejoining never crosses a blank line."""
-    for number in range(line + 1, len(starts)):
-        end = starts[number + 1] if number + 1 < len(starts) else len(text)
-        if not text[starts[number] : end].strip():
-            return starts[number]
-    return len(text)
+def _blank_lines(text: str, starts: list[int]) -> list[int]:
+    """Return the numbers of the blank (whitespace-only) lines, in order."""
+    ends = [*starts[1:], len(text)]
+    return [number for number, (start, end) in enumerate(zip(starts, ends, strict=True)) if not text[start:end].strip()]
+
+
+def _paragraph_end(text: str, starts: list[int], blanks: list[int], line: int) -> int:
+    """Return where the paragraph holding `line` ends: rejoining never crosses a blank line.
+
+    `blanks` are the blank lines' numbers (`_blank_lines`): the paragraph ends at the first one
+    after `line`, found by bisection, so placing every removal of a page without blank lines
+    stays linear in its length.
+
+    >>> text = "a\\nb\\n\\nc"
+    >>> starts = _line_starts(text)
+    >>> [_paragraph_end(text, starts, _blank_lines(text, starts), line) for line in range(4)]
+    [4, 4, 6, 6]
+    """
+    after = bisect.bisect_right(blanks, line)
+    return starts[blanks[after]] if after < len(blanks) else len(text)
 
 
 def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
@@ -96,6 +110,7 @@ def removed_spans(
     [('READ MORE: Floods', 'rule'), ('It stopped.', 'duplicate')]
     """
     starts = _line_starts(text)
+    blanks = _blank_lines(text, starts)
     rows = list(removals)
     spans: list[Span] = []
     taken: list[tuple[int, int]] = []
@@ -106,7 +121,7 @@ def removed_spans(
         line = int(row.get("position") or 0)
         if pattern is None or not 0 <= line < len(starts):
             continue
-        pos, end = starts[line], _paragraph_end(text, starts, line)
+        pos, end = starts[line], _paragraph_end(text, starts, blanks, line)
         while (match := pattern.search(text, pos, end)) is not None:
             if not _overlaps(taken, match.start(), match.end()):
                 taken.append((match.start(), match.end()))
