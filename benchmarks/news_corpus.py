@@ -51,10 +51,10 @@ from pipeline.evaluation import DEFAULT_EVAL_DIR, load_pages, render_blocks  # n
 
 Kind = Literal["text", "html"]
 SEEDS = REPO / "seeds"
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever the same spec would give other documents (it names the cached corpus folders)."""
-JSONL_RECORDS = 500
-"""Documents per JSON Lines file."""
+JSONL_RECORDS = 64
+"""Documents per JSON Lines file: the pipeline's default shard size, so both split the work alike."""
 # Words of three or more letters, not parts of contractions ("isn't" stays whole).
 _WORD = re.compile(r"(?<![\w'’])[^\W\d_]{3,}(?![\w'’])")
 _SEED_ARTICLE_WORDS = 10

@@ -11,12 +11,13 @@ near-copies and per-site boilerplate; cached under `--work`), then runs, one aft
   (HTML), trafilatura as the pipeline calls it (`extract_main_content`: metadata, date search),
   and `ftfy.fix_text` (plain text);
 - datatrove's pipeline over the same documents as JSON Lines (`benchmarks/datatrove_baseline.py`
-  in `benchmarks/.venv-datatrove/`, created here with `pip install datatrove[processing] spacy`
+  in `benchmarks/.venv-datatrove/`, created here with `pip install datatrove[processing] spacy orjson`
   when missing): reader, [trafilatura,] FTFY, C4 line filter, MinHash dedup in 4 stages.
 
 Every run is timed from outside (wall clock; CPU of the process tree from `RUSAGE_CHILDREN`;
 peak RSS of the process tree, the sum of its processes' RSS sampled every 0.1 s from `/proc`,
-which counts a forked worker's shared pages twice: an upper bound). Documents kept and their
+which counts a forked worker's shared pages twice: an upper bound; CPU seconds of the whole
+tree, from `RUSAGE_CHILDREN` or, when larger, from the samples). Documents kept and their
 statuses are read from the corpus folder (`pyarrow.dataset` over every Parquet file below
 `corpus/data` and `corpus/manifest`, whatever the partitioning), not from the CLI's output.
 The machine is shared: the load average is printed beside each run, and speeds are compared as
@@ -44,7 +45,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pyarrow.dataset as ds
 
@@ -56,7 +56,7 @@ sys.path.insert(0, str(BENCHMARKS))
 from news_corpus import CorpusInfo, CorpusSpec, build_corpus  # noqa: E402 - after the path set-up
 
 DATATROVE_VENV = BENCHMARKS / ".venv-datatrove"
-DATATROVE_PACKAGES = ("datatrove[processing]", "spacy")
+DATATROVE_PACKAGES = ("datatrove[processing]", "spacy", "orjson")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MB = 1_000_000
 
@@ -65,29 +65,42 @@ MB = 1_000_000
 # Measuring a process tree
 
 
-def _children() -> dict[int, list[int]]:
+def _processes() -> tuple[dict[int, list[int]], dict[int, int]]:
+    """Return every process's children, and its CPU time so far in clock ticks, from /proc."""
     tree: dict[int, list[int]] = collections.defaultdict(list)
+    ticks: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry.name}/stat").read_text()
+            fields = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        tree[parent].append(int(entry.name))
-    return tree
+        pid = int(entry.name)
+        tree[int(fields[1])].append(pid)
+        ticks[pid] = int(fields[11]) + int(fields[12])  # utime + stime
+    return tree, ticks
 
 
-def tree_rss(root: int) -> int:
-    """Return the summed RSS in bytes of a process and all its descendants."""
-    tree, total, stack = _children(), 0, [root]
+@dataclass
+class TreeSample:
+    """The summed RSS of a process tree now, and the CPU ticks each of its processes has used."""
+
+    rss: int
+    ticks: dict[int, int]
+
+
+def sample_tree(root: int) -> TreeSample:
+    """Return the RSS in bytes of a process and all its descendants, and their CPU ticks."""
+    tree, ticks = _processes()
+    total, stack, seen = 0, [root], {}
     while stack:
         pid = stack.pop()
         with contextlib.suppress(OSError, IndexError, ValueError):  # the process has just ended
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+            seen[pid] = ticks.get(pid, 0)
         stack.extend(tree.get(pid, ()))
-    return total
+    return TreeSample(total, seen)
 
 
 @dataclass
@@ -112,12 +125,15 @@ def measure(command: list[str], cwd: Path = REPO, env: dict[str, str] | None = N
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=err, text=True, env=env)
         peak = 0
+        ticks: dict[int, int] = {}
         done = threading.Event()
 
         def sample() -> None:
             nonlocal peak
             while not done.wait(0.1):
-                peak = max(peak, tree_rss(process.pid))
+                now = sample_tree(process.pid)
+                peak = max(peak, now.rss)
+                ticks.update(now.ticks)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -129,7 +145,10 @@ def measure(command: list[str], cwd: Path = REPO, env: dict[str, str] | None = N
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    # Descendants that nobody waited for (a pool's workers) are missing from RUSAGE_CHILDREN;
+    # the samples see them, short of their last 0.1 s.
+    waited = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = max(waited, sum(ticks.values()) / os.sysconf("SC_CLK_TCK"))
     return Measured(returncode, stdout, stderr, seconds, cpu, peak, (load_before, os.getloadavg()[0]))
 
 
@@ -160,12 +179,10 @@ class Row:
         return self.megabytes / self.run.seconds
 
 
-def _parquet_rows(folder: Path, columns: list[str]) -> list[dict[str, Any]]:
-    """Return the rows of every Parquet file below a folder (any partitioning, temporaries skipped)."""
+def _parquet(folder: Path) -> ds.Dataset | None:
+    """Return every Parquet file below a folder as one dataset (any partitioning, temporaries skipped)."""
     files = sorted(str(p) for p in folder.rglob("*.parquet") if not p.name.startswith("."))
-    if not files:
-        return []
-    return list(ds.dataset(files, format="parquet").to_table(columns=columns).to_pylist())
+    return ds.dataset(files, format="parquet") if files else None
 
 
 def stage_summary(timings: Path) -> dict[str, dict[str, float]]:
@@ -199,8 +216,10 @@ def run_pipeline(corpus: CorpusInfo, workers: int, work: Path, profile: Path | N
     run = measure(command)
     if run.returncode not in (0, 3):
         sys.exit(f"pipeline run failed ({run.returncode}):\n{run.stderr[-3000:]}")
-    statuses = collections.Counter(r["status"] for r in _parquet_rows(out / "corpus" / "manifest", ["status"]))
-    kept = len(_parquet_rows(out / "corpus" / "data", ["doc_id"]))
+    manifest, data = _parquet(out / "corpus" / "manifest"), _parquet(out / "corpus" / "data")
+    rows = manifest.to_table(columns=["status"]).column("status").to_pylist() if manifest is not None else []
+    statuses = collections.Counter(rows)
+    kept = data.count_rows() if data is not None else 0
     note = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
     shutil.rmtree(out, ignore_errors=True)
     return Row(
@@ -267,7 +286,7 @@ def baseline_main(name: str, listing: Path) -> None:
 def ensure_datatrove() -> Path:
     """Return datatrove's interpreter, creating its virtual environment first when missing."""
     python = DATATROVE_VENV / "bin" / "python"
-    probe = [str(python), "-c", "import datatrove, spacy, trafilatura, ftfy, xxhash"]
+    probe = [str(python), "-c", "import datatrove, spacy, trafilatura, ftfy, xxhash, orjson"]
     if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return python
     print(f"creating {DATATROVE_VENV} with {' '.join(DATATROVE_PACKAGES)} (once)", file=sys.stderr)
@@ -294,7 +313,7 @@ def run_datatrove(corpus: CorpusInfo, workers: int, work: Path) -> Row:
     result = json.loads(run.stdout.strip().splitlines()[-1])
     shutil.rmtree(folder, ignore_errors=True)
     note = f"{result['after_filters']} after C4, {result['kept']} after MinHash"
-    stages = {name: {"tasks": 0, "seconds": s, "cpu": 0.0} for name, s in result["seconds"].items()}
+    stages = {name: {"seconds": s} for name, s in result["seconds"].items()}
     return Row(
         corpus_path(corpus),
         corpus.documents,
@@ -395,8 +414,11 @@ def print_stages(rows: list[Row]) -> None:
             continue
         print(f"\n{row.system}, {row.path} {row.documents:,} docs, {row.workers} workers:")
         for family, s in row.stages.items():
-            span = f"{s['first']:.1f}-{s['last']:.1f} s" if "first" in s else ""
-            print(f"  {family:<26} {int(s['tasks']):>5} {s['seconds']:9.1f} s {s['cpu']:9.1f} CPU s  {span}")
+            if "first" in s:
+                span = f"{s['first']:.1f}-{s['last']:.1f} s"
+                print(f"  {family:<26} {int(s['tasks']):>5} {s['seconds']:9.1f} s {s['cpu']:9.1f} CPU s  {span}")
+            else:
+                print(f"  {family:<26}       {s['seconds']:9.1f} s")
 
 
 def main() -> None:
@@ -407,7 +429,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="worker counts of the pipeline runs")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pipeline-throughput")
     parser.add_argument("--no-datatrove", action="store_true", help="skip datatrove (and its install)")
-    parser.add_argument("--profile", action="store_true", help="also profile one run per corpus with py-spy")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile one run of the smallest corpus of each path with py-spy"
+    )
     parser.add_argument("--baseline", choices=sorted(BASELINES), help=argparse.SUPPRESS)
     parser.add_argument("--files", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -439,10 +463,10 @@ def main() -> None:
         if not args.no_datatrove:
             rows.append(run_datatrove(corpus, max(workers), args.work))
             print_table(rows[-1:])
-        if args.profile:
+        if args.profile and size == min(n for p, n in plan if p == path):
             raw = args.work / f"profile-{Path(corpus.folder).name}.txt"
-            run_pipeline(corpus, max(workers), args.work, profile=raw)
-            print(f"\nProfile of the whole job on {path} {size:,} ({max(workers)} workers), raw in {raw}:\n")
+            run_pipeline(corpus, 1, args.work, profile=raw)
+            print(f"\nProfile of the whole job on {path} {size:,} (1 worker), raw in {raw}:\n")
             print(summarize_profile(raw))
     print(f"\nload average at the end {os.getloadavg()}\n")
     print_table(rows)
