@@ -5,8 +5,11 @@ calls the real CLI (`pipeline.cli.main`) after registering handlers for Luigi's 
 `PROCESSING_TIME` events. Both fire in the process that runs the task (a forked worker process
 when `--workers` > 1; the handlers are inherited through the fork), so each finished task
 appends one JSON line: its family, when it started and ended (epoch seconds), its wall and CPU
-seconds, and the process id. Lines are short single `write`s to a file opened for appending,
-so those of concurrent workers do not interleave. Nothing else about the run changes.
+seconds, the process id and the process's peak RSS (`VmHWM`: with `--workers` > 1 each task
+runs in a process forked for it, so this is the task's peak, shared pages of the parent
+included; with one worker every task runs in the main process, so it only ever grows). Lines
+are short single `write`s to a file opened for appending, so those of concurrent workers do
+not interleave. Nothing else about the run changes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,14 @@ def _on_start(task: Any) -> None:
     _started[task.task_id] = time.process_time()
 
 
+def _peak_rss() -> int:
+    """Return this process's peak RSS in bytes (VmHWM): one task's, in a worker process of its own."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def _record(path: str) -> Any:
     def on_processing_time(task: Any, seconds: float) -> None:
         end = time.time()
@@ -40,6 +51,7 @@ def _record(path: str) -> Any:
             "seconds": seconds,
             "cpu_seconds": time.process_time() - _started.pop(task.task_id, time.process_time()),
             "pid": os.getpid(),
+            "peak_rss": _peak_rss(),
         }
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:

@@ -199,6 +199,7 @@ def stage_summary(timings: Path) -> dict[str, dict[str, float]]:
         f["cpu"] += r["cpu_seconds"]
         f["first"] = min(f["first"], r["start"] - origin)
         f["last"] = max(f["last"], r["end"] - origin)
+        f["peak_rss"] = max(f.get("peak_rss", 0), r.get("peak_rss", 0))
     return families
 
 
@@ -407,7 +408,8 @@ def ratio_note(row: Row, rows: list[Row]) -> str:
 def print_stages(rows: list[Row]) -> None:
     print(
         "\nTime per stage (Luigi task family: tasks, wall seconds summed over its tasks, their CPU seconds, "
-        "span from the run's first task start):"
+        "span from the run's first task start; with 2+ workers each task runs in a process of its own, whose "
+        "peak RSS is shown):"
     )
     for row in rows:
         if not row.stages:
@@ -416,7 +418,8 @@ def print_stages(rows: list[Row]) -> None:
         for family, s in row.stages.items():
             if "first" in s:
                 span = f"{s['first']:.1f}-{s['last']:.1f} s"
-                print(f"  {family:<26} {int(s['tasks']):>5} {s['seconds']:9.1f} s {s['cpu']:9.1f} CPU s  {span}")
+                peak = f"  peak RSS of a task {s['peak_rss'] / 2**20:,.0f} MiB" if s.get("peak_rss") else ""
+                print(f"  {family:<26} {int(s['tasks']):>5} {s['seconds']:9.1f} s {s['cpu']:9.1f} CPU s  {span}{peak}")
             else:
                 print(f"  {family:<26}       {s['seconds']:9.1f} s")
 
