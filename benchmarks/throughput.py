@@ -333,7 +333,8 @@ def run_datatrove(corpus: CorpusInfo, workers: int, work: Path) -> Row:
 
 
 def summarize_profile(raw: Path, top: int = 25) -> str:
-    """Return a table of the functions with the most samples, own and inclusive, from py-spy's raw output."""
+    """Return two tables from py-spy's raw output: the functions with the most samples of their own,
+    and the pipeline's functions (`pipeline/`) by samples spent in them and what they call."""
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
@@ -349,10 +350,19 @@ def summarize_profile(raw: Path, top: int = 25) -> str:
         own[frames[-1]] += n
         for frame in set(frames):
             inclusive[frame] += n
+    ours = collections.Counter(
+        {
+            name: n
+            for name, n in inclusive.items()
+            if ("(pipeline/" in name or "(steps/" in name)
+            and "(pipeline/cli.py)" not in name
+            and "<genexpr>" not in name
+        }
+    )
     lines = [f"{total} samples (py-spy, 50 Hz, every process of the tree)", "", "| own % | function |", "|---|---|"]
     lines += [f"| {100 * n / total:.1f} | `{name}` |" for name, n in own.most_common(top)]
-    lines += ["", "| inclusive % | function |", "|---|---|"]
-    lines += [f"| {100 * n / total:.1f} | `{name}` |" for name, n in inclusive.most_common(top)]
+    lines += ["", "| inclusive % | pipeline function |", "|---|---|"]
+    lines += [f"| {100 * n / total:.1f} | `{name}` |" for name, n in ours.most_common(top)]
     return "\n".join(lines)
 
 
