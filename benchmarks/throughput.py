@@ -207,7 +207,7 @@ def run_pipeline(corpus: CorpusInfo, workers: int, work: Path, profile: Path | N
     """Run the whole job on a corpus into a fresh output folder; return its row."""
     out = work / f"out-{Path(corpus.folder).name}-{workers}w"
     shutil.rmtree(out, ignore_errors=True)
-    timings = work / f"timings-{Path(corpus.folder).name}-{workers}w.jsonl"
+    timings = work / f"timings-{Path(corpus.folder).name}-{workers}w{'-profiled' if profile else ''}.jsonl"
     timings.unlink(missing_ok=True)
     command = [sys.executable, str(BENCHMARKS / "luigi_timings.py"), str(timings), "run"]
     command += ["--input", corpus.inputs, "--output", str(out), "--workers", str(workers)]
