@@ -24,7 +24,7 @@ The machine is shared: the load average is printed beside each run, and speeds a
 ratios to baselines measured in the same invocation.
 
 Usage:
-  python benchmarks/throughput.py                                  # --sizes 1000,10000, html at 1000
+  python benchmarks/throughput.py          # --sizes 1000,10000 --html-sizes 1000; 1 worker at 1000 only
   python benchmarks/throughput.py --sizes 100000 --paths text --workers 2 --no-datatrove
   python benchmarks/throughput.py --sizes 1000 --paths text --profile  # py-spy of one run, summarised
 """
@@ -440,6 +440,12 @@ def main() -> None:
     parser.add_argument("--html-sizes", default="1000", help="sizes of the HTML path (a page costs ~50x a text)")
     parser.add_argument("--paths", default="text,html", help="input paths to measure: text, html")
     parser.add_argument("--workers", default="1,2", help="worker counts of the pipeline runs")
+    parser.add_argument(
+        "--fewer-workers-max",
+        type=int,
+        default=1000,
+        help="run the smaller worker counts only on corpora of at most this many documents (the largest always)",
+    )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pipeline-throughput")
     parser.add_argument("--no-datatrove", action="store_true", help="skip datatrove (and its install)")
     parser.add_argument(
@@ -468,6 +474,8 @@ def main() -> None:
             flush=True,
         )
         for n in workers:
+            if n != max(workers) and size > args.fewer_workers_max:
+                continue
             rows.append(run_pipeline(corpus, n, args.work))
             print_table(rows[-1:])
         for name in ("trafilatura", "extract") if path == "html" else ("ftfy",):
