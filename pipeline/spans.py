@@ -13,6 +13,7 @@ survived stripping, in order, since those are exactly the characters the sentenc
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -55,10 +56,22 @@ def removal_kind(removal: Mapping[str, Any]) -> str:
     return "site" if rule == SITE_RULE else "classifier" if rule == CLASSIFIER_RULE else "rule"
 
 
-def _loose_pattern(text: str) -> re.Pattern[str] | None:
-    """Return a pattern matching `text` with any whitespace (or none) between its characters."""
-    chars = [re.escape(ch) for ch in text if not ch.isspace()]
-    return re.compile(r"\s*".join(chars)) if chars else None
+def _visible(text: str) -> tuple[str, list[int]]:
+    """Return the text's non-whitespace characters and the offset of each in the text.
+
+    A removal is found whitespace-insensitively by searching its own non-whitespace characters
+    among these (what a pattern with `\\s*` between the characters would match, found once
+    per page instead of compiling a pattern per removal).
+
+    >>> _visible(" a b\\n c")
+    ('abc', [1, 3, 6])
+    """
+    chars: list[str] = []
+    offsets: list[int] = []
+    for match in re.finditer(r"\S+", text):
+        chars.append(match.group())
+        offsets.extend(range(match.start(), match.end()))
+    return "".join(chars), offsets
 
 
 def _line_starts(text: str) -> list[int]:
@@ -67,17 +80,44 @@ def _line_starts(text: str) -> list[int]:
     return starts
 
 
-def _paragraph_end(text: str, starts: list[int], line: int) -> int:
-    """Return where the paragraph holding `line` ends: rejoining never crosses a blank line."""
-    for number in range(line + 1, len(starts)):
-        end = starts[number + 1] if number + 1 < len(starts) else len(text)
-        if not text[starts[number] : end].strip():
-            return starts[number]
-    return len(text)
+def _blank_lines(text: str, starts: list[int]) -> list[int]:
+    """Return the numbers of the blank (whitespace-only) lines, in order."""
+    ends = [*starts[1:], len(text)]
+    return [number for number, (start, end) in enumerate(zip(starts, ends, strict=True)) if not text[start:end].strip()]
 
 
-def _overlaps(taken: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(start < b and a < end for a, b in taken)
+def _paragraph_end(text: str, starts: list[int], blanks: list[int], line: int) -> int:
+    """Return where the paragraph holding `line` ends: rejoining never crosses a blank line.
+
+    `blanks` are the blank lines' numbers (`_blank_lines`): the paragraph ends at the first one
+    after `line`, found by bisection, so placing every removal of a page without blank lines
+    stays linear in its length.
+
+    >>> text = "a\\nb\\n\\nc"
+    >>> starts = _line_starts(text)
+    >>> [_paragraph_end(text, starts, _blank_lines(text, starts), line) for line in range(4)]
+    [4, 4, 6, 6]
+    """
+    after = bisect.bisect_right(blanks, line)
+    return starts[blanks[after]] if after < len(blanks) else len(text)
+
+
+class _Taken:
+    """Disjoint spans already placed, sorted: sorted by start, their ends are sorted too."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Return whether `start:end` overlaps a placed span: the last one starting before `end`."""
+        before = bisect.bisect_left(self.starts, end) - 1
+        return before >= 0 and self.ends[before] > start
+
+    def add(self, start: int, end: int) -> None:
+        at = bisect.bisect_left(self.starts, start)
+        self.starts.insert(at, start)
+        self.ends.insert(at, end)
 
 
 def removed_spans(
@@ -96,26 +136,32 @@ def removed_spans(
     [('READ MORE: Floods', 'rule'), ('It stopped.', 'duplicate')]
     """
     starts = _line_starts(text)
+    blanks = _blank_lines(text, starts)
+    visible, offsets = _visible(text)
     rows = list(removals)
     spans: list[Span] = []
-    taken: list[tuple[int, int]] = []
+    taken = _Taken()
     for row in rows:
         if row.get("stage") == Stage.DEDUP.value:
             continue
-        pattern = _loose_pattern(str(row.get("text") or ""))
+        target = "".join(str(row.get("text") or "").split())
         line = int(row.get("position") or 0)
-        if pattern is None or not 0 <= line < len(starts):
+        if not target or not 0 <= line < len(starts):
             continue
-        pos, end = starts[line], _paragraph_end(text, starts, line)
-        while (match := pattern.search(text, pos, end)) is not None:
-            if not _overlaps(taken, match.start(), match.end()):
-                taken.append((match.start(), match.end()))
-                spans.append(Span(match.start(), match.end(), removal_kind(row), row))
+        # The first occurrence from the line on, within its paragraph, that overlaps nothing placed.
+        low = bisect.bisect_left(offsets, starts[line])
+        high = bisect.bisect_left(offsets, _paragraph_end(text, starts, blanks, line))
+        found = visible.find(target, low, high)
+        while found >= 0:
+            start, end = offsets[found], offsets[found + len(target) - 1] + 1
+            if not taken.overlaps(start, end):
+                taken.add(start, end)
+                spans.append(Span(start, end, removal_kind(row), row))
                 break
-            pos = match.start() + 1
+            found = visible.find(target, found + 1, high)
     duplicates = [row for row in rows if row.get("stage") == Stage.DEDUP.value]
     if duplicates and sentences:
-        placed = _place_sentences(text, taken, sentences)
+        placed = _place_sentences(visible, offsets, list(zip(taken.starts, taken.ends, strict=True)), sentences)
         for row in duplicates:
             position = int(row.get("position") or 0)
             where = placed[position] if 0 <= position < len(placed) else None
@@ -124,19 +170,24 @@ def removed_spans(
     return sorted(spans, key=lambda span: (span.start, span.end))
 
 
-def _place_sentences(text: str, taken: list[tuple[int, int]], sentences: Sequence[str]) -> list[tuple[int, int] | None]:
-    """Return each sentence's span in `text`, laid over the characters not taken by boilerplate."""
-    removed = sorted(taken)
-    offsets: list[int] = []
+def _place_sentences(
+    visible: str, offsets: list[int], taken: list[tuple[int, int]], sentences: Sequence[str]
+) -> list[tuple[int, int] | None]:
+    """Return each sentence's span in the text, laid over the characters not taken by boilerplate.
+
+    `visible` and `offsets` are the text's non-whitespace characters and their offsets
+    (`_visible`); `taken` the disjoint spans of boilerplate, sorted.
+    """
     chars: list[str] = []
-    cut = 0
-    for index, ch in enumerate(text):
-        while cut < len(removed) and removed[cut][1] <= index:
-            cut += 1
-        if ch.isspace() or (cut < len(removed) and removed[cut][0] <= index):
-            continue
-        offsets.append(index)
-        chars.append(ch)
+    at: list[int] = []
+    cursor = 0
+    for start, end in taken:
+        first = bisect.bisect_left(offsets, start)
+        chars.append(visible[cursor:first])
+        at += offsets[cursor:first]
+        cursor = max(cursor, bisect.bisect_left(offsets, end))
+    chars.append(visible[cursor:])
+    at += offsets[cursor:]
     kept = "".join(chars)
     placed: list[tuple[int, int] | None] = []
     cursor = 0
@@ -146,7 +197,7 @@ def _place_sentences(text: str, taken: list[tuple[int, int]], sentences: Sequenc
         if not target or found < 0:
             placed.append(None)
             continue
-        placed.append((offsets[found], offsets[found + len(target) - 1] + 1))
+        placed.append((at[found], at[found + len(target) - 1] + 1))
         cursor = found + len(target)
     return placed
 
