@@ -248,6 +248,7 @@ class ReadDocuments(ShardTask):
             report_progress(self, n, len(self.files), f"reading {relative} ({n + 1}/{len(self.files)} files)")
             for item in read_input(self.root, relative, self.cfg.input):
                 yield self.open_item(item, relative)
+        report_progress(self, 1, 1, f"read {len(self.files)} files", force=True)
 
     def open_item(self, item: RawDocument | Rejected, relative: str) -> Record:
         """Return the record of one unit: its decoded text and metadata, or why it was not read."""
@@ -521,6 +522,7 @@ class CountSiteLines(PlanTask):
             merged = stored.merge(batch).pruned(params.max_entries)
             merged.save(self.state_path, merged=run)
         merged.save(Path(self.output().path), merged=run)
+        report_progress(self, 1, 1, "site line counts merged", force=True)
 
     def documents(self) -> Iterator[tuple[str, str, list[str]]]:
         """Yield (site, document id, line keys) for every readable document of the run."""
@@ -587,6 +589,7 @@ class FindDuplicates(PlanTask):
         verdicts = find_duplicates(documents, dedup, self.cfg.corpus.min_words, earlier, run) if dedup.enabled else ()
         with self.output().open("w") as target:
             write_records(target, (asdict(v) for v in verdicts if v.sentences or v.duplicate_of_doc))
+        report_progress(self, 1, 1, "duplicates found", force=True)
 
 
 class WriteCorpus(PlanTask):
@@ -689,6 +692,7 @@ class WriteCorpus(PlanTask):
         report_progress(self, 0, None, f"committing {len(published)} sentences to the dedup index", force=True)
         self.publish(published)
         atomic_write_text(Path(self.output().path), json.dumps(marker, indent=1, sort_keys=True) + "\n")
+        report_progress(self, 1, 1, f"batch {self.batch} published", force=True)
 
     def publish(self, sentences: list[tuple[str, str, str]]) -> None:
         """Commit the run's surviving sentences to the dedup index: the last step before the marker.
@@ -779,6 +783,7 @@ class WriteReport(PlanTask):
         data = collect_report(run, self.cfg.report, f"{self.cfg.corpus.name}: what was removed and why", facts)
         atomic_write_text(self.folder / self.PAGE, render_report(data))
         atomic_write_text(Path(self.output().path), json.dumps(run.index(), indent=1, sort_keys=True) + "\n")
+        report_progress(self, 1, 1, "report written", force=True)
 
 
 class DailyBatch(luigi.task.MixinNaiveBulkComplete, luigi.Task):

@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import redis
@@ -80,3 +82,17 @@ def test_two_workers_behind_luigid_give_the_single_process_corpus(
     ran_by = {json.loads(p.read_text("utf-8"))["worker"] for p in (shared / "timings").glob("*.json")}
     assert len(ran_by) == 2, ran_by  # both processes did part of the work
     assert not (shared / "state" / "dedup").exists()  # the index lives in Redis
+
+    shown = _scheduler_tasks(luigid_url, "DONE")  # what luigid's web page lists
+    mine = [t for t in shown.values() if str(shared) in json.dumps(t["params"])]
+    assert {"ReadDocuments", "StripBoilerplate", "FindDuplicates", "WriteCorpus"} <= {t["name"] for t in mine}
+    for task in mine:  # every task left a status message and its progress at 100%
+        assert task["status_message"], task
+        assert task["progress_percentage"] == 100, task
+
+
+def _scheduler_tasks(url: str, status: str) -> dict[str, dict[str, object]]:
+    """Return the tasks luigid's API lists with this status: what its web page shows."""
+    query = urllib.parse.quote(json.dumps({"status": status, "upstream_status": "", "search": ""}))
+    with urllib.request.urlopen(f"{url.rstrip('/')}/api/task_list?data={query}", timeout=30) as reply:
+        return dict(json.loads(reply.read())["response"])
