@@ -5,7 +5,10 @@ Runs the real job (`python -m pipeline run`) over the benchmark's served pages
 page's corpus text against its `main_content` by word-level precision, recall and F1 (bag of
 lowercased word tokens, macro-averaged over pages; a page the pipeline did not keep scores
 as empty text). In the same run it scores trafilatura alone (`trafilatura.extract` with its
-defaults, deduplication off) on the same decoded pages, and prints both with their speed.
+defaults, deduplication off) on the same decoded pages, and prints both with their speed. It
+also compares the kept pages' date, author and title with the ground truth's `publish_date`,
+`author` and `title` (exact, case-insensitive): right (no value where the truth has none is
+right too), wrong (a value where the truth has none is wrong) and missing.
 
 Usage: `python benchmarks/html_quality.py [--limit N] [--workers 2] [--config FILE] [--keep DIR]`
 """
@@ -19,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import pyarrow.dataset as ds
@@ -60,6 +64,24 @@ def corpus_texts(out: Path) -> tuple[dict[str, str], dict[str, int]]:
     return {row["source"].split(".")[0]: row["text"] for row in data}, statuses
 
 
+def metadata_agreement(out: Path, eval_dir: Path, pages: list[LabelledPage]) -> dict[str, Counter[str]]:
+    """Count, per field, the kept pages whose value is right, wrong or missing against the ground truth."""
+    columns = ["source", "date", "author", "title"]
+    rows = ds.dataset(out / "corpus" / "data", format="parquet").to_table(columns=columns).to_pylist()
+    kept = {row["source"].split(".")[0]: row for row in rows}
+    counts: dict[str, Counter[str]] = {field: Counter() for field in ("date", "author", "title")}
+    for page in pages:
+        if page.file_id not in kept:
+            continue
+        truth = json.loads((eval_dir / "ground-truth" / f"{page.file_id}.json").read_text(encoding="utf-8"))
+        expected = truth.get("ground_truth") or {}
+        for field, key in (("date", "publish_date"), ("author", "author"), ("title", "title")):
+            want = str(expected.get(key) or "").strip().casefold()
+            got = str(kept[page.file_id][field] or "").strip().casefold()
+            counts[field]["missing" if want and not got else "right" if want == got else "wrong"] += 1
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="score only the first N pages")
@@ -90,6 +112,9 @@ def main() -> None:
     ):
         p, r, f = _macro(scores)
         print(f"| {name} | {p:.3f} | {r:.3f} | {f:.3f} | {len(pages) / seconds:.1f} |")
+    print("\n| field (kept pages) | right | wrong | missing |\n|---|---|---|---|")
+    for field, counts in metadata_agreement(work / "out", args.eval_dir, pages).items():
+        print(f"| {field} | {counts['right']} | {counts['wrong']} | {counts['missing']} |")
     worst = sorted(zip(ours, theirs, pages, strict=True), key=lambda item: item[0][2] - item[1][2])[:10]
     print("\nPages where the pipeline trails trafilatura most (F1 ours vs alone):")
     for (_, _, f_ours), (_, _, f_alone), page in worst:
