@@ -74,7 +74,7 @@ from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.extract import extract_main_content
 from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
-from pipeline.steps.language import identify_language
+from pipeline.steps.language import identify_language, load_model
 from pipeline.steps.line_classifier import LineClassifier, default_classifier
 from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import (
@@ -469,6 +469,19 @@ class PlanTask(PipelineTask):
         for task in self.shard_tasks():
             with task.output().open("r") as handle:
                 yield from read_records(handle)
+
+
+def preload_models(cfg: PipelineConfig) -> None:
+    """Load the models the per-shard stages use, so that worker processes forked afterwards share them.
+
+    With more than one worker, Luigi runs each task in a fresh fork of the scheduling process;
+    a task that loads the line classifier itself pays for importing LightGBM (about a second of
+    CPU) every time. Tasks run alone load what they need when they first need it.
+    """
+    if cfg.boilerplate.enabled and cfg.boilerplate.rules.line_classifier:
+        default_classifier()
+    if cfg.language.enabled:
+        load_model(cfg.language.sample_chars)
 
 
 def _count_lines(path: str) -> int:
