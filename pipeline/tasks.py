@@ -20,8 +20,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, fields
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -345,7 +345,7 @@ class RepairEncoding(ShardTask):
         if record["status"] != "ok":
             return record
         repaired = repair_encoding(record["text"], self.cfg.encoding)
-        return {**record, "text": repaired.text, "fixes": [asdict(fix) for fix in repaired.fixes]}
+        return {**record, "text": repaired.text, "fixes": _flat_records(repaired.fixes)}
 
 
 class RunShardTask(ShardTask):
@@ -413,7 +413,7 @@ class StripBoilerplate(RunShardTask):
             "text": stripped.text,
             "title": record["title"] or guess_title(stripped.text),
             "rejoined": stripped.rejoined,
-            "removals": [asdict(r) for r in stripped.removals],
+            "removals": _flat_records(stripped.removals),
         }
 
 
@@ -482,6 +482,15 @@ def preload_models(cfg: PipelineConfig) -> None:
         default_classifier()
     if cfg.language.enabled:
         load_model(cfg.language.sample_chars)
+
+
+def _flat_records(items: Sequence[Any]) -> list[Record]:
+    """Return dataclass instances whose fields hold no dataclass, list or dict as records.
+
+    What `dataclasses.asdict` gives (tuples stay tuples: JSON lists), without its deep copies.
+    """
+    names = [field.name for field in fields(items[0])] if items else []
+    return [{name: getattr(item, name) for name in names} for item in items]
 
 
 def _count_lines(path: str) -> int:

@@ -213,7 +213,9 @@ def _line_features_one_by_one(lines: list[str], rules: list[str | None], languag
 
 
 _TRICKY = "\x00 \t_-.:|/•»’“©éÉßſıİKµΣσς𝐀😀\ud800"
-_PROMO_WORDS = "sign up newsletter app store our you by Reuters photo comments 5 mins ago Jan 3 SIGN UP ſign İn"
+_PROMO_WORDS = (
+    "sign up newsletter app store our you by Reuters photo comments 5 mins ago Jan 3 SIGN UP ſign İn Apps e-mail"
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -266,3 +268,11 @@ def test_letters_with_extra_case_insensitive_matches_are_never_lowered() -> None
     for literal in "abcdefghijklmnopqrstuvwxyz" + "".join(ch.lower() for ch in cased):
         for ch in cased:
             assert bool(re.fullmatch(re.escape(literal), ch, re.IGNORECASE)) == (ch.lower() == literal)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PROMO_WORDS.split() + SEED_LINES), st.sampled_from(_TRICKY)), max_size=20))
+def test_words_grouped_by_first_letter_match_as_the_flat_alternation(parts: list[str]) -> None:
+    text = " ".join(parts)
+    flat = re.compile(rf"\b(?:{lc._BOILERPLATE_WORDS})\b", re.IGNORECASE)
+    assert [m.span() for m in lc._BOILERPLATE_TERMS.finditer(text)] == [m.span() for m in flat.finditer(text)]

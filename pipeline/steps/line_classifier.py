@@ -45,15 +45,41 @@ _DATEISH: Final = re.compile(
     r"|\b\d+\s+(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\s+ago\b",
     re.IGNORECASE,
 )
-_BOILERPLATE_TERMS: Final = re.compile(
-    r"\b(?:cookies?|privacy|copyright|rights\s+reserved|terms\s+(?:of|and)|subscri\w*|newsletters?|sign\s*(?:up|in)"
+
+
+def _words_by_first_letter(alternatives: str, flags: int = 0) -> re.Pattern[str]:
+    r"""Compile `\b(?:<alternatives>)\b` with its alternatives grouped by their first letter.
+
+    Wherever a word starts, `re` tries alternatives one after another; grouped, it tries only
+    those that begin with the word's first letter. The matches are the flat pattern's: every
+    alternative begins with a lower-case ASCII letter, the order within a letter is kept, and
+    no character matches two such letters.
+
+    >>> _words_by_first_letter(r"app|tap|apps|a\s+b").pattern
+    '\\b(?:a(?:pp|pps|\\s+b)|t(?:ap))\\b'
+    """
+    groups: dict[str, list[str]] = {}
+    depth, start = 0, 0
+    for end, char in enumerate(f"{alternatives}|"):
+        depth += (char == "(") - (char == ")")
+        if char == "|" and depth == 0:
+            alternative, start = alternatives[start:end], end + 1
+            if not ("a" <= alternative[:1] <= "z"):
+                raise ValueError(f"{alternative!r} does not begin with a lower-case ASCII letter")
+            groups.setdefault(alternative[0], []).append(alternative[1:])
+    grouped = "|".join(f"{letter}(?:{'|'.join(rests)})" for letter, rests in groups.items())
+    return re.compile(rf"\b(?:{grouped})\b", flags)
+
+
+_BOILERPLATE_WORDS: Final = (
+    r"cookies?|privacy|copyright|rights\s+reserved|terms\s+(?:of|and)|subscri\w*|newsletters?|sign\s*(?:up|in)"
     r"|log\s*in|register|account|share|shares|comments?|repl(?:y|ies)|advert\w*|sponsor\w*|promot\w*|related"
     r"|read\s+more|click|tap|follow|download|app|apps|podcast|menu|home|contact|about\s+us|careers|email|e-mail"
     r"|newsroom|trending|popular|recommended|tags?|categor(?:y|ies)|author|editor|staff|writer|published|updated"
     r"|photo|image|video|watch|listen|gallery|next|previous|prev|back|top|more|view|see|all|search|skip|toggle"
-    r"|facebook|twitter|instagram|linkedin|youtube|whatsapp|pinterest|reddit|tiktok|rss|print|save|bookmark)\b",
-    re.IGNORECASE,
+    r"|facebook|twitter|instagram|linkedin|youtube|whatsapp|pinterest|reddit|tiktok|rss|print|save|bookmark"
 )
+_BOILERPLATE_TERMS: Final = _words_by_first_letter(_BOILERPLATE_WORDS, re.IGNORECASE)
 _COMMENT_CUE: Final = re.compile(
     r"\b(?:comments?|repl(?:y|ies)|responses?|writes:|wrote:|says:|said\.\.\.|discussion|conversation|report\s+abuse"
     r"|flag(?:\s+as)?|upvote|downvote|permalink|\d+\s+(?:likes?|points?)|(?:log|sign)\s*in\s+to)\b",
@@ -278,14 +304,14 @@ def _own_features(lines: Sequence[str], language: str | None) -> FloatArray:
     """Return the columns of `LINE_FEATURES` that describe each line on its own (the others are 0).
 
     Characters are classified over the whole page at once with numpy, and each pattern runs
-    once over the page joined by `_PAGE_BREAK`, so the cost goes with the page, not its lines.
+    once over the lines it can match, joined, so the cost goes with the page, not its lines.
     """
     n = len(lines)
     stop = stopwords(language)
-    page: str | None = _PAGE_BREAK.join(lines)
-    if page is not None and page.count(_PAGE_BREAK) != max(n - 1, 0):
-        page = None  # a line holds the break itself: match line by line
-    lowered = lower_for_matching(page) if page is not None else None
+    lowered_page = lower_for_matching(_PAGE_BREAK.join(lines))
+    lowered = lowered_page.split(_PAGE_BREAK) if lowered_page is not None else None
+    if lowered is not None and len(lowered) != n:
+        lowered = None  # a line holds the break itself
     tokens = [_WORD.findall(line) for line in lines]
     flat = [token for line_tokens in tokens for token in line_tokens]
     n_words = np.array([len(line_tokens) for line_tokens in tokens], dtype=np.int64)
@@ -296,13 +322,15 @@ def _own_features(lines: Sequence[str], language: str | None) -> FloatArray:
     upper, letters, digits, punctuation, separators = _char_counts(lines, length).T
     capitalised = _segment_sums([token[0].isupper() for token in flat], n_words)
     stop_words = _segment_sums([token.lower() in stop for token in flat], n_words) if stop else None
-    terms = _match_counts(_BOILERPLATE_TERMS, lines, page, lowered)
+    terms = _match_counts(_BOILERPLATE_TERMS, lines, lowered)
+    # Where a pattern cannot match: every date needs a digit, every URL one of these strings.
+    urlish = np.array([any(part in line for part in ("@", "://", "www.", ".com")) for line in lines], dtype=bool)
     columns = {
         "words": n_words,
         "chars": length,
         "ends_sentence": [bool(_TERMINAL.search(line)) for line in lines],
         "ends_colon": [line.endswith(":") for line in lines],
-        "sentences": np.where(has_words, _match_counts(_SENTENCE_BREAK, lines, page) + 1, 0),
+        "sentences": np.where(has_words, _match_counts(_SENTENCE_BREAK, lines, lowered) + 1, 0),
         "upper_share": np.where(letters > 0, upper / np.maximum(letters, 1), 0.0),
         "capitalised_share": np.where(has_words, capitalised / words, 0.0),
         "digit_share": digits / chars,
@@ -311,12 +339,12 @@ def _own_features(lines: Sequence[str], language: str | None) -> FloatArray:
         "mean_word_length": np.where(has_words, _segment_sums(list(map(len, flat)), n_words) / words, 0.0),
         "separators": separators,
         "bullet_start": [bool(_BULLET_START.match(line)) for line in lines],
-        "urlish": _match_counts(_URLISH, lines, page) > 0,
-        "dateish": _match_counts(_DATEISH, lines, page, lowered) > 0,
+        "urlish": _match_counts(_URLISH, lines, lowered, urlish) > 0,
+        "dateish": _match_counts(_DATEISH, lines, lowered, digits > 0) > 0,
         "boilerplate_terms": terms,
         "boilerplate_term_share": np.where(has_words, terms / words, 0.0),
-        "comment_cue": (_match_counts(_COMMENT_CUE, lines, page, lowered) > 0) & (n_words <= 25),
-        "glued_words": _match_counts(_GLUED, lines, page),
+        "comment_cue": _match_counts(_COMMENT_CUE, lines, lowered, n_words <= 25) > 0,
+        "glued_words": _match_counts(_GLUED, lines, lowered),
     }
     own = np.zeros((n, len(LINE_FEATURES)), dtype=np.float64)
     for name, values in columns.items():
@@ -329,20 +357,29 @@ _PAGE_BREAK: Final = "\x00"
 
 
 def _match_counts(
-    pattern: re.Pattern[str], lines: Sequence[str], page: str | None, lowered: str | None = None
+    pattern: re.Pattern[str],
+    lines: Sequence[str],
+    lowered: Sequence[str] | None,
+    rows: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.int64]:
-    """Return how many non-overlapping matches of `pattern` each line holds.
+    """Return how many non-overlapping matches of `pattern` each line holds, in one pass over the lines joined.
 
-    `page` is the lines joined by `_PAGE_BREAK` (None: match line by line); `lowered` its
-    `lower_for_matching`, which a case-insensitive pattern's `lowercase_twin` reads instead.
+    `lowered` are the lines' `lower_for_matching` (None if not all have one), which a
+    case-insensitive pattern's `lowercase_twin` reads instead; `rows`, when given, marks the
+    only lines the pattern can match (the others count 0 unread).
     """
-    if page is None:
-        return np.array([len(pattern.findall(line)) for line in lines], dtype=np.int64)
     if lowered is not None and pattern.flags & re.IGNORECASE:
-        pattern, page = lowercase_twin(pattern), lowered
-    starts = np.cumsum([0] + [len(line) + 1 for line in lines[:-1]])
+        pattern, lines = lowercase_twin(pattern), lowered
+    chosen = np.arange(len(lines)) if rows is None else np.flatnonzero(rows)
+    texts = [lines[i] for i in chosen.tolist()]
+    counts = np.zeros(len(lines), dtype=np.int64)
+    page = _PAGE_BREAK.join(texts)
+    if page.count(_PAGE_BREAK) != max(len(texts) - 1, 0):  # a line holds the break itself: line by line
+        counts[chosen] = [len(pattern.findall(text)) for text in texts]
+        return counts
+    starts = np.cumsum([0] + [len(text) + 1 for text in texts[:-1]])
     hits = np.array([match.start() for match in pattern.finditer(page)], dtype=np.int64)
-    counts: npt.NDArray[np.int64] = np.bincount(np.searchsorted(starts, hits, side="right") - 1, minlength=len(lines))
+    counts[chosen] = np.bincount(np.searchsorted(starts, hits, side="right") - 1, minlength=len(texts))
     return counts
 
 
