@@ -276,3 +276,16 @@ def test_words_grouped_by_first_letter_match_as_the_flat_alternation(parts: list
     text = " ".join(parts)
     flat = re.compile(rf"\b(?:{lc._BOILERPLATE_WORDS})\b", re.IGNORECASE)
     assert [m.span() for m in lc._BOILERPLATE_TERMS.finditer(text)] == [m.span() for m in flat.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 1), max_size=40))
+def test_stacked_barrier_and_mean_are_those_of_the_scores_between_a_line_and_the_run(values: list[float]) -> None:
+    scores = np.array(values, dtype=np.float64)
+    stacked = lc.stacked_features(np.zeros((len(scores), len(lc.FEATURES))), scores)
+    start, end = lc._best_span(0.5 - scores)
+    between = [scores[i + 1 : start] if i < start else scores[end:i] for i in range(len(scores))]
+    expected_barrier = [b.max() if len(b) and not start <= i < end else 0.0 for i, b in enumerate(between)]
+    expected_mean = [b.mean() if len(b) and not start <= i < end else 0.0 for i, b in enumerate(between)]
+    assert stacked[:, lc.STACKED_FEATURES.index("score_barrier")].tolist() == expected_barrier
+    assert stacked[:, lc.STACKED_FEATURES.index("score_mean_to_run")].tolist() == expected_mean

@@ -175,7 +175,7 @@ def _continues(previous: str, line: str, following: str) -> bool:
         return False
     if line[0] in ",.;:!?)]}%" or (line[0] in "”’" and len(line) <= 3):
         return True
-    if line.split()[0].islower():
+    if line.split(None, 1)[0].islower():
         return True
     last = previous.rsplit(None, 1)[-1].lower()
     if previous.endswith(",") or (last in _CONNECTORS and count_words(previous) >= 3):
@@ -599,12 +599,12 @@ def _partial_removals(line: str, rules: Callable[[str], bool]) -> tuple[str, lis
         if match and count_words(line[match.end() :]) >= 3:
             cut.append(("byline_dateline", match.group(0).strip()))
             line = line[match.end() :]
-    if rules("photo_credit"):
+    if rules("photo_credit") and ")" in line:
         match = _TRAILING_CREDIT.search(line)
         if match and count_words(line[: match.start()]) >= 3:
             cut.append(("photo_credit", match.group(0).strip()))
             line = line[: match.start()].rstrip() + line[match.end() :]
-    if rules("inline_ad_marker"):
+    if rules("inline_ad_marker") and _may_hold_inline_ad(line):
         matches = [*_INLINE_AD.finditer(line), *_INLINE_AD_WORD.finditer(line)]
         for match in sorted(matches, key=lambda m: m.start(), reverse=True):
             cut.append(("inline_ad_marker", match.group(0)))
@@ -615,14 +615,30 @@ def _partial_removals(line: str, rules: Callable[[str], bool]) -> tuple[str, lis
     return line, cut
 
 
+def _may_hold_inline_ad(line: str) -> bool:
+    """Return False when neither inline ad pattern can match a line (each needs one of these words)."""
+    lowered = lower_for_matching(line)
+    if lowered is None or "ADVERTISEMENT" in line:
+        return True
+    return "continue" in lowered or "scroll" in lowered or "skip" in lowered
+
+
+@lru_cache(maxsize=1 << 8)
+def _sentence_starts(line: str) -> tuple[int, ...]:
+    """Return where each sentence of a line after the first begins (remembered: each promo rule asks)."""
+    return tuple(match.end() for match in _SENTENCE_END.finditer(line) if match.end() < len(line))
+
+
 def _cut_trailing_sentences(line: str, rule: str, pattern: re.Pattern[str], cut: list[tuple[str, str]]) -> str:
     """Cut promo sentences from the end of a line whose earlier sentences are kept."""
-    starts = [match.end() for match in _SENTENCE_END.finditer(line) if match.end() < len(line)]
     cut_at = None
-    for start in reversed(starts):
+    for start in reversed(_sentence_starts(line)):
         tail = line[start:].strip()
-        parts = [part for part in _SENTENCE_END.split(tail) if part.strip()]
-        if count_words(tail) <= 30 and _is_promo_voice(tail) and all(pattern.search(part) for part in parts):
+        if (
+            count_words(tail) <= 30
+            and _is_promo_voice(tail)
+            and all(pattern.search(part) for part in _SENTENCE_END.split(tail) if part.strip())
+        ):
             cut_at = start
         else:
             break
