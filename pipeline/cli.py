@@ -47,6 +47,7 @@ from pipeline.tasks import (
     ShardTask,
     WriteCorpus,
     WriteReport,
+    preload_models,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED, EXIT_BUSY = 0, 1, 2, 3, 4
@@ -95,6 +96,12 @@ def _build(tasks: list[luigi.Task], workers: int, scheduler_url: str | None = No
     if not ok:
         print(f"pipeline: run did not succeed ({result.status.name}):\n{result.summary_text}", file=sys.stderr)
     return ok
+
+
+def _preload(config: str | None, workers: int) -> None:
+    """Load the models before Luigi forks more than one worker, so that every task's process inherits them."""
+    if workers > 1:
+        preload_models(load_config(config))
 
 
 def _prepare(config: str | None, inputs: list[str], output: str) -> tuple[dict[str, Any], Path]:
@@ -154,6 +161,7 @@ def command_run(args: argparse.Namespace) -> int:
         with _locked(args, f"python -m pipeline run (batch {batch})"):
             common, plan_path = _prepare(args.config, inputs, args.output)
             report = WriteReport(plan=str(plan_path), batch=batch, **common)
+            _preload(args.config, args.workers)
             with ProgressBar(report) if _show_progress(args) else nullcontext():
                 ok = _build([report], args.workers, args.scheduler_url)
     except LockedError as error:
@@ -215,6 +223,7 @@ def command_backfill(args: argparse.Namespace) -> int:
         print(f"pipeline: {len(empty)} days have no inputs and are skipped: {shown}", file=sys.stderr)
     try:
         with _locked(args, f"python -m pipeline backfill ({start} to {stop})"):
+            _preload(args.config, args.workers)
             ok = _build([backfill], args.workers, args.scheduler_url)
     except LockedError as error:
         return _busy(error)

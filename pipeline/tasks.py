@@ -20,8 +20,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from dataclasses import asdict
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, fields
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -74,7 +74,7 @@ from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.extract import extract_main_content
 from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
-from pipeline.steps.language import identify_language
+from pipeline.steps.language import identify_language, load_model
 from pipeline.steps.line_classifier import LineClassifier, default_classifier
 from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import (
@@ -346,7 +346,7 @@ class RepairEncoding(ShardTask):
         if record["status"] != "ok":
             return record
         repaired = repair_encoding(record["text"], self.cfg.encoding)
-        return {**record, "text": repaired.text, "fixes": [asdict(fix) for fix in repaired.fixes]}
+        return {**record, "text": repaired.text, "fixes": _flat_records(repaired.fixes)}
 
 
 class RunShardTask(ShardTask):
@@ -414,7 +414,7 @@ class StripBoilerplate(RunShardTask):
             "text": stripped.text,
             "title": record["title"] or guess_title(stripped.text),
             "rejoined": stripped.rejoined,
-            "removals": [asdict(r) for r in stripped.removals],
+            "removals": _flat_records(stripped.removals),
         }
 
 
@@ -470,6 +470,28 @@ class PlanTask(PipelineTask):
         for task in self.shard_tasks():
             with task.output().open("r") as handle:
                 yield from read_records(handle)
+
+
+def preload_models(cfg: PipelineConfig) -> None:
+    """Load the models the per-shard stages use, so that worker processes forked afterwards share them.
+
+    With more than one worker, Luigi runs each task in a fresh fork of the scheduling process;
+    a task that loads the line classifier itself pays for importing LightGBM (about a second of
+    CPU) every time. Tasks run alone load what they need when they first need it.
+    """
+    if cfg.boilerplate.enabled and cfg.boilerplate.rules.line_classifier:
+        default_classifier()
+    if cfg.language.enabled:
+        load_model(cfg.language.sample_chars)
+
+
+def _flat_records(items: Sequence[Any]) -> list[Record]:
+    """Return dataclass instances whose fields hold no dataclass, list or dict as records.
+
+    What `dataclasses.asdict` gives (tuples stay tuples: JSON lists), without its deep copies.
+    """
+    names = [field.name for field in fields(items[0])] if items else []
+    return [{name: getattr(item, name) for name in names} for item in items]
 
 
 def _count_lines(path: str) -> int:

@@ -20,6 +20,7 @@ from pipeline.evaluation import LabelledPage, load_pages, render_blocks, word_pr
 from pipeline.line_stats import LineStatsParams, SiteLineStats
 from pipeline.steps.boilerplate import strip_boilerplate
 from pipeline.steps.line_classifier import DEFAULT_MODEL_PATH, LineClassifier, default_classifier
+from pipeline.tasks import preload_models
 from pipeline.training import prepare_pages, train_models
 from tests.conftest import SEEDS, Run, run_pipeline
 from tests.samples import eval_dir
@@ -213,3 +214,12 @@ def test_classifier_never_empties_a_page() -> None:
     assert everything.text == text and not everything.removals
     last = strip_boilerplate(text, cfg.boilerplate, _ScoresEverything(only_last=True), "en")  # type: ignore[arg-type]
     assert [(r.rule, r.text, r.score) for r in last.removals] == [("line_classifier", BIO, 0.9)]
+
+
+def test_models_are_loaded_before_workers_fork_only_when_a_stage_needs_them() -> None:
+    off = PipelineConfig.model_validate({"boilerplate": {"rules": {"line_classifier": False}}})
+    default_classifier.cache_clear()
+    preload_models(off)
+    assert default_classifier.cache_info().currsize == 0
+    preload_models(PipelineConfig())
+    assert default_classifier.cache_info().currsize == 1

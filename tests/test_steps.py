@@ -7,13 +7,16 @@ import re
 from collections import Counter
 from itertools import combinations
 
+import numpy as np
 import pytest
 from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.config import BoilerplateConfig, DedupConfig, EncodingConfig
-from pipeline.steps.boilerplate import strip_boilerplate
+from pipeline.steps import boilerplate as bp
+from pipeline.steps import line_classifier as lc
+from pipeline.steps.boilerplate import line_key, strip_boilerplate
 from pipeline.steps.dedup import (
     DocumentInput,
     MinHasher,
@@ -174,3 +177,115 @@ def test_similarities_in_bulk_are_jaccard_one_by_one(pairs: list[tuple[str, str]
 
 def test_shingles_are_of_the_normal_form() -> None:
     assert shingle("Hello, World!", "char", 5) == shingle("hello world", "char", 5)
+
+
+def _line_features_one_by_one(lines: list[str], rules: list[str | None], language: str | None) -> np.ndarray:
+    """The first-stage features computed line by line, character by character: what `line_features` must give."""
+    stop = lc.stopwords(language)
+    keys = [" ".join(lc._WORD.findall(line.lower())) for line in lines]
+    candidates = lc.candidate_lines(rules)
+    gaps = lc._removed_runs(rules)
+    own = np.zeros((len(candidates), len(lc.LINE_FEATURES)))
+    for row, i in enumerate(candidates):
+        line = lines[i]
+        tokens = lc._WORD.findall(line)
+        n = len(tokens)
+        letters = sum(ch.isalpha() for ch in line)
+        chars = max(len(line), 1)
+        terms = len(lc._BOILERPLATE_TERMS.findall(line))
+        own[row] = (
+            *(n, len(line), bool(lc._TERMINAL.search(line)), line.endswith(":")),
+            len(lc._SENTENCE_BREAK.findall(line)) + 1 if n else 0,
+            sum(ch.isupper() for ch in line) / letters if letters else 0.0,
+            sum(token[0].isupper() for token in tokens) / n if n else 0.0,
+            sum(ch.isdigit() for ch in line) / chars,
+            sum(not ch.isalnum() and not ch.isspace() for ch in line) / chars,
+            sum(token.lower() in stop for token in tokens) / n if n and stop else np.nan,
+            sum(map(len, tokens)) / n if n else 0.0,
+            len(lc._SEPARATORS.findall(line)),
+            *(bool(pattern.search(line)) for pattern in (lc._BULLET_START, lc._URLISH, lc._DATEISH)),
+            *(terms, terms / n if n else 0.0, gaps[0][row], gaps[1][row], gaps[2][row], gaps[3][row]),
+            keys.count(keys[i]) - 1,
+            bool(lc._COMMENT_CUE.search(line)) and n <= 25,
+            len(lc._GLUED.findall(line)),
+        )
+    return np.hstack([own, lc._context_features(own)])
+
+
+_TRICKY = "\x00 \t_-.:|/•»’“©éÉßſıİKµΣσς𝐀😀\ud800"
+_PROMO_WORDS = (
+    "sign up newsletter app store our you by Reuters photo comments 5 mins ago Jan 3 SIGN UP ſign İn Apps e-mail"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(
+                st.sampled_from(SEED_LINES),
+                st.text(st.one_of(st.characters(codec="utf-8"), st.sampled_from(_TRICKY)), max_size=80),
+            ),
+            st.sampled_from([None, None, "ad_block", "ui_word"]),
+        ),
+        max_size=30,
+    ),
+    st.sampled_from(["en", "de", None]),
+)
+def test_line_features_over_a_page_are_line_features_line_by_line(
+    rows: list[tuple[str, str | None]], language: str | None
+) -> None:
+    lines, rules = [line for line, _ in rows], [rule for _, rule in rows]
+    expected = _line_features_one_by_one(lines, rules, language)
+    np.testing.assert_array_equal(lc.line_features(lines, rules, language), expected)
+    keys = [line_key(line) for line in lines]
+    np.testing.assert_array_equal(lc.line_features(lines, rules, language, keys), expected)
+
+
+_LOWERED_PATTERNS = [lc._BOILERPLATE_TERMS, lc._DATEISH, lc._COMMENT_CUE, bp._APP_PROMO, bp._NEWSLETTER, bp._SITE_PROMO]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PROMO_WORDS.split() + SEED_LINES), st.sampled_from(_TRICKY)), max_size=20))
+def test_lowercase_twins_match_lowered_text_as_their_patterns_match_the_text(parts: list[str]) -> None:
+    text = " ".join(parts)
+    lowered = lc.lower_for_matching(text)
+    if lowered is not None:
+        assert len(lowered) == len(text)
+        for pattern in _LOWERED_PATTERNS:
+            twin = lc.lowercase_twin(pattern)
+            assert [m.span() for m in twin.finditer(lowered)] == [m.span() for m in pattern.finditer(text)]
+
+
+def test_letters_with_extra_case_insensitive_matches_are_never_lowered() -> None:
+    for pattern in _LOWERED_PATTERNS:  # a twin needs lower-case literals
+        assert re.sub(r"\\[A-Z]", "", pattern.pattern) == re.sub(r"\\[A-Z]", "", pattern.pattern).lower()
+    casefix = pytest.importorskip("re._casefix")
+    extra = {chr(code) for key, values in casefix._EXTRA_CASES.items() for code in (key, *values)}
+    assert [ch for ch in sorted(extra) if not ch.isascii() and lc.lower_for_matching(ch) is not None] == []
+    accepted = [chr(code) for code in range(0x80, 0x3000) if lc.lower_for_matching(chr(code)) is not None]
+    cased = [ch for ch in accepted if ch.lower() != ch or ch.upper() != ch]
+    for literal in "abcdefghijklmnopqrstuvwxyz" + "".join(ch.lower() for ch in cased):
+        for ch in cased:
+            assert bool(re.fullmatch(re.escape(literal), ch, re.IGNORECASE)) == (ch.lower() == literal)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_PROMO_WORDS.split() + SEED_LINES), st.sampled_from(_TRICKY)), max_size=20))
+def test_words_grouped_by_first_letter_match_as_the_flat_alternation(parts: list[str]) -> None:
+    text = " ".join(parts)
+    flat = re.compile(rf"\b(?:{lc._BOILERPLATE_WORDS})\b", re.IGNORECASE)
+    assert [m.span() for m in lc._BOILERPLATE_TERMS.finditer(text)] == [m.span() for m in flat.finditer(text)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 1), max_size=40))
+def test_stacked_barrier_and_mean_are_those_of_the_scores_between_a_line_and_the_run(values: list[float]) -> None:
+    scores = np.array(values, dtype=np.float64)
+    stacked = lc.stacked_features(np.zeros((len(scores), len(lc.FEATURES))), scores)
+    start, end = lc._best_span(0.5 - scores)
+    between = [scores[i + 1 : start] if i < start else scores[end:i] for i in range(len(scores))]
+    expected_barrier = [b.max() if len(b) and not start <= i < end else 0.0 for i, b in enumerate(between)]
+    expected_mean = [b.mean() if len(b) and not start <= i < end else 0.0 for i, b in enumerate(between)]
+    assert stacked[:, lc.STACKED_FEATURES.index("score_barrier")].tolist() == expected_barrier
+    assert stacked[:, lc.STACKED_FEATURES.index("score_mean_to_run")].tolist() == expected_mean

@@ -15,9 +15,16 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from pipeline.config import BoilerplateConfig
-from pipeline.steps.line_classifier import LineClassifier, candidate_lines, line_features
+from pipeline.steps.line_classifier import (
+    LineClassifier,
+    candidate_lines,
+    line_features,
+    lower_for_matching,
+    lowercase_twin,
+)
 
 CLASSIFIER_RULE = "line_classifier"
 """Rule name recorded for lines the learned classifier removes."""
@@ -86,8 +93,9 @@ _CONNECTORS = frozenset(
 )
 
 
+@lru_cache(maxsize=1 << 16)
 def count_words(line: str) -> int:
-    """Return the number of word tokens in a line.
+    """Return the number of word tokens in a line (remembered for the lines seen last).
 
     >>> count_words("It's a well-known push, isn't it?")
     6
@@ -167,7 +175,7 @@ def _continues(previous: str, line: str, following: str) -> bool:
         return False
     if line[0] in ",.;:!?)]}%" or (line[0] in "”’" and len(line) <= 3):
         return True
-    if line.split()[0].islower():
+    if line.split(None, 1)[0].islower():
         return True
     last = previous.rsplit(None, 1)[-1].lower()
     if previous.endswith(",") or (last in _CONNECTORS and count_words(previous) >= 3):
@@ -478,14 +486,17 @@ def _is_social_row(key: str) -> bool:
     return 1 <= len(words) <= 12 and all(word in _SOCIAL_WORDS for word in words)
 
 
+@lru_cache(maxsize=1 << 14)
 def _match_line_rule(line: str, key: str, dates_are_stamps: bool = True) -> str | None:
     """Return the name of the whole-line rule that removes `line`, or None.
 
     `dates_are_stamps` is false in a document with many date-only lines: those are a table's
-    or a list's data, not publication stamps.
+    or a list's data, not publication stamps. Remembered for the lines seen last: a site
+    repeats its boilerplate lines on every page.
     """
     words = count_words(line)
     short = words <= 15
+    lowered = lower_for_matching(line)
     if not key:
         return "ui_word" if words == 0 and len(line) <= 3 else None
     if _INLINE_AD_LINE.match(key) or (short and _INLINE_AD.fullmatch(line.strip(" .:-–—*|"))):
@@ -498,13 +509,13 @@ def _match_line_rule(line: str, key: str, dates_are_stamps: bool = True) -> str 
         return "read_more"
     if _read_more_label(line):
         return "read_more"
-    if words <= 40 and _APP_PROMO.search(line) and _promo_line(line, _APP_PROMO):
+    if words <= 40 and _found(_APP_PROMO, line, lowered) and _promo_line(line, _APP_PROMO):
         return "app_promo"
-    if words <= 60 and _NEWSLETTER.search(line) and _promo_line(line, _NEWSLETTER):
+    if words <= 60 and _found(_NEWSLETTER, line, lowered) and _promo_line(line, _NEWSLETTER):
         return "newsletter_promo"
     if short and (_COMMENTS.search(key) or _COMMENTS_LINE.search(line)):
         return "comment_widget"
-    if words <= 40 and _SITE_PROMO.search(line) and _promo_line(line, _SITE_PROMO):
+    if words <= 40 and _found(_SITE_PROMO, line, lowered) and _promo_line(line, _SITE_PROMO):
         return "site_promo"
     if _is_social_row(key):
         return "site_promo"
@@ -519,12 +530,20 @@ def _match_line_rule(line: str, key: str, dates_are_stamps: bool = True) -> str 
     return None
 
 
+def _found(pattern: re.Pattern[str], line: str, lowered: str | None) -> bool:
+    """Return whether a case-insensitive pattern matches in a line; `lowered` is the line's `lower_for_matching`."""
+    if lowered is None:
+        return bool(pattern.search(line))
+    return bool(lowercase_twin(pattern).search(lowered))
+
+
 _PROMO_VOICE = _rx(
     r"\b(?:you|your|yours|our|us|we)\b|^(?:download|get|install|open|try|sign|subscribe|register|join|follow|like"
     r"|click|tap|read|watch|listen|catch|enter|share|explore|check|visit|stay|never|don[’']?t)\b"
 )
 
 
+@lru_cache(maxsize=1 << 10)
 def _is_promo_voice(text: str) -> bool:
     """Return whether text addresses the reader (you/our/imperative) or is a short label.
 
@@ -580,12 +599,12 @@ def _partial_removals(line: str, rules: Callable[[str], bool]) -> tuple[str, lis
         if match and count_words(line[match.end() :]) >= 3:
             cut.append(("byline_dateline", match.group(0).strip()))
             line = line[match.end() :]
-    if rules("photo_credit"):
+    if rules("photo_credit") and ")" in line:
         match = _TRAILING_CREDIT.search(line)
         if match and count_words(line[: match.start()]) >= 3:
             cut.append(("photo_credit", match.group(0).strip()))
             line = line[: match.start()].rstrip() + line[match.end() :]
-    if rules("inline_ad_marker"):
+    if rules("inline_ad_marker") and _may_hold_inline_ad(line):
         matches = [*_INLINE_AD.finditer(line), *_INLINE_AD_WORD.finditer(line)]
         for match in sorted(matches, key=lambda m: m.start(), reverse=True):
             cut.append(("inline_ad_marker", match.group(0)))
@@ -596,14 +615,30 @@ def _partial_removals(line: str, rules: Callable[[str], bool]) -> tuple[str, lis
     return line, cut
 
 
+def _may_hold_inline_ad(line: str) -> bool:
+    """Return False when neither inline ad pattern can match a line (each needs one of these words)."""
+    lowered = lower_for_matching(line)
+    if lowered is None or "ADVERTISEMENT" in line:
+        return True
+    return "continue" in lowered or "scroll" in lowered or "skip" in lowered
+
+
+@lru_cache(maxsize=1 << 8)
+def _sentence_starts(line: str) -> tuple[int, ...]:
+    """Return where each sentence of a line after the first begins (remembered: each promo rule asks)."""
+    return tuple(match.end() for match in _SENTENCE_END.finditer(line) if match.end() < len(line))
+
+
 def _cut_trailing_sentences(line: str, rule: str, pattern: re.Pattern[str], cut: list[tuple[str, str]]) -> str:
     """Cut promo sentences from the end of a line whose earlier sentences are kept."""
-    starts = [match.end() for match in _SENTENCE_END.finditer(line) if match.end() < len(line)]
     cut_at = None
-    for start in reversed(starts):
+    for start in reversed(_sentence_starts(line)):
         tail = line[start:].strip()
-        parts = [part for part in _SENTENCE_END.split(tail) if part.strip()]
-        if count_words(tail) <= 30 and _is_promo_voice(tail) and all(pattern.search(part) for part in parts):
+        if (
+            count_words(tail) <= 30
+            and _is_promo_voice(tail)
+            and all(pattern.search(part) for part in _SENTENCE_END.split(tail) if part.strip())
+        ):
             cut_at = start
         else:
             break
@@ -621,20 +656,24 @@ class _Block:
     last_was_meta: bool = False
 
 
-def judge_lines(lines: Sequence[SourceLine], cfg: BoilerplateConfig) -> list[str | None]:
+def judge_lines(
+    lines: Sequence[SourceLine], cfg: BoilerplateConfig, keys: Sequence[str] | None = None
+) -> list[str | None]:
     """Return, for each line, the name of the enabled whole-line or block rule that removes it, or None.
 
-    Blank lines get None: they are paragraph breaks, not content.
+    Blank lines get None: they are paragraph breaks, not content. `keys`, when given, are the
+    lines' `line_key`s.
     """
     enabled = cfg.rules.model_dump()
     verdicts: list[str | None] = []
     block: _Block | None = None
     dates_are_stamps = sum(bool(_DATE_ONLY.match(line.text)) for line in lines) <= MAX_DATE_STAMPS
-    for line in lines:
+    if keys is None:
+        keys = [line_key(line.text) for line in lines]
+    for line, key in zip(lines, keys, strict=True):
         if not line.text:
             verdicts.append(None)
             continue
-        key = line_key(line.text)
         rule = _match_line_rule(line.text, key, dates_are_stamps)
         if rule is not None and enabled.get(rule, False):
             verdicts.append(rule)
@@ -692,13 +731,14 @@ def strip_boilerplate(
     def rule_on(name: str) -> bool:
         return bool(enabled.get(name, False))
 
-    rule_verdicts = judge_lines(lines, cfg)
+    keys = [line_key(line.text) for line in lines]
+    rule_verdicts = judge_lines(lines, cfg, keys)
     verdicts = list(rule_verdicts)
     scores: dict[int, float] = {}
     content = [i for i, line in enumerate(lines) if line.text]
     if site_documents is not None and rule_on(SITE_RULE):
-        candidates = [i for i in content if verdicts[i] is None and line_key(lines[i].text)]
-        for i, documents in zip(candidates, site_documents([line_key(lines[i].text) for i in candidates]), strict=True):
+        candidates = [i for i in content if verdicts[i] is None and keys[i]]
+        for i, documents in zip(candidates, site_documents([keys[i] for i in candidates]), strict=True):
             if documents >= cfg.site_min_documents:
                 verdicts[i] = SITE_RULE
                 scores[i] = float(documents)
@@ -706,7 +746,7 @@ def strip_boilerplate(
         threshold = cfg.classifier_threshold or classifier.threshold
         # The features see the named rules' verdicts only, as in training.
         content_rules = [rule_verdicts[i] for i in content]
-        features = line_features([lines[i].text for i in content], content_rules, language)
+        features = line_features([lines[i].text for i in content], content_rules, language, [keys[i] for i in content])
         judged = [content[k] for k in candidate_lines(content_rules)]
         flagged = {
             i: round(score, 4)

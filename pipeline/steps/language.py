@@ -26,6 +26,11 @@ def _detector(sample_chars: int) -> LangDetector:
     return LangDetector(LangDetectConfig(model="lite", max_input_length=sample_chars, normalize_input=True))
 
 
+def load_model(sample_chars: int = 4000) -> None:
+    """Load the model now (before forking worker processes, which then share it loaded)."""
+    _detector(sample_chars).detect("news", model="lite", k=1)
+
+
 def identify_language(text: str, sample_chars: int = 4000) -> LanguageGuess | None:
     """Return the most likely language of a text, or None when it has no letters.
 

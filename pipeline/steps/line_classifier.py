@@ -45,15 +45,41 @@ _DATEISH: Final = re.compile(
     r"|\b\d+\s+(?:minutes?|mins?|hours?|hrs?|days?|weeks?|months?|years?)\s+ago\b",
     re.IGNORECASE,
 )
-_BOILERPLATE_TERMS: Final = re.compile(
-    r"\b(?:cookies?|privacy|copyright|rights\s+reserved|terms\s+(?:of|and)|subscri\w*|newsletters?|sign\s*(?:up|in)"
+
+
+def _words_by_first_letter(alternatives: str, flags: int = 0) -> re.Pattern[str]:
+    r"""Compile `\b(?:<alternatives>)\b` with its alternatives grouped by their first letter.
+
+    Wherever a word starts, `re` tries alternatives one after another; grouped, it tries only
+    those that begin with the word's first letter. The matches are the flat pattern's: every
+    alternative begins with a lower-case ASCII letter, the order within a letter is kept, and
+    no character matches two such letters.
+
+    >>> _words_by_first_letter(r"app|tap|apps|a\s+b").pattern
+    '\\b(?:a(?:pp|pps|\\s+b)|t(?:ap))\\b'
+    """
+    groups: dict[str, list[str]] = {}
+    depth, start = 0, 0
+    for end, char in enumerate(f"{alternatives}|"):
+        depth += (char == "(") - (char == ")")
+        if char == "|" and depth == 0:
+            alternative, start = alternatives[start:end], end + 1
+            if not ("a" <= alternative[:1] <= "z"):
+                raise ValueError(f"{alternative!r} does not begin with a lower-case ASCII letter")
+            groups.setdefault(alternative[0], []).append(alternative[1:])
+    grouped = "|".join(f"{letter}(?:{'|'.join(rests)})" for letter, rests in groups.items())
+    return re.compile(rf"\b(?:{grouped})\b", flags)
+
+
+_BOILERPLATE_WORDS: Final = (
+    r"cookies?|privacy|copyright|rights\s+reserved|terms\s+(?:of|and)|subscri\w*|newsletters?|sign\s*(?:up|in)"
     r"|log\s*in|register|account|share|shares|comments?|repl(?:y|ies)|advert\w*|sponsor\w*|promot\w*|related"
     r"|read\s+more|click|tap|follow|download|app|apps|podcast|menu|home|contact|about\s+us|careers|email|e-mail"
     r"|newsroom|trending|popular|recommended|tags?|categor(?:y|ies)|author|editor|staff|writer|published|updated"
     r"|photo|image|video|watch|listen|gallery|next|previous|prev|back|top|more|view|see|all|search|skip|toggle"
-    r"|facebook|twitter|instagram|linkedin|youtube|whatsapp|pinterest|reddit|tiktok|rss|print|save|bookmark)\b",
-    re.IGNORECASE,
+    r"|facebook|twitter|instagram|linkedin|youtube|whatsapp|pinterest|reddit|tiktok|rss|print|save|bookmark"
 )
+_BOILERPLATE_TERMS: Final = _words_by_first_letter(_BOILERPLATE_WORDS, re.IGNORECASE)
 _COMMENT_CUE: Final = re.compile(
     r"\b(?:comments?|repl(?:y|ies)|responses?|writes:|wrote:|says:|said\.\.\.|discussion|conversation|report\s+abuse"
     r"|flag(?:\s+as)?|upvote|downvote|permalink|\d+\s+(?:likes?|points?)|(?:log|sign)\s*in\s+to)\b",
@@ -240,12 +266,15 @@ def _removed_runs(rules: Sequence[str | None]) -> tuple[list[int], list[int], li
     return above, below, rule_above, rule_below
 
 
-def line_features(lines: Sequence[str], rules: Sequence[str | None], language: str | None = None) -> FloatArray:
+def line_features(
+    lines: Sequence[str], rules: Sequence[str | None], language: str | None = None, keys: Sequence[str] | None = None
+) -> FloatArray:
     """Return the first-stage feature matrix: one row per candidate line (see `candidate_lines`).
 
     `lines` are the page's non-blank lines in order; `rules` the named rule that removes each
-    (None for none); `language` picks the stop list. Rule-removed lines get no row; they show
-    in their neighbours' `removed_above` and `removed_below`.
+    (None for none); `language` picks the stop list; `keys`, when given, are the lines' keys
+    (`pipeline.steps.boilerplate.line_key`), to save computing them again. Rule-removed lines
+    get no row; they show in their neighbours' `removed_above` and `removed_below`.
 
     >>> x = line_features(["Home", "Advertisement", "The council met on Monday and voted to close the bridge."],
     ...                   [None, "ad_block", None], "en")
@@ -254,46 +283,175 @@ def line_features(lines: Sequence[str], rules: Sequence[str | None], language: s
     >>> bool(x[1, FEATURES.index("stopword_share")] > 0.3)
     True
     """
-    stop = stopwords(language)
-    keys = [" ".join(_WORD.findall(line.lower())) for line in lines]
+    if keys is None:
+        keys = [" ".join(_WORD.findall(line.lower())) for line in lines]
     key_counts = Counter(keys)
     candidates = candidate_lines(rules)
-    gaps = _removed_runs(rules)
-    own = np.zeros((len(candidates), len(LINE_FEATURES)), dtype=np.float64)
-    for row, i in enumerate(candidates):
-        line = lines[i]
-        tokens = _WORD.findall(line)
-        n_words = len(tokens)
-        letters = sum(ch.isalpha() for ch in line)
-        chars = max(len(line), 1)
-        terms = len(_BOILERPLATE_TERMS.findall(line))
-        own[row] = (
-            n_words,
-            len(line),
-            bool(_TERMINAL.search(line)),
-            line.endswith(":"),
-            len(_SENTENCE_BREAK.findall(line)) + 1 if n_words else 0,
-            sum(ch.isupper() for ch in line) / letters if letters else 0.0,
-            sum(token[0].isupper() for token in tokens) / n_words if n_words else 0.0,
-            sum(ch.isdigit() for ch in line) / chars,
-            sum(not ch.isalnum() and not ch.isspace() for ch in line) / chars,
-            sum(token.lower() in stop for token in tokens) / n_words if n_words and stop else np.nan,
-            sum(map(len, tokens)) / n_words if n_words else 0.0,
-            len(_SEPARATORS.findall(line)),
-            bool(_BULLET_START.search(line)),
-            bool(_URLISH.search(line)),
-            bool(_DATEISH.search(line)),
-            terms,
-            terms / n_words if n_words else 0.0,
-            gaps[0][row],
-            gaps[1][row],
-            gaps[2][row],
-            gaps[3][row],
-            key_counts[keys[i]] - 1,
-            bool(_COMMENT_CUE.search(line)) and n_words <= 25,
-            len(_GLUED.findall(line)),
-        )
+    own = _own_features([lines[i] for i in candidates], language)
+    gaps = np.array(_removed_runs(rules), dtype=np.float64).reshape(4, len(candidates)).T
+    repeats = np.array([key_counts[keys[i]] - 1 for i in candidates], dtype=np.float64)
+    own[:, _GAP_COLUMNS] = gaps
+    own[:, LINE_FEATURES.index("repeats_in_page")] = repeats
     return np.hstack([own, _context_features(own)])
+
+
+_GAP_COLUMNS: Final = [
+    LINE_FEATURES.index(name) for name in ("removed_above", "removed_below", "rule_above", "rule_below")
+]
+
+
+def _own_features(lines: Sequence[str], language: str | None) -> FloatArray:
+    """Return the columns of `LINE_FEATURES` that describe each line on its own (the others are 0).
+
+    Characters are classified over the whole page at once with numpy, and each pattern runs
+    once over the lines it can match, joined, so the cost goes with the page, not its lines.
+    """
+    n = len(lines)
+    stop = stopwords(language)
+    lowered_page = lower_for_matching(_PAGE_BREAK.join(lines))
+    lowered = lowered_page.split(_PAGE_BREAK) if lowered_page is not None else None
+    if lowered is not None and len(lowered) != n:
+        lowered = None  # a line holds the break itself
+    tokens = [_WORD.findall(line) for line in lines]
+    flat = [token for line_tokens in tokens for token in line_tokens]
+    n_words = np.array([len(line_tokens) for line_tokens in tokens], dtype=np.int64)
+    has_words = n_words > 0
+    words = np.maximum(n_words, 1)
+    length = np.array([len(line) for line in lines], dtype=np.int64)
+    chars = np.maximum(length, 1)
+    upper, letters, digits, punctuation, separators = _char_counts(lines, length).T
+    capitalised = _segment_sums([token[0].isupper() for token in flat], n_words)
+    stop_words = _segment_sums([token.lower() in stop for token in flat], n_words) if stop else None
+    terms = _match_counts(_BOILERPLATE_TERMS, lines, lowered)
+    # Where a pattern cannot match: every date needs a digit, every URL one of these strings.
+    urlish = np.array([any(part in line for part in ("@", "://", "www.", ".com")) for line in lines], dtype=bool)
+    columns = {
+        "words": n_words,
+        "chars": length,
+        "ends_sentence": [bool(_TERMINAL.search(line)) for line in lines],
+        "ends_colon": [line.endswith(":") for line in lines],
+        "sentences": np.where(has_words, _match_counts(_SENTENCE_BREAK, lines, lowered) + 1, 0),
+        "upper_share": np.where(letters > 0, upper / np.maximum(letters, 1), 0.0),
+        "capitalised_share": np.where(has_words, capitalised / words, 0.0),
+        "digit_share": digits / chars,
+        "punctuation_share": punctuation / chars,
+        "stopword_share": np.where(has_words, stop_words / words, np.nan) if stop_words is not None else np.nan,
+        "mean_word_length": np.where(has_words, _segment_sums(list(map(len, flat)), n_words) / words, 0.0),
+        "separators": separators,
+        "bullet_start": [bool(_BULLET_START.match(line)) for line in lines],
+        "urlish": _match_counts(_URLISH, lines, lowered, urlish) > 0,
+        "dateish": _match_counts(_DATEISH, lines, lowered, digits > 0) > 0,
+        "boilerplate_terms": terms,
+        "boilerplate_term_share": np.where(has_words, terms / words, 0.0),
+        "comment_cue": _match_counts(_COMMENT_CUE, lines, lowered, n_words <= 25) > 0,
+        "glued_words": _match_counts(_GLUED, lines, lowered),
+    }
+    own = np.zeros((n, len(LINE_FEATURES)), dtype=np.float64)
+    for name, values in columns.items():
+        own[:, LINE_FEATURES.index(name)] = values
+    return own
+
+
+_PAGE_BREAK: Final = "\x00"
+"""Joins a page's lines for one pass of a pattern: no feature pattern matches it or across it."""
+
+
+def _match_counts(
+    pattern: re.Pattern[str],
+    lines: Sequence[str],
+    lowered: Sequence[str] | None,
+    rows: npt.NDArray[np.bool_] | None = None,
+) -> npt.NDArray[np.int64]:
+    """Return how many non-overlapping matches of `pattern` each line holds, in one pass over the lines joined.
+
+    `lowered` are the lines' `lower_for_matching` (None if not all have one), which a
+    case-insensitive pattern's `lowercase_twin` reads instead; `rows`, when given, marks the
+    only lines the pattern can match (the others count 0 unread).
+    """
+    if lowered is not None and pattern.flags & re.IGNORECASE:
+        pattern, lines = lowercase_twin(pattern), lowered
+    chosen = np.arange(len(lines)) if rows is None else np.flatnonzero(rows)
+    texts = [lines[i] for i in chosen.tolist()]
+    counts = np.zeros(len(lines), dtype=np.int64)
+    page = _PAGE_BREAK.join(texts)
+    if page.count(_PAGE_BREAK) != max(len(texts) - 1, 0):  # a line holds the break itself: line by line
+        counts[chosen] = [len(pattern.findall(text)) for text in texts]
+        return counts
+    starts = np.cumsum([0] + [len(text) + 1 for text in texts[:-1]])
+    hits = np.array([match.start() for match in pattern.finditer(page)], dtype=np.int64)
+    counts[chosen] = np.bincount(np.searchsorted(starts, hits, side="right") - 1, minlength=len(texts))
+    return counts
+
+
+@cache
+def lowercase_twin(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """Return a case-insensitive pattern compiled case-sensitively, to match `lower_for_matching` text.
+
+    Only for patterns whose literal letters are all lower case.
+    """
+    return re.compile(pattern.pattern, pattern.flags & ~re.IGNORECASE)
+
+
+def lower_for_matching(text: str) -> str | None:
+    """Return `text` in lower case if case-insensitive patterns match it as their twins match that, else None.
+
+    `re` matches case-insensitively several times slower than case-sensitively. A pattern with
+    lower-case literals finds the same spans in a text as its `lowercase_twin` finds in the
+    text's lower case when every character lowers to one character of its own kind and none
+    is one of the letters `re` gives extra case-insensitive matches (Greek, Cyrillic, ſ, ı):
+    ASCII, caseless characters (punctuation, symbols, most scripts) and Latin-1 and Latin
+    Extended letters.
+
+    >>> lower_for_matching("READ More: Café"), lower_for_matching("İstanbul"), lower_for_matching("Ωmega")
+    ('read more: café', None, None)
+    """
+    if text.isascii() or all(map(_lowers_alike, set(text))):
+        return text.lower()
+    return None
+
+
+@cache
+def _lowers_alike(char: str) -> bool:
+    """Return whether a character is one `lower_for_matching` accepts."""
+    lower = char.lower()
+    if char.isascii() or lower == char == char.upper():
+        return True
+    return "\u00c0" <= char <= "\u024f" and char not in "\u0130\u0131\u017f" and len(lower) == 1 and lower.isalpha()
+
+
+def _segment_sums(values: npt.ArrayLike, lengths: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """Return the sums of consecutive runs of integer `values` (along the first axis), the runs `lengths` long."""
+    array = np.asarray(values, dtype=np.int64)
+    totals = np.zeros((len(array) + 1, *array.shape[1:]), dtype=np.int64)
+    np.cumsum(array, axis=0, out=totals[1:])
+    bounds = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    sums: npt.NDArray[np.int64] = np.diff(totals[bounds], axis=0)
+    return sums
+
+
+_UPPER, _ALPHA, _DIGIT, _PUNCTUATION, _SEPARATOR = 1, 2, 4, 8, 16
+_CHAR_CLASSES: Final = np.array([_UPPER, _ALPHA, _DIGIT, _PUNCTUATION, _SEPARATOR], dtype=np.uint8)
+
+
+@cache
+def _char_class(code: int) -> int:
+    """Return one character's flags: upper case, letter, digit, punctuation (or symbol), separator."""
+    ch = chr(code)
+    return (
+        _UPPER * ch.isupper()
+        | _ALPHA * ch.isalpha()
+        | _DIGIT * ch.isdigit()
+        | _PUNCTUATION * (not ch.isalnum() and not ch.isspace())
+        | _SEPARATOR * bool(_SEPARATORS.match(ch))
+    )
+
+
+def _char_counts(lines: Sequence[str], length: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Return, per line (rows), how many of its characters are in each class of `_CHAR_CLASSES` (columns)."""
+    codes = np.frombuffer("".join(lines).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    unique, inverse = np.unique(codes, return_inverse=True)
+    classes = np.array([_char_class(int(code)) for code in unique], dtype=np.uint8)[inverse]
+    return _segment_sums((classes[:, None] & _CHAR_CLASSES) != 0, length)
 
 
 def _column(matrix: FloatArray, name: str) -> FloatArray:
@@ -389,16 +547,14 @@ def stacked_features(features: FloatArray, scores: FloatArray) -> FloatArray:
     # keeps but separated from the article by confident boilerplate (comments below a
     # "Reply | Share" bar) is likely not article text.
     barrier = np.zeros(n)
+    if run_start > 1:  # the highest score below each line above the run, up to the run
+        barrier[: run_start - 1] = np.maximum.accumulate(scores[:run_start][::-1])[::-1][1:]
+    if n - run_end > 1:
+        barrier[run_end + 1 :] = np.maximum.accumulate(scores[run_end:])[:-1]
     mean_to_run = np.zeros(n)
-    for i in range(n):
-        if i < run_start:
-            between = scores[i + 1 : run_start]
-        elif i >= run_end:
-            between = scores[run_end:i]
-        else:
-            continue
-        if len(between):
-            barrier[i], mean_to_run[i] = between.max(), between.mean()
+    for i in (*range(run_start - 1), *range(run_end + 1, n)):
+        between = scores[i + 1 : run_start] if i < run_start else scores[run_end:i]
+        mean_to_run[i] = between.sum() / len(between)  # what between.mean() gives, without its overhead
     columns: list[FloatArray] = [
         scores,
         *(_shifted(scores, offset) for offset in _SCORE_OFFSETS),
