@@ -66,6 +66,7 @@ COLUMNS = ("site", "line", "docs", "last_seen")
 _COMPRESSION = "zstd"
 _EMPTY_SLOT = np.uint64(0)
 _HASH_CACHE_LIMIT = 1_000_000  # distinct lines; about 100-200 MB of strings kept alive at most
+_CHUNK_DOCUMENTS = 2048  # documents counted at a time before their table is merged
 _RECORD_SUFFIX = re.compile(r"#\d+$")
 
 _Scalar = TypeVar("_Scalar", bound=np.generic)
@@ -219,10 +220,39 @@ class SiteLineStats:
         """
         if generation < 0:
             raise ValueError(f"generation must not be negative, not {generation}")
+        # Documents are counted a chunk at a time into tables that are merged as they come (a
+        # binary counter: tables of similar size merge), so no Python object per line outlives
+        # its chunk. The union of sketches is exact, so the result is the table of all at once.
+        tables: list[SiteLineStats] = []
+        known: dict[str, int] = {}
+        chunk: list[tuple[str, str, Iterable[str]]] = []
+        for document in documents:
+            chunk.append(document)
+            if len(chunk) >= _CHUNK_DOCUMENTS:
+                tables.append(cls._count_chunk(chunk, params, generation, known))
+                chunk = []
+                while len(tables) >= 2 and len(tables[-2]) <= 2 * len(tables[-1]):
+                    newer = tables.pop()
+                    tables.append(tables.pop().merge(newer))
+        if chunk or not tables:
+            tables.append(cls._count_chunk(chunk, params, generation, known))
+        while len(tables) >= 2:
+            newer = tables.pop()
+            tables.append(tables.pop().merge(newer))
+        return tables[0]
+
+    @classmethod
+    def _count_chunk(
+        cls,
+        documents: list[tuple[str, str, Iterable[str]]],
+        params: LineStatsParams,
+        generation: int,
+        known: dict[str, int],
+    ) -> SiteLineStats:
+        """Return the table of some documents (see `from_documents`); `known` memoises line hashes."""
         # Boilerplate lines repeat across documents by definition, so most lines are found here
         # instead of hashed again. The cache only memoises a pure function and is emptied when
         # it grows past a bound, so neither results nor memory depend on the batch's size.
-        known: dict[str, int] = {}
         site_hashes: dict[str, int] = {}
         doc_sites: list[int] = []
         doc_hashes: list[int] = []
