@@ -139,14 +139,19 @@ class ReportData:
 
 
 class RemovalTally:
-    """Count removal rows in one pass: by rule, most frequent lines, duplicate clusters."""
+    """Count removal rows in one pass: by rule, most frequent lines, duplicate clusters.
+
+    Rows are added document by document (as the removals table lists them).
+    """
 
     def __init__(self) -> None:
         self.rules: Counter[tuple[str, str]] = Counter()
         self.rule_chars: Counter[tuple[str, str]] = Counter()
         self.kinds: dict[tuple[str, str], str] = {}
         self.lines: Counter[str] = Counter()
-        self.line_docs: defaultdict[str, set[str]] = defaultdict(set)
+        self.line_docs: Counter[str] = Counter()
+        """Documents each line was removed from: rows come document by document, so a new source is a new document."""
+        self._line_source: dict[str, str] = {}
         self.line_rules: defaultdict[str, set[str]] = defaultdict(set)
         self.clusters: Counter[str] = Counter()
         self.cluster_docs: defaultdict[str, set[str]] = defaultdict(set)
@@ -169,7 +174,10 @@ class RemovalTally:
             self.duplicate_chars[str(row["source"])] += len(text)
         else:
             self.lines[text] += 1
-            self.line_docs[text].add(str(row["source"]))
+            source = str(row["source"])
+            if self._line_source.get(text) != source:
+                self._line_source[text] = source
+                self.line_docs[text] += 1
             self.line_rules[text].add(str(row["rule"]))
 
     def rule_counts(self) -> tuple[RuleCount, ...]:
@@ -179,9 +187,9 @@ class RemovalTally:
 
     def top_lines(self, limit: int) -> tuple[LineCount, ...]:
         """Return the most frequently removed lines."""
-        ordered = sorted(self.lines.items(), key=lambda item: (-item[1], -len(self.line_docs[item[0]]), item[0]))
+        ordered = sorted(self.lines.items(), key=lambda item: (-item[1], -self.line_docs[item[0]], item[0]))
         return tuple(
-            LineCount(text, n, len(self.line_docs[text]), tuple(sorted(self.line_rules[text])))
+            LineCount(text, n, self.line_docs[text], tuple(sorted(self.line_rules[text])))
             for text, n in ordered[:limit]
         )
 

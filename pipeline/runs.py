@@ -271,7 +271,7 @@ class FinishedRun:
 
 def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple[tuple[str, str], ...]) -> ReportData:
     """Read a finished run once more and return what its report shows (bounded by `cfg`)."""
-    statuses: list[str] = []
+    statuses: Counter[str] = Counter()
     quarantined: list[tuple[str, str, str]] = []
     doc_duplicates: dict[str, list[str]] = {}
     chosen: list[Row] = []
@@ -280,7 +280,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
     where = run.quarantine_index()
     for row in run.table(MANIFEST_DIR):
         status = str(row["status"])
-        statuses.append(status)
+        statuses[status] += 1
         if len(chosen) < cfg.max_documents:
             chosen.append(row)
         if status == Status.QUARANTINED.value:
@@ -328,14 +328,14 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         if record["source"] in selected:
             sentences[record["source"]] = record
 
-    counts = Counter(statuses)
+    counts = statuses
     rules = tally.rule_counts()
     boilerplate = sum(r.count for r in rules if r.stage != Stage.DEDUP.value)
     duplicates = sum(r.count for r in rules if r.stage == Stage.DEDUP.value)
     stages = (
         StageCount(
             "read",
-            len(statuses) - counts[Status.QUARANTINED.value] - counts[Status.SKIPPED.value],
+            counts.total() - counts[Status.QUARANTINED.value] - counts[Status.SKIPPED.value],
             read_chars,
             f"{counts[Status.QUARANTINED.value]:,} quarantined, {counts[Status.SKIPPED.value]:,} skipped",
         ),
@@ -390,7 +390,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
     return ReportData(
         title=title,
         facts=facts,
-        statuses=status_counts(statuses),
+        statuses=status_counts(statuses.elements()),
         stages=stages,
         rules=rules,
         lines=tally.top_lines(cfg.max_rows),
@@ -399,6 +399,6 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         quarantined=tuple(quarantined),
         quarantined_total=counts[Status.QUARANTINED.value],
         documents=tuple(views),
-        documents_total=len(statuses),
+        documents_total=counts.total(),
         max_document_chars=cfg.max_document_chars,
     )
