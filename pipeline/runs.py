@@ -161,7 +161,9 @@ class FinishedRun:
     def table(self, name: str, columns: list[str] | None = None) -> Iterator[Row]:
         """Yield the rows of corpus/<name>/ (data, manifest, removals) in file order."""
         for part in self._parts(name):
-            yield from pq.read_table(part, columns=columns).to_pylist()
+            with pq.ParquetFile(part) as parquet:
+                for batch in parquet.iter_batches(batch_size=4096, columns=columns):
+                    yield from batch.to_pylist()
 
     def _where(self, name: str, predicate: Any) -> list[Row]:
         """Return the rows of a corpus table matching a predicate on its Arrow table."""
@@ -274,6 +276,8 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
     statuses: Counter[str] = Counter()
     quarantined: list[tuple[str, str, str]] = []
     doc_duplicates: dict[str, list[str]] = {}
+    """The first `max_rows` documents dropped as duplicates of each document."""
+    doc_duplicate_counts: Counter[str] = Counter()
     chosen: list[Row] = []
     dropped_whole: set[str] = set()
     read_chars = kept_chars = 0
@@ -291,7 +295,10 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
             read_chars += int(row["chars_before"])
         if status == Status.DUPLICATE.value:
             dropped_whole.add(str(row["source"]))
-            doc_duplicates.setdefault(str(row["duplicate_of"]), []).append(str(row["source"]))
+            of = str(row["duplicate_of"])
+            doc_duplicate_counts[of] += 1
+            if doc_duplicate_counts[of] <= cfg.max_rows:
+                doc_duplicates.setdefault(of, []).append(str(row["source"]))
         kept_chars += int(row["chars_after"] or 0)
     selected = {str(row["source"]) for row in chosen}
 
@@ -358,6 +365,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
     )
 
     cluster_keys = tally.top_clusters(cfg.max_rows)
+    tally.collect_cluster_documents(run.table(REMOVALS_DIR, ["stage", "duplicate_of", "source"]), cluster_keys)
     view_keys = {
         str(r["duplicate_of"]) for rows in doc_removals.values() for r in rows if r.get("stage") == Stage.DEDUP.value
     }
@@ -384,8 +392,8 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
             )
         )
     document_duplicates = tuple(
-        (doc, len(sources), tuple(sources[: cfg.max_rows]))
-        for doc, sources in sorted(doc_duplicates.items(), key=lambda item: (-len(item[1]), item[0]))[: cfg.max_rows]
+        (doc, n, tuple(doc_duplicates[doc]))
+        for doc, n in sorted(doc_duplicate_counts.items(), key=lambda item: (-item[1], item[0]))[: cfg.max_rows]
     )
     return ReportData(
         title=title,
