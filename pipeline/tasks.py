@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 from dataclasses import asdict
 from functools import cache
@@ -527,8 +528,10 @@ class CountSiteLines(PlanTask):
         if SiteLineStats.last_merged(self.state_path) == run:  # merged by a run killed before its output
             merged = stored
         else:
-            batch = SiteLineStats.from_documents(self.documents(), params, generation=stored.generation + 1)
-            merged = stored.merge(batch).pruned(params.max_entries)
+            # The run's counts go through files beside the output (removed after), a chunk at a time.
+            scratch = staging_folder(Path(self.output().path).with_suffix(".counts"))
+            merged = stored.merged_with_documents(self.documents(), stored.generation + 1, scratch)
+            shutil.rmtree(scratch)
             merged.save(self.state_path, merged=run)
         merged.save(Path(self.output().path), merged=run)
 
