@@ -20,6 +20,10 @@ Embedded layout (`<output>/state/dedup/`):
 
 Segments are merged when a newer one reaches half the size of the one before it, so a search
 touches about log2(sentences / run) segments; merging drops sentences of replaced commits.
+
+While a run is deduplicated, its own survivors are kept in files too (`RunSurvivorStore`: band
+keys in sorted tiers, the columns appended in order), so its memory does not grow with the run;
+the commit then writes them as the run's segment band by band (`SpilledSurvivors`).
 """
 
 from __future__ import annotations

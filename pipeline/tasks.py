@@ -733,6 +733,8 @@ class WriteCorpus(PlanTask):
         report_progress(self, 0, None, f"committing {n_published} sentences to the dedup index", force=True)
         self.publish(n_published, published.hexdigest())
         atomic_write_text(Path(self.output().path), json.dumps(marker, indent=1, sort_keys=True) + "\n")
+        # Committed: the signed survivors are not needed again (a later rerun would sign afresh).
+        shutil.rmtree(survivors_folder(Path(self.input().path)), ignore_errors=True)
 
     def publish(self, n_published: int, keys_sha256: str) -> None:
         """Commit the run's surviving sentences to the dedup index: the last step before the marker.
