@@ -597,7 +597,7 @@ class EmbeddedIndex:
 # --------------------------------------------------------------------------------------------------
 # This run's survivors, spilled to files
 
-RUN_MEMORY_ROWS: Final = 1 << 16
+RUN_MEMORY_ROWS: Final = 1 << 14
 """This run's survivors searched in memory before they are written out as a sorted tier."""
 RUN_TIER_LIMIT: Final = 1 << 22
 """Rows a merge of tiers makes at most: bounds its memory (one band of keys and rows at a time)."""
@@ -697,23 +697,32 @@ class RunSurvivorStore:
                 break
             newer, older = self._disk.pop(), self._disk.pop()
             parts = [_load_tier(older[0]), _load_tier(newer[0])]
-            bands = parts[0][0].shape[0]
-            keys = np.empty((bands, older[1] + newer[1]), dtype=np.uint64)
-            rows = np.empty((bands, older[1] + newer[1]), dtype=np.uint32)
-            for band in range(bands):
+            bands, total = parts[0][0].shape[0], older[1] + newer[1]
+            folder = self._tier_folder()
+            keys = np.lib.format.open_memmap(folder / "keys.npy", mode="w+", dtype=np.uint64, shape=(bands, total))
+            rows = np.lib.format.open_memmap(folder / "rows.npy", mode="w+", dtype=np.uint32, shape=(bands, total))
+            for band in range(bands):  # a band at a time, its pages let go: memory of one band
                 both_keys = np.concatenate([np.asarray(part[0][band]) for part in parts])
                 both_rows = np.concatenate([np.asarray(part[1][band]) for part in parts])
                 order = np.argsort(both_keys, kind="stable")
                 keys[band], rows[band] = both_keys[order], both_rows[order]
-            del parts
+                keys.flush()
+                rows.flush()
+                for mapped in (keys, rows, *parts[0], *parts[1]):
+                    _drop_pages(mapped)
+            del parts, keys, rows
             shutil.rmtree(older[0])
             shutil.rmtree(newer[0])
-            self._disk.append(self._write_tier(keys, rows))
+            self._disk.append((folder, total))
 
-    def _write_tier(self, keys: npt.NDArray[np.uint64], rows: npt.NDArray[Any]) -> tuple[Path, int]:
+    def _tier_folder(self) -> Path:
         folder = self.folder / "tiers" / f"tier-{self._tier_names:06d}"
         self._tier_names += 1
         folder.mkdir()
+        return folder
+
+    def _write_tier(self, keys: npt.NDArray[np.uint64], rows: npt.NDArray[Any]) -> tuple[Path, int]:
+        folder = self._tier_folder()
         np.save(folder / "keys.npy", np.ascontiguousarray(keys), allow_pickle=False)
         np.save(folder / "rows.npy", np.ascontiguousarray(rows, dtype=np.uint32), allow_pickle=False)
         return folder, int(keys.shape[1])
@@ -723,19 +732,23 @@ class RunSurvivorStore:
         found: list[list[Published]] = [[] for _ in range(len(keys))]
         queries: list[npt.NDArray[np.int64]] = []
         rows: list[npt.NDArray[np.int64]] = []
-        disk = [_load_tier(folder) for folder, _ in self._disk]
-        searched: list[tuple[npt.NDArray[np.uint64], npt.NDArray[Any]]] = [*disk]
-        searched += [(tier[0], tier[1]) for tier in self._memory]
-        for sorted_keys, tier_rows in searched:
-            q, r = match_band_keys(sorted_keys, tier_rows, keys)
+        for folder, _ in self._disk:  # a band at a time, its pages let go: memory of one band of one tier
+            sorted_keys, tier_rows = _load_tier(folder)
+            for band in range(sorted_keys.shape[0]):
+                one = slice(band, band + 1)
+                q, r = match_band_keys(sorted_keys[one], tier_rows[one], keys[:, one])
+                queries.append(q)
+                rows.append(r)
+                _drop_pages(sorted_keys)
+                _drop_pages(tier_rows)
+        for tier in self._memory:
+            q, r = match_band_keys(tier[0], tier[1], keys)
             queries.append(q)
             rows.append(r)
-        for sorted_keys, tier_rows in disk:
-            _drop_pages(sorted_keys)
-            _drop_pages(tier_rows)
-        if not queries or not sum(len(q) for q in queries):
+        if not sum(len(q) for q in queries):
             return found
-        query, row = np.concatenate(queries), np.concatenate(rows)
+        pairs = np.unique(np.stack([np.concatenate(queries), np.concatenate(rows)], axis=1), axis=0)
+        query, row = pairs[:, 0], pairs[:, 1]
         position, seq, docs, texts = self._read_columns()
         for q, p, s, doc, text in zip(
             query.tolist(),

@@ -39,6 +39,7 @@ BandKeys = npt.NDArray[np.uint64]
 SIGNING_BATCH: Final = 4096
 """Sentences signed and matched together."""
 _PERMUTE_BLOCK: Final = 8192  # shingles permuted at a time: 4 MB of 32-bit values at 128 permutations
+_PAIRS_AT_ONCE: Final = 8192  # candidate pairs whose shingle sets are compared at once
 _HASH_CACHE_LIMIT: Final = 4_000_000  # distinct shingles remembered (12-16 bytes each)
 CURRENT_RUN: Final = 2**62  # the run seq of the run being deduplicated: after every earlier run
 _FMIX: Final = {
@@ -694,7 +695,17 @@ class Deduplicator:
                 for k, n in enumerate(distinct)
                 for published in (earlier[k] if earlier is not None else []) + this_run[k]
             ]
-            scores = self.hasher.similarities([sentences[n].norm for n, _ in pairs], [p.text for _, p in pairs])
+            # Compared a slice of pairs at a time: a batch can have many candidates, each similarity is exact.
+            scores = np.concatenate(
+                [
+                    self.hasher.similarities(
+                        [sentences[n].norm for n, _ in pairs[start : start + _PAIRS_AT_ONCE]],
+                        [p.text for _, p in pairs[start : start + _PAIRS_AT_ONCE]],
+                    )
+                    for start in range(0, len(pairs), _PAIRS_AT_ONCE)
+                ]
+                or [np.zeros(0)]
+            )
             for (n, published), score in zip(pairs, scores.tolist(), strict=True):
                 if score >= self.cfg.threshold:
                     sentences[n].earlier.append((score, published))
