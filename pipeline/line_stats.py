@@ -65,7 +65,7 @@ COLUMNS = ("site", "line", "docs", "last_seen")
 # padding of `docs` and the long runs in the sorted `site` column.
 _COMPRESSION = "zstd"
 _EMPTY_SLOT = np.uint64(0)
-_HASH_CACHE_LIMIT = 1_000_000  # distinct lines; about 100-200 MB of strings kept alive at most
+_HASH_CACHE_LIMIT = 100_000  # distinct lines; about 10-20 MB of strings kept alive at most
 _CHUNK_DOCUMENTS = 2048  # documents counted at a time before their table is merged
 _RECORD_SUFFIX = re.compile(r"#\d+$")
 
