@@ -20,6 +20,10 @@ Embedded layout (`<output>/state/dedup/`):
 
 Segments are merged when a newer one reaches half the size of the one before it, so a search
 touches about log2(sentences / run) segments; merging drops sentences of replaced commits.
+
+While a run is deduplicated, its own survivors are kept in files too (`RunSurvivorStore`: band
+keys in sorted tiers, the columns appended in order), so its memory does not grow with the run;
+the commit then writes them as the run's segment band by band (`SpilledSurvivors`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from datasketch import MinHash, MinHashLSH
 
 from pipeline.config import DedupConfig
 from pipeline.steps.dedup import (
+    CURRENT_RUN,
     SIGNING_BATCH,
     BandKeys,
     MinHasher,
@@ -153,7 +158,7 @@ class SentenceIndex(Protocol):
         """Return what `find_duplicates` searches for `run`: the runs committed before it."""
         ...
 
-    def commit(self, run: str, survivors: Survivors) -> bool:
+    def commit(self, run: str, survivors: Survivors | SpilledSurvivors) -> bool:
         """Publish a run's sentences; return False when the index already held exactly these."""
         ...
 
@@ -314,19 +319,26 @@ class _Columns:
     texts: list[str]
 
 
-def _write_segment(folder: Path, columns: _Columns) -> None:
-    """Write a segment folder atomically: into a temporary folder, synced, then renamed."""
+def _write_segment(folder: Path, columns: _Columns | SpilledSurvivors, commit: int = 0) -> None:
+    """Write a segment folder atomically: into a temporary folder, synced, then renamed.
+
+    `columns` are a segment's entries in memory, or a run's survivors spilled to files (written
+    as commit `commit`, seq in their order), which are streamed band by band.
+    """
     tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    sorted_keys, rows = sort_bands(columns.band_keys)
-    _save(tmp / "band_keys.npy", np.ascontiguousarray(sorted_keys))
-    _save(tmp / "band_rows.npy", rows.astype(np.uint32))
-    _save(tmp / "commit.npy", columns.commit)
-    _save(tmp / "seq.npy", columns.seq)
-    _save(tmp / "position.npy", columns.position)
-    _Strings.write(tmp, "doc", columns.docs)
-    _Strings.write(tmp, "text", columns.texts)
+    if isinstance(columns, SpilledSurvivors):
+        columns.write_columns(tmp, commit)
+    else:
+        sorted_keys, rows = sort_bands(columns.band_keys)
+        _save(tmp / "band_keys.npy", np.ascontiguousarray(sorted_keys))
+        _save(tmp / "band_rows.npy", rows.astype(np.uint32))
+        _save(tmp / "commit.npy", columns.commit)
+        _save(tmp / "seq.npy", columns.seq)
+        _save(tmp / "position.npy", columns.position)
+        _Strings.write(tmp, "doc", columns.docs)
+        _Strings.write(tmp, "text", columns.texts)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
     _fsync_dir(folder.parent)
@@ -520,7 +532,7 @@ class EmbeddedIndex:
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
-    def commit(self, run: str, survivors: Survivors) -> bool:
+    def commit(self, run: str, survivors: Survivors | SpilledSurvivors) -> bool:
         """Add a run's sentences as a new segment, merge segments, then replace the manifest."""
         with self._locked():
             manifest = self._read()
@@ -531,16 +543,19 @@ class EmbeddedIndex:
             commit = manifest.next_commit
             segments = list(manifest.segments)
             if len(survivors):
-                columns = _Columns(
-                    np.ascontiguousarray(survivors.band_keys),
-                    np.full(len(survivors), commit, dtype=np.uint32),
-                    np.arange(len(survivors), dtype=np.uint32),
-                    np.array([int(k.rpartition(":")[2]) for k in survivors.keys], dtype=np.uint32),
-                    list(survivors.doc_ids),
-                    list(survivors.texts),
-                )
                 name = f"seg-{commit:08d}"
-                _write_segment(self.folder / SEGMENTS / name, columns)
+                if isinstance(survivors, SpilledSurvivors):
+                    _write_segment(self.folder / SEGMENTS / name, survivors, commit)
+                else:
+                    columns = _Columns(
+                        np.ascontiguousarray(survivors.band_keys),
+                        np.full(len(survivors), commit, dtype=np.uint32),
+                        np.arange(len(survivors), dtype=np.uint32),
+                        np.array([int(k.rpartition(":")[2]) for k in survivors.keys], dtype=np.uint32),
+                        list(survivors.doc_ids),
+                        list(survivors.texts),
+                    )
+                    _write_segment(self.folder / SEGMENTS / name, columns)
                 segments.append((name, len(survivors)))
             runs = manifest.with_run(run, commit, len(survivors), digest)
             live = {r.commit for r in runs}
@@ -577,6 +592,301 @@ class EmbeddedIndex:
     def disk_bytes(self) -> int:
         """Return the bytes the index takes on disk."""
         return sum(p.stat().st_size for p in self.folder.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------------------------------
+# This run's survivors, spilled to files
+
+RUN_MEMORY_ROWS: Final = 1 << 14
+"""This run's survivors searched in memory before they are written out as a sorted tier."""
+RUN_TIER_LIMIT: Final = 1 << 22
+"""Rows a merge of tiers makes at most: bounds its memory (one band of keys and rows at a time)."""
+_SPILL_COLUMNS: Final = ("band_keys.u64", "position.u32", "seq.u64", "doc.bin", "doc.end", "text.bin", "text.end")
+_SPILL_META: Final = "meta.json"
+_Tier = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], BandKeys]
+"""An in-memory tier: keys sorted per band, their rows, and the keys in row order (for merging)."""
+
+
+def survivor_keys_digest() -> Any:
+    """Return the hash object both sides feed with `<key>\\n` per survivor, to check they list the same."""
+    return hashlib.sha256()
+
+
+def _spilled(folder: Path, name: str, dtype: type[np.generic], width: int = 1) -> npt.NDArray[Any]:
+    """Return an append-only column file as a read-only array (empty when the file is)."""
+    path = folder / name
+    rows = path.stat().st_size // (np.dtype(dtype).itemsize * width)
+    if not rows:
+        return np.zeros((0, width) if width > 1 else 0, dtype=dtype)
+    return np.memmap(path, dtype=dtype, mode="r", shape=(rows, width) if width > 1 else (rows,))
+
+
+class _SpilledStrings:
+    """A column of strings as one UTF-8 blob and end offsets, appended to files, read memory-mapped."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        self.ends = _spilled(folder, f"{name}.end", np.uint64)
+        self.blob = _spilled(folder, f"{name}.bin", np.uint8)
+
+    def many(self, rows: npt.NDArray[np.int64]) -> list[str]:
+        ends = np.asarray(self.ends[rows], dtype=np.int64)
+        starts = np.where(rows > 0, np.asarray(self.ends[np.maximum(rows - 1, 0)], dtype=np.int64), 0)
+        blob = np.asarray(self.blob)
+        return [blob[a:b].tobytes().decode("utf-8") for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+    def drop_pages(self) -> None:
+        _drop_pages(self.ends)
+        _drop_pages(self.blob)
+
+
+class RunSurvivorStore:
+    """This run's surviving sentences, written to a folder as dedup finds them, searched there.
+
+    What `find_duplicates` adds (`RunSentences`) is appended, in the run's order, to column files
+    (band keys row by row, position, seq, document and normal form), which `SpilledSurvivors`
+    later commits to the index as they are. Band keys are searched in sorted tiers: the newest
+    in memory (`RUN_MEMORY_ROWS` rows at most), older ones memory-mapped from `tiers/`, so memory
+    stays flat however many sentences the run has. `close` writes `meta.json` and removes `tiers/`.
+    """
+
+    def __init__(self, folder: Path, bands: int, run: str) -> None:
+        self.folder, self.bands, self.run = folder, bands, run
+        (folder / "tiers").mkdir(parents=True, exist_ok=True)
+        self._files = {name: (folder / name).open("wb") for name in _SPILL_COLUMNS}
+        self._rows = 0
+        self._ends = {"doc": 0, "text": 0}
+        self._digest = survivor_keys_digest()
+        self._memory: list[_Tier] = []
+        self._disk: list[tuple[Path, int]] = []
+        self._tier_names = 0
+        self._columns: tuple[int, Any] | None = None
+
+    def add(self, entries: list[Published], keys: BandKeys) -> None:
+        """Append survivors and their band keys; spill the in-memory tiers when they are full."""
+        if not entries:
+            return
+        first = self._rows
+        files = self._files
+        files["band_keys.u64"].write(np.ascontiguousarray(keys, dtype=np.uint64).tobytes())
+        positions = [int(entry.key.rpartition(":")[2]) for entry in entries]
+        files["position.u32"].write(np.array(positions, dtype=np.uint32).tobytes())
+        files["seq.u64"].write(np.array([entry.order[1] for entry in entries], dtype=np.uint64).tobytes())
+        for name, values in (("doc", [e.doc_id for e in entries]), ("text", [e.text for e in entries])):
+            encoded = [value.encode("utf-8") for value in values]
+            files[f"{name}.bin"].write(b"".join(encoded))
+            ends = np.cumsum([len(e) for e in encoded], dtype=np.uint64) + np.uint64(self._ends[name])
+            files[f"{name}.end"].write(ends.tobytes())
+            self._ends[name] = int(ends[-1])
+        self._digest.update("".join(f"{entry.key}\n" for entry in entries).encode())
+        self._rows += len(entries)
+        sorted_keys, rows = sort_bands(keys)
+        self._memory.append((sorted_keys, rows + first, keys))
+        while len(self._memory) >= 2 and _tier_rows(self._memory[-2]) <= 2 * _tier_rows(self._memory[-1]):
+            newer, older = self._memory.pop(), self._memory.pop()
+            self._memory.append(_merged_tier([older, newer]))
+        if sum(_tier_rows(tier) for tier in self._memory) >= RUN_MEMORY_ROWS:
+            self._spill()
+
+    def _spill(self) -> None:
+        """Write the in-memory tiers as one sorted tier file; merge tier files up to `RUN_TIER_LIMIT` rows."""
+        tier = _merged_tier(self._memory)
+        self._memory = []
+        self._disk.append(self._write_tier(tier[0], tier[1]))
+        while len(self._disk) >= 2 and self._disk[-2][1] <= self._disk[-1][1]:
+            if self._disk[-2][1] + self._disk[-1][1] > RUN_TIER_LIMIT:
+                break
+            newer, older = self._disk.pop(), self._disk.pop()
+            parts = [_load_tier(older[0]), _load_tier(newer[0])]
+            bands, total = parts[0][0].shape[0], older[1] + newer[1]
+            folder = self._tier_folder()
+            keys = np.lib.format.open_memmap(folder / "keys.npy", mode="w+", dtype=np.uint64, shape=(bands, total))
+            rows = np.lib.format.open_memmap(folder / "rows.npy", mode="w+", dtype=np.uint32, shape=(bands, total))
+            for band in range(bands):  # a band at a time, its pages let go: memory of one band
+                both_keys = np.concatenate([np.asarray(part[0][band]) for part in parts])
+                both_rows = np.concatenate([np.asarray(part[1][band]) for part in parts])
+                order = np.argsort(both_keys, kind="stable")
+                keys[band], rows[band] = both_keys[order], both_rows[order]
+                keys.flush()
+                rows.flush()
+                for mapped in (keys, rows, *parts[0], *parts[1]):
+                    _drop_pages(mapped)
+            del parts, keys, rows
+            shutil.rmtree(older[0])
+            shutil.rmtree(newer[0])
+            self._disk.append((folder, total))
+
+    def _tier_folder(self) -> Path:
+        folder = self.folder / "tiers" / f"tier-{self._tier_names:06d}"
+        self._tier_names += 1
+        folder.mkdir()
+        return folder
+
+    def _write_tier(self, keys: npt.NDArray[np.uint64], rows: npt.NDArray[Any]) -> tuple[Path, int]:
+        folder = self._tier_folder()
+        np.save(folder / "keys.npy", np.ascontiguousarray(keys), allow_pickle=False)
+        np.save(folder / "rows.npy", np.ascontiguousarray(rows, dtype=np.uint32), allow_pickle=False)
+        return folder, int(keys.shape[1])
+
+    def candidates(self, keys: BandKeys) -> list[list[Published]]:
+        """Return, per row of band keys, this run's survivors sharing a band with it."""
+        found: list[list[Published]] = [[] for _ in range(len(keys))]
+        queries: list[npt.NDArray[np.int64]] = []
+        rows: list[npt.NDArray[np.int64]] = []
+        for folder, _ in self._disk:  # a band at a time, its pages let go: memory of one band of one tier
+            sorted_keys, tier_rows = _load_tier(folder)
+            for band in range(sorted_keys.shape[0]):
+                one = slice(band, band + 1)
+                q, r = match_band_keys(sorted_keys[one], tier_rows[one], keys[:, one])
+                queries.append(q)
+                rows.append(r)
+                _drop_pages(sorted_keys)
+                _drop_pages(tier_rows)
+        for tier in self._memory:
+            q, r = match_band_keys(tier[0], tier[1], keys)
+            queries.append(q)
+            rows.append(r)
+        if not sum(len(q) for q in queries):
+            return found
+        pairs = np.unique(np.stack([np.concatenate(queries), np.concatenate(rows)], axis=1), axis=0)
+        query, row = pairs[:, 0], pairs[:, 1]
+        position, seq, docs, texts = self._read_columns()
+        for q, p, s, doc, text in zip(
+            query.tolist(),
+            np.asarray(position[row]).tolist(),
+            np.asarray(seq[row]).tolist(),
+            docs.many(row),
+            texts.many(row),
+            strict=True,
+        ):
+            found[q].append(Published(f"{doc}:{p}", doc, self.run, text, (CURRENT_RUN, s)))
+        for column in (position, seq):
+            _drop_pages(column)
+        docs.drop_pages()
+        texts.drop_pages()
+        return found
+
+    def _read_columns(self) -> Any:
+        """Return the column files as arrays (mapped again after rows were added)."""
+        if self._columns is None or self._columns[0] != self._rows:
+            for handle in self._files.values():
+                handle.flush()
+            folder = self.folder
+            columns = (
+                _spilled(folder, "position.u32", np.uint32),
+                _spilled(folder, "seq.u64", np.uint64),
+                _SpilledStrings(folder, "doc"),
+                _SpilledStrings(folder, "text"),
+            )
+            self._columns = (self._rows, columns)
+        return self._columns[1]
+
+    def close(self) -> None:
+        """Close the column files, remove the tiers, write `meta.json` (rows, bands, keys digest)."""
+        for handle in self._files.values():
+            handle.close()
+        self._columns = None
+        self._memory = []
+        shutil.rmtree(self.folder / "tiers", ignore_errors=True)
+        meta = {"rows": self._rows, "bands": self.bands, "keys_sha256": self._digest.hexdigest()}
+        (self.folder / _SPILL_META).write_text(json.dumps(meta, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _tier_rows(tier: _Tier) -> int:
+    return int(tier[0].shape[1])
+
+
+def _merged_tier(tiers: list[_Tier]) -> _Tier:
+    """Return one in-memory tier holding the entries of several (consecutive rows, in order)."""
+    if len(tiers) == 1:
+        return tiers[0]
+    keys = np.concatenate([tier[2] for tier in tiers])
+    sorted_keys, rows = sort_bands(keys)
+    return sorted_keys, rows + int(tiers[0][1][0].min()), keys
+
+
+def _load_tier(folder: Path) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]:
+    return _load(folder / "keys.npy"), _load(folder / "rows.npy")
+
+
+class SpilledSurvivors:
+    """A run's survivors as `RunSurvivorStore` left them: what a commit adds, read from the files."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        meta = json.loads((folder / _SPILL_META).read_text(encoding="utf-8"))
+        self.rows, self.bands, self.keys_sha256 = int(meta["rows"]), int(meta["bands"]), str(meta["keys_sha256"])
+
+    @classmethod
+    def open(cls, folder: Path) -> SpilledSurvivors | None:
+        """Return the spilled survivors in a folder, or None when there are none complete."""
+        try:
+            return cls(folder)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def _band_keys(self) -> npt.NDArray[np.uint64]:
+        return _spilled(self.folder, "band_keys.u64", np.uint64, self.bands).reshape(self.rows, self.bands)
+
+    def digest(self) -> str:
+        """Return `Survivors.digest` of the same sentences, streamed from the files."""
+        digest = hashlib.sha256()
+        positions = _spilled(self.folder, "position.u32", np.uint32)
+        docs, texts = _SpilledStrings(self.folder, "doc"), _SpilledStrings(self.folder, "text")
+        for start in range(0, self.rows, _ROW_CHUNK):
+            rows = np.arange(start, min(start + _ROW_CHUNK, self.rows), dtype=np.int64)
+            lines = [
+                f"{doc}:{position}\0{doc}\0{text}\n"
+                for position, doc, text in zip(
+                    np.asarray(positions[rows]).tolist(), docs.many(rows), texts.many(rows), strict=True
+                )
+            ]
+            digest.update("".join(lines).encode())
+            docs.drop_pages()
+            texts.drop_pages()
+        with (self.folder / "band_keys.u64").open("rb") as handle:
+            for chunk in iter(lambda: handle.read(_COPY_CHUNK), b""):
+                digest.update(chunk)
+        return digest.hexdigest()[:32]
+
+    def write_columns(self, folder: Path, commit: int) -> None:
+        """Write the segment files of these survivors as commit `commit`, band by band (see `_write_segment`)."""
+        n, bands = self.rows, self.bands
+        band_keys = self._band_keys()
+        keys_out = np.lib.format.open_memmap(folder / "band_keys.npy", mode="w+", dtype=np.uint64, shape=(bands, n))
+        # Rows in Fortran order, as `np.save` writes the transposed argsort of a segment in memory.
+        rows_out = np.lib.format.open_memmap(
+            folder / "band_rows.npy", mode="w+", dtype=np.uint32, shape=(bands, n), fortran_order=True
+        )
+        for band in range(bands):
+            keys = np.array(band_keys[:, band])
+            order = np.argsort(keys, kind="stable")
+            keys_out[band] = keys[order]
+            rows_out[band] = order.astype(np.uint32)
+            for array in (keys_out, rows_out):
+                array.flush()
+                _drop_pages(array)
+            _drop_pages(band_keys)
+        del keys_out, rows_out
+        for name in ("band_keys.npy", "band_rows.npy"):
+            _fsync_file(folder / name)
+        _save(folder / "commit.npy", np.full(n, commit, dtype=np.uint32))
+        _save(folder / "seq.npy", np.arange(n, dtype=np.uint32))
+        _save(folder / "position.npy", np.asarray(_spilled(self.folder, "position.u32", np.uint32)))
+        for name in ("doc", "text"):
+            ends = np.asarray(_spilled(self.folder, f"{name}.end", np.uint64))
+            _save(folder / f"{name}.npy", np.concatenate([np.zeros(1, dtype=np.uint64), ends]))
+            with (self.folder / f"{name}.bin").open("rb") as source, (folder / f"{name}.bin").open("wb") as out:
+                shutil.copyfileobj(source, out, _COPY_CHUNK)
+                out.flush()
+                os.fsync(out.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb+") as handle:
+        os.fsync(handle.fileno())
 
 
 # --------------------------------------------------------------------------------------------------
@@ -662,7 +972,9 @@ class RedisIndex:
     def state(self, run: str) -> str:
         return self.manifest.state(run)
 
-    def commit(self, run: str, survivors: Survivors) -> bool:
+    def commit(self, run: str, survivors: Survivors | SpilledSurvivors) -> bool:
+        if isinstance(survivors, SpilledSurvivors):
+            raise DedupIndexError(f"{self.where}: the Redis index needs the survivors' signatures, not spilled ones")
         manifest = self._read()
         digest = survivors.digest()
         own = manifest.run_entry(run)

@@ -65,7 +65,8 @@ COLUMNS = ("site", "line", "docs", "last_seen")
 # padding of `docs` and the long runs in the sorted `site` column.
 _COMPRESSION = "zstd"
 _EMPTY_SLOT = np.uint64(0)
-_HASH_CACHE_LIMIT = 1_000_000  # distinct lines; about 100-200 MB of strings kept alive at most
+_HASH_CACHE_LIMIT = 100_000  # distinct lines; about 10-20 MB of strings kept alive at most
+_CHUNK_DOCUMENTS = 2048  # documents counted at a time before their table is merged
 _RECORD_SUFFIX = re.compile(r"#\d+$")
 
 _Scalar = TypeVar("_Scalar", bound=np.generic)
@@ -219,10 +220,39 @@ class SiteLineStats:
         """
         if generation < 0:
             raise ValueError(f"generation must not be negative, not {generation}")
+        # Documents are counted a chunk at a time into tables that are merged as they come (a
+        # binary counter: tables of similar size merge), so no Python object per line outlives
+        # its chunk. The union of sketches is exact, so the result is the table of all at once.
+        tables: list[SiteLineStats] = []
+        known: dict[str, int] = {}
+        chunk: list[tuple[str, str, Iterable[str]]] = []
+        for document in documents:
+            chunk.append(document)
+            if len(chunk) >= _CHUNK_DOCUMENTS:
+                tables.append(cls._count_chunk(chunk, params, generation, known))
+                chunk = []
+                while len(tables) >= 2 and len(tables[-2]) <= 2 * len(tables[-1]):
+                    newer = tables.pop()
+                    tables.append(tables.pop().merge(newer))
+        if chunk or not tables:
+            tables.append(cls._count_chunk(chunk, params, generation, known))
+        while len(tables) >= 2:
+            newer = tables.pop()
+            tables.append(tables.pop().merge(newer))
+        return tables[0]
+
+    @classmethod
+    def _count_chunk(
+        cls,
+        documents: list[tuple[str, str, Iterable[str]]],
+        params: LineStatsParams,
+        generation: int,
+        known: dict[str, int],
+    ) -> SiteLineStats:
+        """Return the table of some documents (see `from_documents`); `known` memoises line hashes."""
         # Boilerplate lines repeat across documents by definition, so most lines are found here
         # instead of hashed again. The cache only memoises a pure function and is emptied when
         # it grows past a bound, so neither results nor memory depend on the batch's size.
-        known: dict[str, int] = {}
         site_hashes: dict[str, int] = {}
         doc_sites: list[int] = []
         doc_hashes: list[int] = []
@@ -297,6 +327,51 @@ class SiteLineStats:
         keep = np.ones(len(site), dtype=bool)
         keep[second] = False
         return SiteLineStats(self.params, site[keep], line[keep], docs[keep], last_seen[keep], generation)
+
+    def merged_with_documents(
+        self, documents: Iterable[tuple[str, str, Iterable[str]]], generation: int, scratch: Path
+    ) -> SiteLineStats:
+        """Return `self.merge(from_documents(documents, ...)).pruned(max_entries)`, in memory bounded by the table.
+
+        The documents' counts go to files under `scratch` (an empty folder) a chunk at a time,
+        each chunk's entries grouped by the top bits of the line hash; then each group of every
+        chunk and of this table is merged alone and only its `max_entries` best entries are
+        kept. The best of the whole merge are among those, so the result is the same table.
+        """
+        if generation < 0:
+            raise ValueError(f"generation must not be negative, not {generation}")
+        params = self.params
+        chunks: list[tuple[Path, npt.NDArray[np.int64]]] = []
+        known: dict[str, int] = {}
+        chunk: list[tuple[str, str, Iterable[str]]] = []
+        for document in documents:
+            chunk.append(document)
+            if len(chunk) >= _CHUNK_DOCUMENTS:
+                chunks.append(_write_chunk(self._count_chunk(chunk, params, generation, known), scratch, len(chunks)))
+                chunk = []
+        if chunk:
+            chunks.append(_write_chunk(self._count_chunk(chunk, params, generation, known), scratch, len(chunks)))
+        own = _by_group(self)
+        best: list[SiteLineStats] = []
+        kept = 0
+        for group in range(_GROUPS):
+            lo, hi = int(own[1][group]), int(own[1][group + 1])
+            site, line, docs, last_seen = own[0]
+            pieces = [SiteLineStats(params, site[lo:hi], line[lo:hi], docs[lo:hi], last_seen[lo:hi], self.generation)]
+            pieces += [_read_group(folder, bounds, group, params, generation) for folder, bounds in chunks]
+            while len(pieces) > 1:
+                pieces = [a.merge(b) for a, b in zip(pieces[0::2], pieces[1::2], strict=False)] + (
+                    [pieces[-1]] if len(pieces) % 2 else []
+                )
+            best.append(pieces[0].pruned(params.max_entries))
+            kept += len(best[-1])
+            if kept > 2 * params.max_entries:
+                best = [_best_of(best, params)]
+                kept = len(best[0])
+        table = _best_of(best, params)
+        return SiteLineStats(
+            params, table.site, table.line, table.docs, table.last_seen, max(self.generation, generation)
+        )
 
     def document_counts(self, site: str, line_keys: Sequence[str]) -> npt.NDArray[np.int64]:
         """Return how many documents of `site` contained each line (at most `slots`; 0 if unknown)."""
@@ -417,6 +492,60 @@ class SiteLineStats:
         if problem is not None:
             raise LineStatsError(f"{path}: {problem}")
         return stats
+
+
+_GROUPS = 64  # groups of entries (by the top bits of the line hash) merged one at a time
+_GROUP_SHIFT = np.uint64(64 - 6)
+_COLUMNS = (("site", np.uint64), ("line", np.uint64), ("docs", np.uint64), ("last_seen", np.int64))
+
+
+def _by_group(stats: SiteLineStats) -> tuple[tuple[npt.NDArray[Any], ...], npt.NDArray[np.int64]]:
+    """Return a table's columns ordered by group (each group still sorted by site and line) and the group bounds."""
+    group = stats.line >> _GROUP_SHIFT
+    order = np.argsort(group, kind="stable")
+    bounds = np.searchsorted(group[order], np.arange(_GROUPS + 1, dtype=np.uint64)).astype(np.int64)
+    return (stats.site[order], stats.line[order], stats.docs[order], stats.last_seen[order]), bounds
+
+
+def _write_chunk(stats: SiteLineStats, scratch: Path, number: int) -> tuple[Path, npt.NDArray[np.int64]]:
+    """Write a chunk's table, ordered by group, as raw column files; return its folder and group bounds."""
+    columns, bounds = _by_group(stats)
+    folder = scratch / f"chunk-{number:06d}"
+    folder.mkdir(parents=True)
+    for (name, dtype), column in zip(_COLUMNS, columns, strict=True):
+        np.ascontiguousarray(column, dtype=dtype).tofile(folder / name)
+    return folder, bounds
+
+
+def _read_group(
+    folder: Path, bounds: npt.NDArray[np.int64], group: int, params: LineStatsParams, generation: int
+) -> SiteLineStats:
+    """Read one group of a chunk written by `_write_chunk` (only those rows: no file is mapped whole)."""
+    lo, hi = int(bounds[group]), int(bounds[group + 1])
+    columns: list[npt.NDArray[Any]] = []
+    for name, dtype in _COLUMNS:
+        width = params.slots if name == "docs" else 1
+        with (folder / name).open("rb") as handle:
+            handle.seek(lo * width * 8)
+            values = np.fromfile(handle, dtype=dtype, count=(hi - lo) * width)
+        columns.append(values.reshape(hi - lo, width) if width > 1 else values)
+    site, line, docs, last_seen = columns
+    return SiteLineStats(params, site, line, docs, last_seen, generation)
+
+
+def _best_of(tables: list[SiteLineStats], params: LineStatsParams) -> SiteLineStats:
+    """Return the `max_entries` best entries of tables with disjoint keys, sorted by (site, line), as `pruned` ranks."""
+    site = np.concatenate([t.site for t in tables])
+    line = np.concatenate([t.line for t in tables])
+    docs = np.concatenate([t.docs for t in tables]).reshape(len(site), params.slots)
+    last_seen = np.concatenate([t.last_seen for t in tables])
+    if len(site) > params.max_entries:
+        counts = np.count_nonzero(docs, axis=1)
+        keep = np.lexsort((line, site, -last_seen, -counts))[: params.max_entries]
+        site, line, docs, last_seen = site[keep], line[keep], docs[keep], last_seen[keep]
+    order = np.lexsort((line, site))
+    generation = max((t.generation for t in tables), default=0)
+    return SiteLineStats(params, site[order], line[order], docs[order], last_seen[order], generation)
 
 
 def unite_sketches(a: Hashes, b: Hashes, slots: int) -> Hashes:

@@ -8,7 +8,8 @@ gives the same bytes: every list has a total order and nothing reads the clock.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -139,20 +140,30 @@ class ReportData:
 
 
 class RemovalTally:
-    """Count removal rows in one pass: by rule, most frequent lines, duplicate clusters."""
+    """Count removal rows in one pass: by rule, most frequent lines, duplicate clusters.
+
+    Rows are added document by document (as the removals table lists them), so a line's
+    documents are counted, not collected. The documents of the largest clusters are gathered
+    by a second pass over the dedup rows (`collect_cluster_documents`).
+    """
 
     def __init__(self) -> None:
         self.rules: Counter[tuple[str, str]] = Counter()
         self.rule_chars: Counter[tuple[str, str]] = Counter()
         self.kinds: dict[tuple[str, str], str] = {}
         self.lines: Counter[str] = Counter()
-        self.line_docs: defaultdict[str, set[str]] = defaultdict(set)
-        self.line_rules: defaultdict[str, set[str]] = defaultdict(set)
+        self.line_docs: Counter[str] = Counter()
+        """Documents each line was removed from."""
+        self._line_doc: dict[str, int] = {}
+        self.line_rules: dict[str, str] = {}
+        """Rules that removed each line, one per line of the value."""
         self.clusters: Counter[str] = Counter()
-        self.cluster_docs: defaultdict[str, set[str]] = defaultdict(set)
+        self.cluster_docs: dict[str, set[str]] = {}
         self.cluster_example: dict[str, str] = {}
         self.duplicate_chars: Counter[str] = Counter()
         """Characters of duplicate sentences removed, by source."""
+        self._source = ""
+        self._documents = 0
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Count one removal row."""
@@ -161,16 +172,33 @@ class RemovalTally:
         self.rules[key] += 1
         self.rule_chars[key] += len(text)
         self.kinds[key] = removal_kind(row)
+        source = str(row["source"])
+        if source != self._source:
+            self._source = source
+            self._documents += 1
         if row["stage"] == Stage.DEDUP.value:
             target = str(row.get("duplicate_of"))
             self.clusters[target] += 1
-            self.cluster_docs[target].add(str(row["source"]))
             self.cluster_example.setdefault(target, text)
-            self.duplicate_chars[str(row["source"])] += len(text)
+            self.duplicate_chars[source] += len(text)
         else:
             self.lines[text] += 1
-            self.line_docs[text].add(str(row["source"]))
-            self.line_rules[text].add(str(row["rule"]))
+            if self._line_doc.get(text) != self._documents:
+                self._line_doc[text] = self._documents
+                self.line_docs[text] += 1
+            rule, rules = sys.intern(key[1]), self.line_rules.get(text)
+            if rules is None:
+                self.line_rules[text] = rule
+            elif rule not in rules.split("\n"):
+                self.line_rules[text] = f"{rules}\n{rule}"
+
+    def collect_cluster_documents(self, rows: Iterable[Mapping[str, Any]], keys: Iterable[str]) -> None:
+        """Gather the documents of the clusters `keys` from the removal rows (read again)."""
+        wanted = set(keys)
+        self.cluster_docs = {key: set() for key in wanted}
+        for row in rows:
+            if row["stage"] == Stage.DEDUP.value and str(row.get("duplicate_of")) in wanted:
+                self.cluster_docs[str(row.get("duplicate_of"))].add(str(row["source"]))
 
     def rule_counts(self) -> tuple[RuleCount, ...]:
         """Return removals per rule, most first."""
@@ -179,9 +207,9 @@ class RemovalTally:
 
     def top_lines(self, limit: int) -> tuple[LineCount, ...]:
         """Return the most frequently removed lines."""
-        ordered = sorted(self.lines.items(), key=lambda item: (-item[1], -len(self.line_docs[item[0]]), item[0]))
+        ordered = sorted(self.lines.items(), key=lambda item: (-item[1], -self.line_docs[item[0]], item[0]))
         return tuple(
-            LineCount(text, n, len(self.line_docs[text]), tuple(sorted(self.line_rules[text])))
+            LineCount(text, n, self.line_docs[text], tuple(sorted(self.line_rules[text].split("\n"))))
             for text, n in ordered[:limit]
         )
 
@@ -191,7 +219,7 @@ class RemovalTally:
         return [key for key, _ in ordered[:limit]]
 
     def cluster(self, key: str, survivors: Mapping[str, Mapping[str, Any]]) -> Cluster:
-        """Return the cluster of one surviving sentence."""
+        """Return the cluster of one surviving sentence (one of those `collect_cluster_documents` gathered)."""
         survivor = survivors.get(key)
         documents = set(self.cluster_docs[key]) | ({str(survivor["source"])} if survivor else set())
         return Cluster(key, self.clusters[key] + 1, len(documents), survivor, self.cluster_example[key])

@@ -161,7 +161,9 @@ class FinishedRun:
     def table(self, name: str, columns: list[str] | None = None) -> Iterator[Row]:
         """Yield the rows of corpus/<name>/ (data, manifest, removals) in file order."""
         for part in self._parts(name):
-            yield from pq.read_table(part, columns=columns).to_pylist()
+            with pq.ParquetFile(part) as parquet:
+                for batch in parquet.iter_batches(batch_size=4096, columns=columns):
+                    yield from batch.to_pylist()
 
     def _where(self, name: str, predicate: Any) -> list[Row]:
         """Return the rows of a corpus table matching a predicate on its Arrow table."""
@@ -271,16 +273,18 @@ class FinishedRun:
 
 def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple[tuple[str, str], ...]) -> ReportData:
     """Read a finished run once more and return what its report shows (bounded by `cfg`)."""
-    statuses: list[str] = []
+    statuses: Counter[str] = Counter()
     quarantined: list[tuple[str, str, str]] = []
     doc_duplicates: dict[str, list[str]] = {}
+    """The first `max_rows` documents dropped as duplicates of each document."""
+    doc_duplicate_counts: Counter[str] = Counter()
     chosen: list[Row] = []
     dropped_whole: set[str] = set()
     read_chars = kept_chars = 0
     where = run.quarantine_index()
     for row in run.table(MANIFEST_DIR):
         status = str(row["status"])
-        statuses.append(status)
+        statuses[status] += 1
         if len(chosen) < cfg.max_documents:
             chosen.append(row)
         if status == Status.QUARANTINED.value:
@@ -291,7 +295,10 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
             read_chars += int(row["chars_before"])
         if status == Status.DUPLICATE.value:
             dropped_whole.add(str(row["source"]))
-            doc_duplicates.setdefault(str(row["duplicate_of"]), []).append(str(row["source"]))
+            of = str(row["duplicate_of"])
+            doc_duplicate_counts[of] += 1
+            if doc_duplicate_counts[of] <= cfg.max_rows:
+                doc_duplicates.setdefault(of, []).append(str(row["source"]))
         kept_chars += int(row["chars_after"] or 0)
     selected = {str(row["source"]) for row in chosen}
 
@@ -328,14 +335,14 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         if record["source"] in selected:
             sentences[record["source"]] = record
 
-    counts = Counter(statuses)
+    counts = statuses
     rules = tally.rule_counts()
     boilerplate = sum(r.count for r in rules if r.stage != Stage.DEDUP.value)
     duplicates = sum(r.count for r in rules if r.stage == Stage.DEDUP.value)
     stages = (
         StageCount(
             "read",
-            len(statuses) - counts[Status.QUARANTINED.value] - counts[Status.SKIPPED.value],
+            counts.total() - counts[Status.QUARANTINED.value] - counts[Status.SKIPPED.value],
             read_chars,
             f"{counts[Status.QUARANTINED.value]:,} quarantined, {counts[Status.SKIPPED.value]:,} skipped",
         ),
@@ -358,6 +365,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
     )
 
     cluster_keys = tally.top_clusters(cfg.max_rows)
+    tally.collect_cluster_documents(run.table(REMOVALS_DIR, ["stage", "duplicate_of", "source"]), cluster_keys)
     view_keys = {
         str(r["duplicate_of"]) for rows in doc_removals.values() for r in rows if r.get("stage") == Stage.DEDUP.value
     }
@@ -384,13 +392,13 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
             )
         )
     document_duplicates = tuple(
-        (doc, len(sources), tuple(sources[: cfg.max_rows]))
-        for doc, sources in sorted(doc_duplicates.items(), key=lambda item: (-len(item[1]), item[0]))[: cfg.max_rows]
+        (doc, n, tuple(doc_duplicates[doc]))
+        for doc, n in sorted(doc_duplicate_counts.items(), key=lambda item: (-item[1], item[0]))[: cfg.max_rows]
     )
     return ReportData(
         title=title,
         facts=facts,
-        statuses=status_counts(statuses),
+        statuses=status_counts(statuses.elements()),
         stages=stages,
         rules=rules,
         lines=tally.top_lines(cfg.max_rows),
@@ -399,6 +407,6 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         quarantined=tuple(quarantined),
         quarantined_total=counts[Status.QUARANTINED.value],
         documents=tuple(views),
-        documents_total=len(statuses),
+        documents_total=counts.total(),
         max_document_chars=cfg.max_document_chars,
     )

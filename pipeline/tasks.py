@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, fields
 from functools import cache
@@ -48,7 +49,14 @@ from pipeline.corpus import (
     published_sentences,
     render_dataset_card,
 )
-from pipeline.dedup_index import DedupIndexError, collect_survivors, open_index
+from pipeline.dedup_index import (
+    DedupIndexError,
+    RunSurvivorStore,
+    SpilledSurvivors,
+    collect_survivors,
+    open_index,
+    survivor_keys_digest,
+)
 from pipeline.inputs import (
     DEFAULT_BATCH,
     InputError,
@@ -70,7 +78,7 @@ from pipeline.report import render_report
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, line_key, prepare_lines, strip_boilerplate
-from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates
+from pipeline.steps.dedup import DocumentInput, DocumentVerdict, MinHasher, find_duplicates
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.extract import extract_main_content
 from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
@@ -85,6 +93,9 @@ from pipeline.storage import (
     staging_folder,
     write_records,
 )
+
+SURVIVORS_SUFFIX = ".survivors"
+"""Folder beside the dedup stage's output holding the run's surviving sentences, signed (see `RunSurvivorStore`)."""
 
 Record = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -540,8 +551,10 @@ class CountSiteLines(PlanTask):
         if SiteLineStats.last_merged(self.state_path) == run:  # merged by a run killed before its output
             merged = stored
         else:
-            batch = SiteLineStats.from_documents(self.documents(), params, generation=stored.generation + 1)
-            merged = stored.merge(batch).pruned(params.max_entries)
+            # The run's counts go through files beside the output (removed after), a chunk at a time.
+            scratch = staging_folder(Path(self.output().path).with_suffix(".counts"))
+            merged = stored.merged_with_documents(self.documents(), stored.generation + 1, scratch)
+            shutil.rmtree(scratch)
             merged.save(self.state_path, merged=run)
         merged.save(Path(self.output().path), merged=run)
         report_progress(self, 1, 1, "site line counts merged", force=True)
@@ -608,10 +621,23 @@ class FindDuplicates(PlanTask):
         if index is not None and index.state(run) != self.index_state:
             raise RuntimeError("the dedup index changed while this run was being scheduled; run again")
         earlier = index.reader(run) if index is not None else None
-        verdicts = find_duplicates(documents, dedup, self.cfg.corpus.min_words, earlier, run) if dedup.enabled else ()
+        # The run's survivors go to files as they are found (searched there, and later committed
+        # by WriteCorpus as they are), written beside the output and put in place before it.
+        final = survivors_folder(Path(self.output().path))
+        staging = staging_folder(final)
+        store = RunSurvivorStore(staging, dedup.lsh_bands, run)
+        min_words = self.cfg.corpus.min_words
+        verdicts = find_duplicates(documents, dedup, min_words, earlier, run, store) if dedup.enabled else ()
         with self.output().open("w") as target:
             write_records(target, (asdict(v) for v in verdicts if v.sentences or v.duplicate_of_doc))
+            store.close()
+            replace_folder(staging, final)
         report_progress(self, 1, 1, "duplicates found", force=True)
+
+
+def survivors_folder(verdicts: Path) -> Path:
+    """Return the folder of signed survivors that the dedup stage writes beside its verdicts file."""
+    return verdicts.with_suffix(SURVIVORS_SUFFIX)
 
 
 class WriteCorpus(PlanTask):
@@ -666,10 +692,25 @@ class WriteCorpus(PlanTask):
         except (OSError, ValueError, KeyError):
             return False
 
+    def assembled(self) -> Iterator[tuple[Record, DocumentVerdict | None]]:
+        """Yield every record of the run with its dedup verdict (None when it has none), in plan order.
+
+        The verdicts file lists the documents with a verdict in the same order, so one pass of
+        each pairs them up without holding either in memory.
+        """
+        verdicts = iter_verdicts(Path(self.input().path))
+        pending = next(verdicts, None)
+        for record in self.iter_records():
+            verdict = None
+            if pending is not None and pending.source == record["source"]:
+                verdict, pending = pending, next(verdicts, None)
+            yield record, verdict
+        if pending is not None:
+            raise RuntimeError(f"the dedup verdict of {pending.source} matches no document of the run, in order")
+
     def run(self) -> None:
         cfg = self.cfg
         Path(self.output().path).unlink(missing_ok=True)  # the batch is not published while rewritten
-        verdicts = {v.source: v for v in iter_verdicts(Path(self.input().path))}
         finals = {name: self.folder / name / partition(self.batch) for name in TABLES}
         staging = {name: staging_folder(final) for name, final in finals.items()}
         writers = {
@@ -678,18 +719,21 @@ class WriteCorpus(PlanTask):
         }
         counts = RunCounts()
         quarantined: list[Record] = []
-        published: list[tuple[str, str, str]] = []
+        published = survivor_keys_digest()
+        n_published = 0
         root = Path(self.load().root)
         total = self.load().n_files
-        for n, record in enumerate(self.iter_records()):
+        for n, (record, verdict) in enumerate(self.assembled()):
             if record["status"] == Status.QUARANTINED.value:
                 where = record.get("quarantine") or str(root / record["source"].split("#", 1)[0])
                 quarantined.append({"source": record["source"], "reason": record["reason"], "bytes": where})
-            assembled = assemble_document(record, verdicts.get(record["source"]), cfg, self.config_hash)
+            assembled = assemble_document(record, verdict, cfg, self.config_hash)
             counts.add(assembled)
             if assembled.document is not None:
                 writers[DATA_DIR].add(assembled.document)
-                published += published_sentences(record, verdicts.get(record["source"]), cfg.dedup.min_words)
+                keys = [key for key, _, _ in published_sentences(record, verdict, cfg.dedup.min_words)]
+                published.update("".join(f"{key}\n" for key in keys).encode())
+                n_published += len(keys)
             writers[MANIFEST_DIR].add(assembled.manifest)
             for removal in assembled.removals:
                 writers[REMOVALS_DIR].add(removal)
@@ -711,23 +755,44 @@ class WriteCorpus(PlanTask):
         batches.sort(key=lambda b: str(b["batch"]))
         summary = RunSummary(self.batch, marker["plan"], marker["counts"], stage_times(self))
         atomic_write_text(self.folder / "README.md", render_dataset_card(cfg, batches, summary))
-        report_progress(self, 0, None, f"committing {len(published)} sentences to the dedup index", force=True)
-        self.publish(published)
+        report_progress(self, 0, None, f"committing {n_published} sentences to the dedup index", force=True)
+        self.publish(n_published, published.hexdigest())
         atomic_write_text(Path(self.output().path), json.dumps(marker, indent=1, sort_keys=True) + "\n")
+        # Committed: the signed survivors are not needed again (a later rerun would sign afresh).
+        shutil.rmtree(survivors_folder(Path(self.input().path)), ignore_errors=True)
         report_progress(self, 1, 1, f"batch {self.batch} published", force=True)
 
-    def publish(self, sentences: list[tuple[str, str, str]]) -> None:
+    def publish(self, n_published: int, keys_sha256: str) -> None:
         """Commit the run's surviving sentences to the dedup index: the last step before the marker.
 
-        A debugging corpus (`corpus_dir` set) publishes nothing.
+        The dedup stage left them signed (`SpilledSurvivors`); when they are not exactly the
+        sentences published here (`n_published` and the hash of their keys tell), or the index
+        needs whole signatures (Redis), they are collected and signed again. A debugging corpus
+        (`corpus_dir` set) publishes nothing.
         """
         dedup = self.cfg.dedup
         if self.corpus_dir or not dedup.enabled:
             return
         index = open_index(dedup, Path(self.output_dir) / STATE_DIR)
-        if index is not None:
-            survivors = collect_survivors(MinHasher(dedup), sentences, keep_signatures=dedup.index == "redis")
-            index.commit(self.batch, survivors)
+        if index is None:
+            return
+        spilled = SpilledSurvivors.open(survivors_folder(Path(self.input().path)))
+        if (
+            dedup.index == "embedded"
+            and spilled is not None
+            and len(spilled) == n_published
+            and spilled.keys_sha256 == keys_sha256
+        ):
+            index.commit(self.batch, spilled)
+            return
+        sentences = [
+            sentence
+            for record, verdict in self.assembled()
+            if assemble_document(record, verdict, self.cfg, self.config_hash).document is not None
+            for sentence in published_sentences(record, verdict, dedup.min_words)
+        ]
+        survivors = collect_survivors(MinHasher(dedup), sentences, keep_signatures=dedup.index == "redis")
+        index.commit(self.batch, survivors)
 
 
 class WriteReport(PlanTask):

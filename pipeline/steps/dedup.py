@@ -39,8 +39,9 @@ BandKeys = npt.NDArray[np.uint64]
 SIGNING_BATCH: Final = 4096
 """Sentences signed and matched together."""
 _PERMUTE_BLOCK: Final = 8192  # shingles permuted at a time: 4 MB of 32-bit values at 128 permutations
+_PAIRS_AT_ONCE: Final = 8192  # candidate pairs whose shingle sets are compared at once
 _HASH_CACHE_LIMIT: Final = 4_000_000  # distinct shingles remembered (12-16 bytes each)
-_CURRENT_RUN: Final = 2**62  # the run seq of the run being deduplicated: after every earlier run
+CURRENT_RUN: Final = 2**62  # the run seq of the run being deduplicated: after every earlier run
 _FMIX: Final = {
     32: (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16)),
     64: (np.uint64(33), np.uint64(0xFF51AFD7ED558CCD), np.uint64(33), np.uint64(0xC4CEB9FE1A85EC53), np.uint64(33)),
@@ -502,6 +503,18 @@ class Published:
     """(run seq, sentence seq in the run): earlier sorts first."""
 
 
+class RunSentences(Protocol):
+    """This run's surviving sentences of the batches matched so far, searchable by band keys."""
+
+    def add(self, entries: list[Published], keys: BandKeys) -> None:
+        """Add survivors (in the run's order) and their band keys."""
+        ...
+
+    def candidates(self, keys: BandKeys) -> list[list[Published]]:
+        """Return, per row of band keys, the survivors sharing an LSH band with it (unconfirmed)."""
+        ...
+
+
 class PublishedSentences(Protocol):
     """Sentences published by earlier runs, as a persistent index gives them to this run."""
 
@@ -611,14 +624,16 @@ class Deduplicator:
         min_document_words: int = 0,
         earlier: PublishedSentences | None = None,
         run: str = "",
+        run_sentences: RunSentences | None = None,
     ) -> None:
         self.cfg = cfg
         self.hasher = MinHasher(cfg)
         self.min_document_words = min_document_words
         self.earlier = earlier
         self.run = run
-        self._run_sentences = _RunSentences()
+        self._run_sentences: RunSentences = run_sentences if run_sentences is not None else _RunSentences()
         self._exact: dict[str, Published] = {}
+        """Survivors of the current batch by normal form (earlier batches' are found through their band keys)."""
         self._kept_docs: set[str] = set()
         self._seq = 0
 
@@ -636,6 +651,9 @@ class Deduplicator:
             yield from self._batch(batch)
 
     def _batch(self, docs: list[DocumentInput]) -> Iterator[DocumentVerdict]:
+        # An identical normal form has identical band keys, so a survivor of an earlier batch is
+        # among the candidates (at similarity 1.0): only this batch's need the exact map.
+        self._exact.clear()
         dedupable = [
             (d, position, text)
             for d, doc in enumerate(docs)
@@ -677,7 +695,17 @@ class Deduplicator:
                 for k, n in enumerate(distinct)
                 for published in (earlier[k] if earlier is not None else []) + this_run[k]
             ]
-            scores = self.hasher.similarities([sentences[n].norm for n, _ in pairs], [p.text for _, p in pairs])
+            # Compared a slice of pairs at a time: a batch can have many candidates, each similarity is exact.
+            scores = np.concatenate(
+                [
+                    self.hasher.similarities(
+                        [sentences[n].norm for n, _ in pairs[start : start + _PAIRS_AT_ONCE]],
+                        [p.text for _, p in pairs[start : start + _PAIRS_AT_ONCE]],
+                    )
+                    for start in range(0, len(pairs), _PAIRS_AT_ONCE)
+                ]
+                or [np.zeros(0)]
+            )
             for (n, published), score in zip(pairs, scores.tolist(), strict=True):
                 if score >= self.cfg.threshold:
                     sentences[n].earlier.append((score, published))
@@ -740,7 +768,7 @@ class Deduplicator:
                     doc.doc_id,
                     self.run,
                     sentence.norm,
-                    (_CURRENT_RUN, self._seq),
+                    (CURRENT_RUN, self._seq),
                 )
                 self._seq += 1
                 self._exact.setdefault(sentence.norm, sentence.survivor)
@@ -774,8 +802,11 @@ def find_duplicates(
     min_document_words: int = 0,
     earlier: PublishedSentences | None = None,
     run: str = "",
+    run_sentences: RunSentences | None = None,
 ) -> Iterator[DocumentVerdict]:
     """Yield one verdict per document, in input order, on its duplicate sentences.
+
+    `run_sentences` keeps this run's survivors (default: in memory; the pipeline spills them to disk).
 
     A document left with fewer than `min_document_words` words once its duplicates are out
     will not be published, so its sentences are withdrawn: nothing later points into it.
@@ -785,7 +816,7 @@ def find_duplicates(
     >>> [(v.source, [(d.rule, d.duplicate_of) for d in v.sentences]) for v in find_duplicates(docs, DedupConfig())]
     [('a.txt', []), ('b.txt', [('exact_duplicate', 'A:0')])]
     """
-    return Deduplicator(cfg, min_document_words, earlier, run).verdicts(documents)
+    return Deduplicator(cfg, min_document_words, earlier, run, run_sentences).verdicts(documents)
 
 
 def _judge_document(
