@@ -12,6 +12,7 @@ import pytest
 from datasketch import MinHash
 
 from pipeline.config import DedupConfig
+from pipeline.corpus import published_sentences
 from pipeline.dedup_index import DedupIndexError, EmbeddedIndex, Survivors, collect_survivors, index_params
 from pipeline.evaluation import DEFAULT_EVAL_DIR
 from pipeline.steps.dedup import DocumentInput, MinHasher, find_duplicates, jaccard, normalise_sentence
@@ -347,3 +348,46 @@ def test_commit_killed_before_the_manifest_changes_nothing(tmp_path: Path, monke
     assert (tmp_path / "dedup" / "manifest.json").read_bytes() == before["manifest.json"]
     assert reopened.commit("r2", survivors[1])  # the next commit clears what the killed one left
     assert sorted(p.name for p in (tmp_path / "dedup" / "segments").iterdir()) == [reopened.manifest.segments[0][0]]
+
+
+def test_survivors_spilled_to_disk_give_the_same_verdicts_and_index_as_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.dedup_index as dedup_index
+    import pipeline.steps.dedup as dedup_module
+    from pipeline.dedup_index import RunSurvivorStore, SpilledSurvivors
+
+    monkeypatch.setattr(dedup_index, "RUN_MEMORY_ROWS", 64)  # spill to tier files, and merge them, many times
+    monkeypatch.setattr(dedup_index, "RUN_TIER_LIMIT", 256)
+    monkeypatch.setattr(dedup_module, "SIGNING_BATCH", 100)  # copies meet their originals through the tiers
+    cfg = DedupConfig()
+    sentences = [s for s in _real_sentences(3000) if len(s.split()) >= 8][:1200]
+    halves = (sentences[:600], sentences[600:])
+    documents = [DocumentInput(f"a{n}", f"A{n}", tuple(halves[0][n * 60 : (n + 1) * 60])) for n in range(10)]
+    documents += [DocumentInput(f"b{n}", f"B{n}", tuple(_edit(s, n) for s in halves[0][n::10])) for n in range(10)]
+    documents += [DocumentInput(f"c{n}", f"C{n}", tuple(halves[1][n * 60 : (n + 1) * 60])) for n in range(10)]
+
+    in_memory = list(find_duplicates(documents, cfg, run="r1"))
+    store = RunSurvivorStore(tmp_path / "spilled", cfg.lsh_bands, "r1")
+    spilled = list(find_duplicates(documents, cfg, run="r1", run_sentences=store))
+    assert any((tmp_path / "spilled" / "tiers").iterdir())  # the run's sentences did leave memory
+    store.close()
+    assert spilled == in_memory
+    assert sum(len(v.sentences) for v in spilled) >= 300  # the edited copies of the first documents
+
+    hasher = MinHasher(cfg)
+    verdicts = {v.doc_id: v for v in in_memory}
+    published = [  # what WriteCorpus publishes: documents kept whole or in part, less their duplicates
+        sentence
+        for doc in documents
+        if not (doc.doc_id in verdicts and verdicts[doc.doc_id].duplicate_of_doc)
+        for sentence in published_sentences(
+            {"doc_id": doc.doc_id, "paragraphs": [doc.sentences]}, verdicts.get(doc.doc_id), cfg.min_words
+        )
+    ]
+    assert len(published) < len(sentences) + 600  # whole copies and copied sentences are not published
+    from_files = SpilledSurvivors.open(tmp_path / "spilled")
+    assert from_files is not None and len(from_files) == len(published)
+    EmbeddedIndex(tmp_path / "from-files", index_params(hasher)).commit("r1", from_files)
+    EmbeddedIndex(tmp_path / "signed-again", index_params(hasher)).commit("r1", collect_survivors(hasher, published))
+    assert _files(tmp_path / "from-files") == _files(tmp_path / "signed-again")
