@@ -135,3 +135,18 @@ def test_segments_give_each_run_the_first_span_that_covers_it(length: int, cuts:
     want = _segments_by_search(text, spans)
     assert [part for part, _ in got] == [part for part, _ in want]
     assert all(a is b for (_, a), (_, b) in zip(got, want, strict=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 40), st.lists(st.integers(-1, 42), max_size=10), st.booleans())
+def test_segments_of_disjoint_spans_in_order(length: int, cuts: list[int], shuffle: bool) -> None:
+    """The usual case (each removal after the one before), taken by a shortcut, gives what the search gives."""
+    text = "".join(chr(ord("a") + n % 26) for n in range(length))
+    points = sorted(set(cuts))
+    spans = [Span(start, end, "rule", {"stage": "x"}) for start, end in zip(points[::2], points[1::2], strict=False)]
+    if shuffle:
+        spans.reverse()
+    got = segments(text, spans)
+    want = _segments_by_search(text, spans)
+    assert [part for part, _ in got] == [part for part, _ in want]
+    assert all(a is b for (_, a), (_, b) in zip(got, want, strict=True))
