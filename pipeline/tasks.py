@@ -709,6 +709,13 @@ class WriteCorpus(PlanTask):
             raise RuntimeError(f"the dedup verdict of {pending.source} matches no document of the run, in order")
 
     def run(self) -> None:
+        # Imported here, not with the rest: nothing else in this module needs it.
+        from pipeline.storage import gc_paused
+
+        with gc_paused():  # many small rows, none in a cycle: no collection to wait for
+            self._write()
+
+    def _write(self) -> None:
         cfg = self.cfg
         Path(self.output().path).unlink(missing_ok=True)  # the batch is not published while rewritten
         finals = {name: self.folder / name / partition(self.batch) for name in TABLES}
@@ -723,11 +730,12 @@ class WriteCorpus(PlanTask):
         n_published = 0
         root = Path(self.load().root)
         total = self.load().n_files
+        config_hash = self.config_hash
         for n, (record, verdict) in enumerate(self.assembled()):
             if record["status"] == Status.QUARANTINED.value:
                 where = record.get("quarantine") or str(root / record["source"].split("#", 1)[0])
                 quarantined.append({"source": record["source"], "reason": record["reason"], "bytes": where})
-            assembled = assemble_document(record, verdict, cfg, self.config_hash)
+            assembled = assemble_document(record, verdict, cfg, config_hash)
             counts.add(assembled)
             if assembled.document is not None:
                 writers[DATA_DIR].add(assembled.document)
@@ -735,8 +743,7 @@ class WriteCorpus(PlanTask):
                 published.update("".join(f"{key}\n" for key in keys).encode())
                 n_published += len(keys)
             writers[MANIFEST_DIR].add(assembled.manifest)
-            for removal in assembled.removals:
-                writers[REMOVALS_DIR].add(removal)
+            writers[REMOVALS_DIR].add_all(assembled.removals)
             report_progress(self, n + 1, None, f"{n + 1} documents assembled ({total} input files)")
         parts = {name: len(writer.close()) for name, writer in writers.items()}
         for name in TABLES:
@@ -785,10 +792,11 @@ class WriteCorpus(PlanTask):
         ):
             index.commit(self.batch, spilled)
             return
+        config_hash = self.config_hash
         sentences = [
             sentence
             for record, verdict in self.assembled()
-            if assemble_document(record, verdict, self.cfg, self.config_hash).document is not None
+            if assemble_document(record, verdict, self.cfg, config_hash).document is not None
             for sentence in published_sentences(record, verdict, dedup.min_words)
         ]
         survivors = collect_survivors(MinHasher(dedup), sentences, keep_signatures=dedup.index == "redis")
