@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
@@ -371,14 +371,24 @@ def column_codes(table: pa.Table | pa.RecordBatch, name: str, null: Any) -> tupl
 
 
 def take_rows(table: pa.Table, positions: np.ndarray) -> list[dict[str, Any]]:
-    """Return the rows of a table at the given positions, as dicts (what `to_pylist` gives)."""
+    """Return the rows of a table at the given positions, as dicts (what `to_pylist` gives).
+
+    Equal strings of a column are one object, not one a row: the same rule, stage, document and
+    line recur row after row, and the memory they would take is touched for nothing.
+    """
     if not len(positions):
         return []
     indices = np.ascontiguousarray(positions, dtype=np.int64)
-    rows: list[dict[str, Any]] = table.take(
-        pa.Array.from_buffers(pa.int64(), len(indices), [None, pa.py_buffer(indices)])
-    ).to_pylist()
-    return rows
+    taken = table.take(pa.Array.from_buffers(pa.int64(), len(indices), [None, pa.py_buffer(indices)]))
+    names = taken.column_names
+    columns: list[list[Any]] = []
+    for name in names:
+        if pa.types.is_string(taken.schema.field(name).type):
+            values, codes = column_codes(taken, name, None)
+            columns.append([values[code] for code in codes.tolist()])
+        else:
+            columns.append(taken.column(name).to_pylist())
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def status_counts(statuses: Iterable[str]) -> tuple[tuple[str, int], ...]:
@@ -658,7 +668,7 @@ def _list_item(view: DocumentView) -> str:
     )
 
 
-def _documents(data: ReportData) -> str:
+def _documents(data: ReportData) -> Iterator[str]:
     items = "".join(_list_item(view) for view in data.documents)
     more = data.documents_total - len(data.documents)
     note = (
@@ -667,8 +677,7 @@ def _documents(data: ReportData) -> str:
         if more > 0
         else ""
     )
-    views = "".join(_document(view) for view in data.documents)
-    return f"""<section id="documents"><h2>Documents</h2>
+    yield f"""<section id="documents"><h2>Documents</h2>
 <p class="muted">The repaired text of each document, with what later stages removed struck through and coloured by
 reason; hover over a removal for its rule, line or sentence number and score.</p>{note}
 {_legend()}
@@ -676,13 +685,15 @@ reason; hover over a removal for its rule, line or sentence number and score.</p
 aria-label="find a document by id, source or URL"> <button type="submit">Open</button>
 <span id="shown" class="muted"></span></form>
 <ul id="doclist">{items}</ul>
-{views}</section>"""
+"""
+    for view in data.documents:
+        yield _document(view)
+    yield "</section>"
 
 
-@gc_paused()
-def render_report(data: ReportData) -> str:
-    """Return the report page."""
-    return f"""<!DOCTYPE html>
+def report_parts(data: ReportData) -> Iterator[str]:
+    """Yield the report page in pieces, a document's view each: a large page is never one string but once."""
+    yield f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(data.title)}</title>
@@ -696,8 +707,25 @@ def render_report(data: ReportData) -> str:
 {_lines(data)}
 {_quarantine(data)}
 {_duplicates(data)}
-{_documents(data)}
+"""
+    yield from _documents(data)
+    yield f"""
 </main>
 <script>{_JS}</script>
 </body></html>
 """
+
+
+@gc_paused()
+def render_report(data: ReportData) -> str:
+    """Return the report page."""
+    return "".join(report_parts(data))
+
+
+@gc_paused()
+def render_report_bytes(data: ReportData) -> bytes:
+    """Return the report page encoded as UTF-8: what `render_report` gives, without the page as one string.
+
+    A page with one character beyond the BMP would be a string of four bytes a character.
+    """
+    return b"".join(part.encode("utf-8") for part in report_parts(data))

@@ -125,7 +125,8 @@ class _Layout:
         return self.offsets[starts].tolist(), (self.offsets[np.asarray(ends) - 1] + 1).tolist()
 
 
-_BY_PLACE = operator.attrgetter("start", "end")
+_BY_PLACE = operator.itemgetter(0, 1)
+"""A span's place, start then end (a `Span` is a tuple: faster than by attribute)."""
 
 
 def removed_spans(

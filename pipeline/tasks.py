@@ -74,7 +74,7 @@ from pipeline.inputs import (
 from pipeline.line_stats import LineStatsParams, SiteLineStats, site_of
 from pipeline.monitoring import record_task_time, report_progress, stage_times
 from pipeline.readers import Container, RawDocument, Rejected, read_input
-from pipeline.report import render_report
+from pipeline.report import render_report_bytes
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, line_key, prepare_lines, strip_boilerplate
@@ -88,6 +88,7 @@ from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import (
     atomic_write_bytes,
     atomic_write_text,
+    gc_paused,
     read_records,
     replace_folder,
     staging_folder,
@@ -709,9 +710,6 @@ class WriteCorpus(PlanTask):
             raise RuntimeError(f"the dedup verdict of {pending.source} matches no document of the run, in order")
 
     def run(self) -> None:
-        # Imported here, not with the rest: nothing else in this module needs it.
-        from pipeline.storage import gc_paused
-
         with gc_paused():  # many small rows, none in a cycle: no collection to wait for
             self._write()
 
@@ -876,7 +874,7 @@ class WriteReport(PlanTask):
             ("corpus", "corpus/" if corpus.folder == Path(self.output_dir) / "corpus" else str(corpus.folder)),
         )
         data = collect_report(run, self.cfg.report, f"{self.cfg.corpus.name}: what was removed and why", facts)
-        atomic_write_text(self.folder / self.PAGE, render_report(data))
+        atomic_write_bytes(self.folder / self.PAGE, render_report_bytes(data))  # the page is never one string
         atomic_write_text(Path(self.output().path), json.dumps(run.index(), indent=1, sort_keys=True) + "\n")
         report_progress(self, 1, 1, "report written", force=True)
 
