@@ -370,6 +370,12 @@ def column_codes(table: pa.Table | pa.RecordBatch, name: str, null: Any) -> tupl
     return values, codes
 
 
+def take_table(table: pa.Table, positions: np.ndarray) -> pa.Table:
+    """Return the rows of a table at the given positions, as a table."""
+    indices = np.ascontiguousarray(positions, dtype=np.int64)
+    return table.take(pa.Array.from_buffers(pa.int64(), len(indices), [None, pa.py_buffer(indices)]))
+
+
 def take_rows(table: pa.Table, positions: np.ndarray) -> list[dict[str, Any]]:
     """Return the rows of a table at the given positions, as dicts (what `to_pylist` gives).
 
@@ -378,8 +384,7 @@ def take_rows(table: pa.Table, positions: np.ndarray) -> list[dict[str, Any]]:
     """
     if not len(positions):
         return []
-    indices = np.ascontiguousarray(positions, dtype=np.int64)
-    taken = table.take(pa.Array.from_buffers(pa.int64(), len(indices), [None, pa.py_buffer(indices)]))
+    taken = take_table(table, positions)
     names = taken.column_names
     columns: list[list[Any]] = []
     for name in names:

@@ -26,7 +26,16 @@ import pyarrow.parquet as pq
 
 from pipeline.config import ReportConfig
 from pipeline.corpus import DATA_DIR, MANIFEST_DIR, REMOVALS_DIR, partition
-from pipeline.report import DocumentView, RemovalTally, ReportData, StageCount, column_codes, status_counts, take_rows
+from pipeline.report import (
+    DocumentView,
+    RemovalTally,
+    ReportData,
+    StageCount,
+    column_codes,
+    status_counts,
+    take_rows,
+    take_table,
+)
 from pipeline.schema import Stage, Status
 from pipeline.spans import removed_spans
 from pipeline.storage import gc_paused, read_record_fields, read_records
@@ -301,17 +310,31 @@ class _SentenceFinder:
 # --------------------------------------------------------------------------- the report's data
 
 
-def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> tuple[dict[str, list[Row]], set[str]]:
-    """Count every removal row of the run into `tally`; return the rows of the documents `shown`, by source.
+@dataclass
+class _RemovalsRead:
+    """What one pass over the removals table gives the report besides the tally."""
 
-    Also returns the surviving sentences that those documents' duplicates point to. Rows are
-    counted and picked table by table with Arrow and numpy (`RemovalTally.add_table`): only the
-    picked ones become Python rows.
+    shown: dict[str, list[Row]] = field(default_factory=dict)
+    """The rows of the documents shown, by source."""
+    view_keys: set[str] = field(default_factory=set)
+    """The surviving sentences that those documents' duplicates point to."""
+    duplicates: list[pa.Table] = field(default_factory=list)
+    """Every dedup row (stage, duplicate_of and source), for the documents of the largest clusters."""
+
+
+def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> _RemovalsRead:
+    """Count every removal row of the run into `tally`, and keep what else the report needs of them.
+
+    Rows are counted and picked table by table with Arrow and numpy (`RemovalTally.add_table`):
+    only the rows of the documents `shown` become Python rows.
     """
-    doc_removals: dict[str, list[Row]] = {}
-    view_keys: set[str] = set()
+    read = _RemovalsRead()
     for table in run.tables(REMOVALS_DIR):
         tally.add_table(table)
+        stages, stage_at = column_codes(table, "stage", "None")
+        dedup = stage_at == stages.index(_DEDUP) if _DEDUP in stages else np.zeros(table.num_rows, dtype=bool)
+        if dedup.any():
+            read.duplicates.append(take_table(table.select(["stage", "duplicate_of", "source"]), np.flatnonzero(dedup)))
         sources, source_at = column_codes(table, "source", None)
         picked = np.flatnonzero(np.array([source in shown for source in sources], dtype=bool)[source_at])
         if not len(picked):
@@ -321,13 +344,11 @@ def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> t
         codes = source_at[picked]
         cuts = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(rows)]
         for begin, end in itertools.pairwise(cuts):
-            doc_removals.setdefault(str(sources[codes[begin]]), []).extend(rows[begin:end])
-        stages, stage_at = column_codes(table, "stage", "None")
-        if _DEDUP in stages:
+            read.shown.setdefault(str(sources[codes[begin]]), []).extend(rows[begin:end])
+        if dedup[picked].any():
             targets, target_at = column_codes(table, "duplicate_of", "None")
-            duplicates = picked[stage_at[picked] == stages.index(_DEDUP)]
-            view_keys.update(targets[code] for code in np.unique(target_at[duplicates]).tolist())
-    return doc_removals, view_keys
+            read.view_keys.update(targets[code] for code in np.unique(target_at[picked[dedup[picked]]]).tolist())
+    return read
 
 
 @gc_paused()
@@ -363,7 +384,8 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
     selected = {str(row["source"]) for row in chosen}
 
     tally = RemovalTally()
-    doc_removals, view_keys = _tally_removals(run, tally, selected)
+    removals_read = _tally_removals(run, tally, selected)
+    doc_removals, view_keys = removals_read.shown, removals_read.view_keys
     cluster_keys = tally.top_clusters(cfg.max_rows)
     survivors_of = _SentenceFinder(set(cluster_keys) | view_keys)
 
@@ -426,7 +448,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         ),
     )
 
-    tally.collect_cluster_documents(run.tables(REMOVALS_DIR, ["stage", "duplicate_of", "source"]), cluster_keys)
+    tally.collect_cluster_documents(removals_read.duplicates, cluster_keys)
     views = []
     for number, row in enumerate(chosen):
         source = str(row["source"])

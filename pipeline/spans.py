@@ -14,6 +14,7 @@ survived stripping, in order, since those are exactly the characters the sentenc
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import operator
 from collections.abc import Iterable, Mapping, Sequence
@@ -33,8 +34,12 @@ KINDS: dict[str, str] = {
 """Why text was removed, as a reader groups it: the report's legend and colours."""
 _DEDUP = Stage.DEDUP.value
 _BMP = 0xFFFF
-_SPACE = np.array([chr(code).isspace() for code in range(_BMP + 1)], dtype=bool)
-"""Whether each character of the Basic Multilingual Plane is whitespace (`str.isspace`)."""
+
+
+@functools.cache
+def _space_table() -> np.ndarray:
+    """Return whether each character of the Basic Multilingual Plane is whitespace (`str.isspace`)."""
+    return np.array([chr(code).isspace() for code in range(_BMP + 1)], dtype=bool)
 
 
 class Span(NamedTuple):
@@ -96,10 +101,10 @@ class _Layout:
     def __init__(self, text: str) -> None:
         if text.isascii():
             codes: np.ndarray = np.frombuffer(text.encode("ascii"), np.uint8)
-            space = _SPACE[codes]
+            space = _space_table()[codes]
         else:
             codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), "<u4")
-            space = _SPACE[np.minimum(codes, _BMP)]
+            space = _space_table()[np.minimum(codes, _BMP)]
             astral = codes > _BMP
             if astral.any():  # no character beyond the BMP is whitespace today; ask Python, should one become so
                 for code in np.unique(codes[astral]).tolist():
