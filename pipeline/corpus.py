@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ DATA_DIR, MANIFEST_DIR, REMOVALS_DIR = "data", "manifest", "removals"
 TABLES = (DATA_DIR, MANIFEST_DIR, REMOVALS_DIR)
 BATCHES_DIR = "batches"
 """Folder of the corpus holding one JSON marker per published batch: its plan, fingerprint and counts."""
+_BOILERPLATE, _DEDUP = Stage.BOILERPLATE.value, Stage.DEDUP.value
 
 
 def partition(batch: str) -> str:
@@ -96,7 +97,7 @@ def assemble_document(
         {
             "doc_id": doc_id,
             "source": source,
-            "stage": Stage.BOILERPLATE.value,
+            "stage": _BOILERPLATE,
             "rule": r["rule"],
             "text": r["text"],
             "position": r["position"],
@@ -115,7 +116,7 @@ def assemble_document(
                 {
                     "doc_id": doc_id,
                     "source": source,
-                    "stage": Stage.DEDUP.value,
+                    "stage": _DEDUP,
                     "rule": dup.rule,
                     "text": dup.text,
                     "position": dup.position,
@@ -194,6 +195,12 @@ class PartWriter:
         if len(self._buffer) >= self.rows_per_file:
             self._flush()
 
+    def add_all(self, rows: Iterable[Row]) -> None:
+        """Queue rows, as `add` does one by one."""
+        self._buffer.extend(rows)
+        while len(self._buffer) >= self.rows_per_file:
+            self._flush()
+
     def close(self) -> list[str]:
         """Write the last part (an empty one if no row came at all) and return the part names."""
         if self._buffer or not self.written:
@@ -201,13 +208,13 @@ class PartWriter:
         return self.written
 
     def _flush(self) -> None:
+        rows, self._buffer = self._buffer[: self.rows_per_file], self._buffer[self.rows_per_file :]
         schema = pa.schema([spec.arrow() for spec in self.fields], metadata={"schema_version": SCHEMA_VERSION})
-        columns = {spec.name: [row[spec.name] for row in self._buffer] for spec in self.fields}
+        columns = {spec.name: [row[spec.name] for row in rows] for spec in self.fields}
         table = pa.table(columns, schema=schema)
-        name = f"part-{len(self.written):05d}.parquet"
-        atomic_write_parquet(self.folder / name, table, self.compression)
-        self.written.append(name)
-        self._buffer = []
+        part = f"part-{len(self.written):05d}.parquet"
+        atomic_write_parquet(self.folder / part, table, self.compression)
+        self.written.append(part)
 
 
 def reason_kind(reason: str) -> str:
@@ -244,8 +251,7 @@ class RunCounts:
             self.quarantine_reasons[reason_kind(str(manifest["reason"]))] += 1
         if manifest["status"] == Status.KEPT.value and manifest["language"]:
             self.languages[manifest["language"]] += 1
-        for removal in assembled.removals:
-            self.removals[(removal["stage"], removal["rule"])] += 1
+        self.removals.update((removal["stage"], removal["rule"]) for removal in assembled.removals)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the counts as plain JSON-ready data."""

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from pipeline.schema import REMOVAL_FIELDS, Stage, Status
 from pipeline.spans import KINDS, Span, removal_kind, segments
+from pipeline.storage import gc_paused
 
 Row = dict[str, Any]
 _SCHEMA_COLUMNS = frozenset(spec.name for spec in REMOVAL_FIELDS)
+_DEDUP = Stage.DEDUP.value
 
 
 def describe_removal(removal: Mapping[str, Any], survivors: Mapping[str, Mapping[str, Any]] | None = None) -> str:
@@ -34,7 +40,7 @@ def describe_removal(removal: Mapping[str, Any], survivors: Mapping[str, Mapping
     'near_duplicate: sentence 4, Jaccard 0.85, of sentence ab:2 in document ab; run_id: r7'
     """
     rule, score, position = removal.get("rule"), removal.get("score"), removal.get("position")
-    if removal.get("stage") == Stage.DEDUP.value:
+    if removal.get("stage") == _DEDUP:
         text = f"{rule}: sentence {position}"
         if score is not None:
             text += f", Jaccard {score:.2f}"
@@ -53,11 +59,15 @@ def describe_removal(removal: Mapping[str, Any], survivors: Mapping[str, Mapping
                 if kind == "classifier"
                 else f", score {score:g}"
             )
+    if _SCHEMA_COLUMNS.issuperset(removal):  # the usual row: no column beyond the schema's
+        return text
     return "; ".join([text, *extra_columns(removal)])
 
 
 def extra_columns(removal: Mapping[str, Any]) -> list[str]:
     """Return `name: value` for the columns of a removal row that the schema does not name (and not null)."""
+    if _SCHEMA_COLUMNS.issuperset(removal):
+        return []
     return [f"{k}: {v}" for k, v in sorted(removal.items()) if k not in _SCHEMA_COLUMNS and v is not None]
 
 
@@ -140,11 +150,13 @@ class ReportData:
 
 
 class RemovalTally:
-    """Count removal rows in one pass: by rule, most frequent lines, duplicate clusters.
+    """Count removal rows: by rule, most frequent lines, duplicate clusters.
 
     Rows are added document by document (as the removals table lists them), so a line's
-    documents are counted, not collected. The documents of the largest clusters are gathered
-    by a second pass over the dedup rows (`collect_cluster_documents`).
+    documents are counted, not collected. `add` counts one row; `add_table` counts a table of
+    them at once (columns stage, rule, text, source and duplicate_of), as `add` would row by row.
+    The documents of the largest clusters are gathered by a second pass over the dedup rows
+    (`collect_cluster_documents`).
     """
 
     def __init__(self) -> None:
@@ -176,7 +188,7 @@ class RemovalTally:
         if source != self._source:
             self._source = source
             self._documents += 1
-        if row["stage"] == Stage.DEDUP.value:
+        if row["stage"] == _DEDUP:
             target = str(row.get("duplicate_of"))
             self.clusters[target] += 1
             self.cluster_example.setdefault(target, text)
@@ -186,19 +198,127 @@ class RemovalTally:
             if self._line_doc.get(text) != self._documents:
                 self._line_doc[text] = self._documents
                 self.line_docs[text] += 1
-            rule, rules = sys.intern(key[1]), self.line_rules.get(text)
-            if rules is None:
-                self.line_rules[text] = rule
-            elif rule not in rules.split("\n"):
-                self.line_rules[text] = f"{rules}\n{rule}"
+            self._add_rule(text, key[1])
 
-    def collect_cluster_documents(self, rows: Iterable[Mapping[str, Any]], keys: Iterable[str]) -> None:
-        """Gather the documents of the clusters `keys` from the removal rows (read again)."""
+    def _add_rule(self, text: str, rule: str) -> None:
+        rule, rules = sys.intern(rule), self.line_rules.get(text)
+        if rules is None:
+            self.line_rules[text] = rule
+        elif rule not in rules.split("\n"):
+            self.line_rules[text] = f"{rules}\n{rule}"
+
+    def add_table(self, table: pa.Table | pa.RecordBatch) -> None:
+        """Count the rows of a table of removals, in order: what `add` gives row by row.
+
+        The work per row is done by Arrow and numpy; Python loops only over the distinct
+        (stripped) texts, rules and clusters of the table.
+        """
+        n = table.num_rows
+        if not n:
+            return
+        # `str()` of a null is "None" in `add`: the same keys here.
+        stages, stage_at = column_codes(table, "stage", "None")
+        rules, rule_at = column_codes(table, "rule", "None")
+        texts, texts_at = column_codes(table, "text", "")
+        sources, source_at = column_codes(table, "source", "None")
+
+        # The stripped text of every row, as a number: equal stripped texts, equal numbers.
+        numbers: dict[str, int] = {}
+        number_of = [numbers.setdefault(text.strip(), len(numbers)) for text in texts]
+        stripped = list(numbers)
+        text_at = np.asarray(number_of, dtype=np.int64)[texts_at]
+        length_at = np.fromiter(map(len, stripped), dtype=np.int64, count=len(stripped))[text_at]
+
+        # Documents: a new one wherever the source changes, as `add` counts them.
+        changed = np.empty(n, dtype=bool)
+        changed[0] = sources[source_at[0]] != self._source
+        changed[1:] = source_at[1:] != source_at[:-1]
+        document_at = self._documents + np.cumsum(changed)
+        self._documents = int(document_at[-1])
+        self._source = str(sources[source_at[-1]])
+
+        pair = stage_at * len(rules) + rule_at
+        pairs, pair_at = np.unique(pair, return_inverse=True)
+        counts = np.bincount(pair_at)
+        chars = np.bincount(pair_at, weights=length_at).astype(np.int64)
+        for code, count, length in zip(pairs.tolist(), counts.tolist(), chars.tolist(), strict=True):
+            stage_name, rule_name = stages[code // len(rules)], rules[code % len(rules)]
+            key = (stage_name, rule_name)
+            self.rules[key] += count
+            self.rule_chars[key] += length
+            self.kinds[key] = removal_kind({"stage": stage_name, "rule": rule_name})
+
+        dedup = stage_at == stages.index(_DEDUP) if _DEDUP in stages else np.zeros(n, dtype=bool)
+        if dedup.any():
+            targets, target_at = column_codes(table, "duplicate_of", "None")
+            rows = np.flatnonzero(dedup)
+            self._add_duplicates(
+                targets, target_at[rows], stripped, text_at[rows], length_at[rows], sources, source_at[rows]
+            )
+        lines = np.flatnonzero(~dedup)
+        if len(lines):
+            self._add_lines(text_at[lines], document_at[lines], rule_at[lines], stripped, rules)
+
+    def _add_duplicates(
+        self,
+        targets: list[str],
+        target_at: np.ndarray,
+        stripped: list[str],
+        text_at: np.ndarray,
+        length_at: np.ndarray,
+        sources: list[str],
+        source_at: np.ndarray,
+    ) -> None:
+        """Count dedup rows: each row's surviving sentence, stripped text, its length and source, as numbers."""
+        present, first = np.unique(target_at, return_index=True)
+        counts = np.bincount(target_at)
+        for code, at in zip(present.tolist(), first.tolist(), strict=True):
+            key = targets[code]
+            self.clusters[key] += int(counts[code])
+            self.cluster_example.setdefault(key, stripped[text_at[at]])
+        by_source = np.bincount(source_at, weights=length_at, minlength=len(sources)).astype(np.int64)
+        for code in np.unique(source_at).tolist():
+            self.duplicate_chars[sources[code]] += int(by_source[code])
+
+    def _add_lines(
+        self, text_at: np.ndarray, document_at: np.ndarray, rule_at: np.ndarray, stripped: list[str], rules: list[str]
+    ) -> None:
+        counts = np.bincount(text_at, minlength=len(stripped))
+        # Distinct (text, document) pairs, sorted by text then document: a text's first and last documents.
+        first_document = int(document_at.min())
+        width = int(document_at.max()) - first_document + 1
+        pairs = np.unique(text_at * width + (document_at - first_document))
+        pair_text = pairs // width
+        pair_document = pairs % width + first_document
+        documents = np.bincount(pair_text, minlength=len(stripped))
+        present = np.unique(pair_text)
+        lowest = pair_document[np.searchsorted(pair_text, present, side="left")]
+        highest = pair_document[np.searchsorted(pair_text, present, side="right") - 1]
+        for code, low, high in zip(present.tolist(), lowest.tolist(), highest.tolist(), strict=True):
+            text = stripped[code]
+            self.lines[text] += int(counts[code])
+            # A document the previous table ended with may go on in this one: counted once.
+            self.line_docs[text] += int(documents[code]) - (self._line_doc.get(text) == low)
+            self._line_doc[text] = high
+        for code in np.unique(text_at * len(rules) + rule_at).tolist():
+            self._add_rule(stripped[code // len(rules)], rules[code % len(rules)])
+
+    def collect_cluster_documents(self, tables: Iterable[pa.Table], keys: Iterable[str]) -> None:
+        """Gather the documents of the clusters `keys` from the removals (read again: stage, duplicate_of, source)."""
         wanted = set(keys)
         self.cluster_docs = {key: set() for key in wanted}
-        for row in rows:
-            if row["stage"] == Stage.DEDUP.value and str(row.get("duplicate_of")) in wanted:
-                self.cluster_docs[str(row.get("duplicate_of"))].add(str(row["source"]))
+        if not wanted:
+            return
+        for table in tables:
+            stages, stage_at = column_codes(table, "stage", "None")
+            if _DEDUP not in stages:
+                continue
+            targets, target_at = column_codes(table, "duplicate_of", "None")
+            sources, source_at = column_codes(table, "source", "None")
+            is_wanted = np.array([target in wanted for target in targets], dtype=bool)
+            rows = np.flatnonzero((stage_at == stages.index(_DEDUP)) & is_wanted[target_at])
+            for target, source in zip(target_at[rows].tolist(), source_at[rows].tolist(), strict=True):
+                self.cluster_docs[targets[target]].add(str(sources[source]))
 
     def rule_counts(self) -> tuple[RuleCount, ...]:
         """Return removals per rule, most first."""
@@ -223,6 +343,57 @@ class RemovalTally:
         survivor = survivors.get(key)
         documents = set(self.cluster_docs[key]) | ({str(survivor["source"])} if survivor else set())
         return Cluster(key, self.clusters[key] + 1, len(documents), survivor, self.cluster_example[key])
+
+
+def column_codes(table: pa.Table | pa.RecordBatch, name: str, null: Any) -> tuple[list[Any], np.ndarray]:
+    """Return a column's distinct values (a null as `null`, a missing column all null) and each row's number in them.
+
+    Arrow and numpy meet through buffers: `to_numpy` and `pa.array` would import pandas.
+    """
+    if name not in table.column_names or not table.num_rows:
+        return [null], np.zeros(table.num_rows, dtype=np.int64)
+    column = table.column(name)
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = pc.dictionary_encode(column, null_encoding="encode")  # a null is a value of its own
+    indices = encoded.indices
+    codes = np.frombuffer(indices.buffers()[1], dtype=np.int32, count=len(indices), offset=indices.offset * 4).astype(
+        np.int64
+    )
+    values = encoded.dictionary.to_pylist()
+    if column.null_count:
+        values = [null if value is None else value for value in values]
+        numbers: dict[Any, int] = {}
+        renumbered = [numbers.setdefault(value, len(numbers)) for value in values]
+        if len(numbers) < len(values):  # a null and the value `null` itself: one value, as `str()` makes them
+            values, codes = list(numbers), np.asarray(renumbered, dtype=np.int64)[codes]
+    return values, codes
+
+
+def take_table(table: pa.Table, positions: np.ndarray) -> pa.Table:
+    """Return the rows of a table at the given positions, as a table."""
+    indices = np.ascontiguousarray(positions, dtype=np.int64)
+    return table.take(pa.Array.from_buffers(pa.int64(), len(indices), [None, pa.py_buffer(indices)]))
+
+
+def take_rows(table: pa.Table, positions: np.ndarray) -> list[dict[str, Any]]:
+    """Return the rows of a table at the given positions, as dicts (what `to_pylist` gives).
+
+    Equal strings of a column are one object, not one a row: the same rule, stage, document and
+    line recur row after row, and the memory they would take is touched for nothing.
+    """
+    if not len(positions):
+        return []
+    taken = take_table(table, positions)
+    names = taken.column_names
+    columns: list[list[Any]] = []
+    for name in names:
+        if pa.types.is_string(taken.schema.field(name).type):
+            values, codes = column_codes(taken, name, None)
+            columns.append([values[code] for code in codes.tolist()])
+        else:
+            columns.append(taken.column(name).to_pylist())
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def status_counts(statuses: Iterable[str]) -> tuple[tuple[str, int], ...]:
@@ -461,16 +632,18 @@ def _document(view: DocumentView) -> str:
             f"<details open><summary>Encoding fixes on {len(view.fixes)} lines</summary><ul>{items}</ul></details>"
         )
     if view.text:
-        kinds = Counter(span.kind for span in view.spans)
+        kinds = Counter(kind for _, _, kind, _ in view.spans)
         summary = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "nothing"
         parts.append(f'<p class="muted">{view.removals} removals; marked here: {_e(summary)}</p>')
         body = []
+        survivors = view.survivors
         for text, span in segments(view.text, view.spans):
             if span is None:
-                body.append(_e(text))
+                body.append(escape(text))
             else:
-                tip = describe_removal(span.removal, view.survivors)
-                body.append(f'<del class="k-{_e(span.kind)}" title="{_e(tip)}">{_e(text)}</del>')
+                _, _, kind, removal = span
+                tip = escape(describe_removal(removal, survivors))
+                body.append(f'{_DEL.get(kind) or _del(kind)}{tip}">{escape(text)}</del>')
         parts.append(f'<pre class="text">{"".join(body)}</pre>')
         if view.cut_chars:
             parts.append(
@@ -479,6 +652,14 @@ def _document(view: DocumentView) -> str:
             )
     parts.append("</article>")
     return "".join(parts)
+
+
+def _del(kind: str) -> str:
+    return f'<del class="k-{_e(kind)}" title="'
+
+
+_DEL = {kind: _del(kind) for kind in KINDS}
+"""The opening of a removal's `<del>` element, up to its tooltip, by kind."""
 
 
 def _list_item(view: DocumentView) -> str:
@@ -492,7 +673,7 @@ def _list_item(view: DocumentView) -> str:
     )
 
 
-def _documents(data: ReportData) -> str:
+def _documents(data: ReportData) -> Iterator[str]:
     items = "".join(_list_item(view) for view in data.documents)
     more = data.documents_total - len(data.documents)
     note = (
@@ -501,8 +682,7 @@ def _documents(data: ReportData) -> str:
         if more > 0
         else ""
     )
-    views = "".join(_document(view) for view in data.documents)
-    return f"""<section id="documents"><h2>Documents</h2>
+    yield f"""<section id="documents"><h2>Documents</h2>
 <p class="muted">The repaired text of each document, with what later stages removed struck through and coloured by
 reason; hover over a removal for its rule, line or sentence number and score.</p>{note}
 {_legend()}
@@ -510,12 +690,15 @@ reason; hover over a removal for its rule, line or sentence number and score.</p
 aria-label="find a document by id, source or URL"> <button type="submit">Open</button>
 <span id="shown" class="muted"></span></form>
 <ul id="doclist">{items}</ul>
-{views}</section>"""
+"""
+    for view in data.documents:
+        yield _document(view)
+    yield "</section>"
 
 
-def render_report(data: ReportData) -> str:
-    """Return the report page."""
-    return f"""<!DOCTYPE html>
+def report_parts(data: ReportData) -> Iterator[str]:
+    """Yield the report page in pieces, a document's view each: a large page is never one string but once."""
+    yield f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(data.title)}</title>
@@ -529,8 +712,25 @@ def render_report(data: ReportData) -> str:
 {_lines(data)}
 {_quarantine(data)}
 {_duplicates(data)}
-{_documents(data)}
+"""
+    yield from _documents(data)
+    yield f"""
 </main>
 <script>{_JS}</script>
 </body></html>
 """
+
+
+@gc_paused()
+def render_report(data: ReportData) -> str:
+    """Return the report page."""
+    return "".join(report_parts(data))
+
+
+@gc_paused()
+def render_report_bytes(data: ReportData) -> bytes:
+    """Return the report page encoded as UTF-8: what `render_report` gives, without the page as one string.
+
+    A page with one character beyond the BMP would be a string of four bytes a character.
+    """
+    return b"".join(part.encode("utf-8") for part in report_parts(data))

@@ -9,6 +9,7 @@ rows are read by column name, so tables with more columns than the schema names 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -18,20 +19,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import ReportConfig
 from pipeline.corpus import DATA_DIR, MANIFEST_DIR, REMOVALS_DIR, partition
-from pipeline.report import DocumentView, RemovalTally, ReportData, StageCount, status_counts
+from pipeline.report import (
+    DocumentView,
+    RemovalTally,
+    ReportData,
+    StageCount,
+    column_codes,
+    status_counts,
+    take_rows,
+    take_table,
+)
 from pipeline.schema import Stage, Status
 from pipeline.spans import removed_spans
-from pipeline.storage import read_records
+from pipeline.storage import gc_paused, read_record_fields, read_records
 
 Row = dict[str, Any]
 REPORT_DIR = "report"
 RUN_INDEX = "run.json"
+_DEDUP = Stage.DEDUP.value
 _SENTENCE_KEY = re.compile(r"^([0-9a-f]{16}):(\d+)$")
 
 
@@ -165,6 +177,13 @@ class FinishedRun:
                 for batch in parquet.iter_batches(batch_size=4096, columns=columns):
                     yield from batch.to_pylist()
 
+    def tables(self, name: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """Yield corpus/<name>/ (data, manifest, removals) as Arrow tables, one per file, in file order."""
+        for part in self._parts(name):
+            with pq.ParquetFile(part) as parquet:  # not `pq.read_table`, which imports pyarrow.dataset and pandas
+                table = parquet.read(columns=columns, use_threads=False)
+            yield table
+
     def _where(self, name: str, predicate: Any) -> list[Row]:
         """Return the rows of a corpus table matching a predicate on its Arrow table."""
         rows: list[Row] = []
@@ -181,6 +200,14 @@ class FinishedRun:
         for shard in self.shards if shards is None else shards:
             with getattr(shard, kind).open(encoding="utf-8") as handle:
                 yield from read_records(handle)
+
+    def record_fields(
+        self, kind: Literal["repaired", "sentences"], leading: tuple[str, ...], last: str
+    ) -> Iterator[Row]:
+        """Yield some members of the records of a stage's outputs, in plan order (see `read_record_fields`)."""
+        for shard in self.shards:
+            with getattr(shard, kind).open(encoding="utf-8") as handle:
+                yield from read_record_fields(handle, leading, last)
 
     def quarantine_index(self) -> dict[str, Row]:
         """Return the quarantine index entries by source."""
@@ -245,32 +272,86 @@ class FinishedRun:
 
     def sentence_texts(self, keys: set[str]) -> dict[str, Row]:
         """Return the sentences named by keys `<doc_id>:<n>` (those of this run), with their document."""
-        wanted: dict[str, set[int]] = {}
+        finder = _SentenceFinder(keys)
+        for record in self.records("sentences") if finder.wanted else ():
+            if finder.offer(record):
+                break
+        return finder.found
+
+
+class _SentenceFinder:
+    """Collect the sentences named by keys `<doc_id>:<n>` from `04_sentences` records offered in plan order.
+
+    The first record of a document (with status ok) gives its sentences.
+    """
+
+    def __init__(self, keys: set[str]) -> None:
+        self.wanted: dict[str, set[int]] = {}
         for key in keys:
             doc_id, _, digits = key.rpartition(":")
             if digits.isdigit():
-                wanted.setdefault(doc_id, set()).add(int(digits))
-        found: dict[str, Row] = {}
-        if not wanted:
-            return found
-        for record in self.records("sentences"):
-            numbers = wanted.get(record.get("doc_id", ""))
-            if not numbers or record.get("status") != "ok":
-                continue
-            flat = [s for paragraph in record["paragraphs"] for s in paragraph]
-            for number in numbers:
-                if number < len(flat):
-                    key = f"{record['doc_id']}:{number}"
-                    found[key] = {"text": flat[number].strip(), "doc_id": record["doc_id"], "source": record["source"]}
-            del wanted[record["doc_id"]]
-            if not wanted:
-                break
-        return found
+                self.wanted.setdefault(doc_id, set()).add(int(digits))
+        self.found: dict[str, Row] = {}
+
+    def offer(self, record: Row) -> bool:
+        """Take the wanted sentences of one record; return whether none is wanted any more."""
+        numbers = self.wanted.get(record.get("doc_id", ""))
+        if not numbers or record.get("status") != "ok":
+            return not self.wanted
+        flat = [s for paragraph in record["paragraphs"] for s in paragraph]
+        for number in numbers:
+            if number < len(flat):
+                key = f"{record['doc_id']}:{number}"
+                self.found[key] = {"text": flat[number].strip(), "doc_id": record["doc_id"], "source": record["source"]}
+        del self.wanted[record["doc_id"]]
+        return not self.wanted
 
 
 # --------------------------------------------------------------------------- the report's data
 
 
+@dataclass
+class _RemovalsRead:
+    """What one pass over the removals table gives the report besides the tally."""
+
+    shown: dict[str, list[Row]] = field(default_factory=dict)
+    """The rows of the documents shown, by source."""
+    view_keys: set[str] = field(default_factory=set)
+    """The surviving sentences that those documents' duplicates point to."""
+    duplicates: list[pa.Table] = field(default_factory=list)
+    """Every dedup row (stage, duplicate_of and source), for the documents of the largest clusters."""
+
+
+def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> _RemovalsRead:
+    """Count every removal row of the run into `tally`, and keep what else the report needs of them.
+
+    Rows are counted and picked table by table with Arrow and numpy (`RemovalTally.add_table`):
+    only the rows of the documents `shown` become Python rows.
+    """
+    read = _RemovalsRead()
+    for table in run.tables(REMOVALS_DIR):
+        tally.add_table(table)
+        stages, stage_at = column_codes(table, "stage", "None")
+        dedup = stage_at == stages.index(_DEDUP) if _DEDUP in stages else np.zeros(table.num_rows, dtype=bool)
+        if dedup.any():
+            read.duplicates.append(take_table(table.select(["stage", "duplicate_of", "source"]), np.flatnonzero(dedup)))
+        sources, source_at = column_codes(table, "source", None)
+        picked = np.flatnonzero(np.array([source in shown for source in sources], dtype=bool)[source_at])
+        if not len(picked):
+            continue
+        rows = take_rows(table, picked)
+        # A document's rows are consecutive (the table lists them document by document): grouped by runs.
+        codes = source_at[picked]
+        cuts = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(rows)]
+        for begin, end in itertools.pairwise(cuts):
+            read.shown.setdefault(str(sources[codes[begin]]), []).extend(rows[begin:end])
+        if dedup[picked].any():
+            targets, target_at = column_codes(table, "duplicate_of", "None")
+            read.view_keys.update(targets[code] for code in np.unique(target_at[picked[dedup[picked]]]).tolist())
+    return read
+
+
+@gc_paused()
 def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple[tuple[str, str], ...]) -> ReportData:
     """Read a finished run once more and return what its report shows (bounded by `cfg`)."""
     statuses: Counter[str] = Counter()
@@ -303,11 +384,10 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
     selected = {str(row["source"]) for row in chosen}
 
     tally = RemovalTally()
-    doc_removals: dict[str, list[Row]] = {}
-    for row in run.table(REMOVALS_DIR):
-        tally.add(row)
-        if row["source"] in selected:
-            doc_removals.setdefault(str(row["source"]), []).append(row)
+    removals_read = _tally_removals(run, tally, selected)
+    doc_removals, view_keys = removals_read.shown, removals_read.view_keys
+    cluster_keys = tally.top_clusters(cfg.max_rows)
+    survivors_of = _SentenceFinder(set(cluster_keys) | view_keys)
 
     repaired: dict[str, Row] = {}
     repaired_docs = repaired_chars = fixed_lines = fixed_docs = 0
@@ -323,7 +403,10 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
             repaired[record["source"]] = record
     sentences: dict[str, Row] = {}
     stripped_docs = stripped_chars = deduplicated_chars = 0
-    for record in run.records("sentences"):
+    # Not the removals, the bulk of these records: only what is counted and shown.
+    for record in run.record_fields("sentences", ("source", "doc_id", "status"), "paragraphs"):
+        if survivors_of.wanted:
+            survivors_of.offer(record)
         if record.get("status") != "ok":
             continue
         paragraphs = record["paragraphs"]
@@ -334,6 +417,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
             deduplicated_chars += max(0, chars - tally.duplicate_chars[record["source"]])
         if record["source"] in selected:
             sentences[record["source"]] = record
+    survivors = survivors_of.found
 
     counts = statuses
     rules = tally.rule_counts()
@@ -364,12 +448,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         ),
     )
 
-    cluster_keys = tally.top_clusters(cfg.max_rows)
-    tally.collect_cluster_documents(run.table(REMOVALS_DIR, ["stage", "duplicate_of", "source"]), cluster_keys)
-    view_keys = {
-        str(r["duplicate_of"]) for rows in doc_removals.values() for r in rows if r.get("stage") == Stage.DEDUP.value
-    }
-    survivors = run.sentence_texts(set(cluster_keys) | view_keys)
+    tally.collect_cluster_documents(removals_read.duplicates, cluster_keys)
     views = []
     for number, row in enumerate(chosen):
         source = str(row["source"])

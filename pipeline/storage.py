@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +36,23 @@ def _temporary_beside(path: Path) -> tuple[int, Path]:
     # The corpus is read by other users' projects: keep the umask's permissions.
     os.fchmod(fd, _FILE_MODE)
     return fd, Path(name)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while the block runs (then restore it as it was).
+
+    For whole-run stages that build many small acyclic objects (rows, spans, strings): each
+    allocation burst sets off collections that walk every object alive, ever more of them, and
+    free nothing (reference counting frees these). Cycles made meanwhile are collected after.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -93,6 +111,65 @@ def read_records(handle: Iterable[str]) -> Iterator[dict[str, Any]]:
     for line in handle:
         if line.strip():
             yield json.loads(line)
+
+
+_DECODER = json.JSONDecoder()
+_scan_value = _DECODER.scan_once  # type: ignore[attr-defined]  # what `raw_decode` calls: one value at an index
+_scan_string = json.decoder.scanstring  # type: ignore[attr-defined]
+
+
+def read_record_fields(handle: Iterable[str], leading: Collection[str], last: str) -> Iterator[dict[str, Any]]:
+    """Read JSON Lines records from an open text handle, decoding only some of their members.
+
+    Yields, for each record, its members named in `leading`, which must come before any large
+    member (they are decoded in order from the record's start until all are found), and its
+    member `last`, which must be its last member (decoded from the record's end); the members
+    between are not decoded. A record that is not so laid out is decoded whole (all its
+    members are yielded). Either way the named members have the values `read_records` gives.
+    """
+    wanted = frozenset(leading)
+    tail = f',"{last}":'
+    for line in handle:
+        if not line.strip():
+            continue
+        record = _decode_fields(line, wanted, tail) if len(line) > 512 else None
+        yield json.loads(line) if record is None else record
+
+
+def _decode_fields(line: str, leading: frozenset[str], tail: str) -> dict[str, Any] | None:
+    """Return the members `leading` and the last member (named in `tail`) of a record, or None if laid out otherwise.
+
+    The last member is found by its `,"name":`, searched from the end: outside a string no
+    such text can open anything but a member, and its value is the record's last when only the
+    record's closing brace follows it.
+    """
+    record: dict[str, Any] = {}
+    try:
+        if not line.startswith("{"):
+            return None
+        at = 1
+        while len(record) < len(leading):
+            if line[at] != '"':
+                return None
+            key, at = _scan_string(line, at + 1)
+            if line[at] != ":":
+                return None
+            value, at = _scan_value(line, at + 1)
+            if key in leading:
+                record[key] = value
+            if line[at] != ",":
+                return None
+            at += 1
+        start = line.rfind(tail)
+        if start < at - 1:
+            return None
+        value, end = _scan_value(line, start + len(tail))
+    except (ValueError, IndexError, StopIteration):
+        return None
+    if line[end:].strip() != "}":
+        return None
+    record[tail[2:-2]] = value
+    return record
 
 
 def remove_stale(folder: Path, keep: set[str]) -> None:

@@ -74,7 +74,7 @@ from pipeline.inputs import (
 from pipeline.line_stats import LineStatsParams, SiteLineStats, site_of
 from pipeline.monitoring import record_task_time, report_progress, stage_times
 from pipeline.readers import Container, RawDocument, Rejected, read_input
-from pipeline.report import render_report
+from pipeline.report import render_report_bytes
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, line_key, prepare_lines, strip_boilerplate
@@ -88,6 +88,7 @@ from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import (
     atomic_write_bytes,
     atomic_write_text,
+    gc_paused,
     read_records,
     replace_folder,
     staging_folder,
@@ -709,6 +710,10 @@ class WriteCorpus(PlanTask):
             raise RuntimeError(f"the dedup verdict of {pending.source} matches no document of the run, in order")
 
     def run(self) -> None:
+        with gc_paused():  # many small rows, none in a cycle: no collection to wait for
+            self._write()
+
+    def _write(self) -> None:
         cfg = self.cfg
         Path(self.output().path).unlink(missing_ok=True)  # the batch is not published while rewritten
         finals = {name: self.folder / name / partition(self.batch) for name in TABLES}
@@ -723,11 +728,12 @@ class WriteCorpus(PlanTask):
         n_published = 0
         root = Path(self.load().root)
         total = self.load().n_files
+        config_hash = self.config_hash
         for n, (record, verdict) in enumerate(self.assembled()):
             if record["status"] == Status.QUARANTINED.value:
                 where = record.get("quarantine") or str(root / record["source"].split("#", 1)[0])
                 quarantined.append({"source": record["source"], "reason": record["reason"], "bytes": where})
-            assembled = assemble_document(record, verdict, cfg, self.config_hash)
+            assembled = assemble_document(record, verdict, cfg, config_hash)
             counts.add(assembled)
             if assembled.document is not None:
                 writers[DATA_DIR].add(assembled.document)
@@ -735,8 +741,7 @@ class WriteCorpus(PlanTask):
                 published.update("".join(f"{key}\n" for key in keys).encode())
                 n_published += len(keys)
             writers[MANIFEST_DIR].add(assembled.manifest)
-            for removal in assembled.removals:
-                writers[REMOVALS_DIR].add(removal)
+            writers[REMOVALS_DIR].add_all(assembled.removals)
             report_progress(self, n + 1, None, f"{n + 1} documents assembled ({total} input files)")
         parts = {name: len(writer.close()) for name, writer in writers.items()}
         for name in TABLES:
@@ -785,10 +790,11 @@ class WriteCorpus(PlanTask):
         ):
             index.commit(self.batch, spilled)
             return
+        config_hash = self.config_hash
         sentences = [
             sentence
             for record, verdict in self.assembled()
-            if assemble_document(record, verdict, self.cfg, self.config_hash).document is not None
+            if assemble_document(record, verdict, self.cfg, config_hash).document is not None
             for sentence in published_sentences(record, verdict, dedup.min_words)
         ]
         survivors = collect_survivors(MinHasher(dedup), sentences, keep_signatures=dedup.index == "redis")
@@ -868,7 +874,7 @@ class WriteReport(PlanTask):
             ("corpus", "corpus/" if corpus.folder == Path(self.output_dir) / "corpus" else str(corpus.folder)),
         )
         data = collect_report(run, self.cfg.report, f"{self.cfg.corpus.name}: what was removed and why", facts)
-        atomic_write_text(self.folder / self.PAGE, render_report(data))
+        atomic_write_bytes(self.folder / self.PAGE, render_report_bytes(data))  # the page is never one string
         atomic_write_text(Path(self.output().path), json.dumps(run.index(), indent=1, sort_keys=True) + "\n")
         report_progress(self, 1, 1, "report written", force=True)
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
 
-from pipeline.report import DocumentView, ReportData, StageCount, render_report
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.report import DocumentView, RemovalTally, ReportData, StageCount, render_report
 from pipeline.spans import Span
 from tests.conftest import SEEDS, Run, run_pipeline
 
@@ -84,3 +89,65 @@ def test_document_text_is_escaped() -> None:
     assert 'data-source="a&quot;&gt;&lt;script&gt;.txt"' in page
     assert '<del class="k-rule" title="ad_block: line 1">AD &lt;b&gt;here&lt;/b&gt;</del>' in page
     assert page.count("<script>") == 1  # the page's own
+
+
+# --------------------------------------------------------------------------- counting removals by table
+
+_STAGES = ["strip_boilerplate", "find_duplicates", "None"]
+_RULES = ["site_repeated", "line_classifier", "ad_block", "None"]
+_TEXTS = ["Menu", " Menu", "Menu\n", "Share\u00a0this", "Share this", "", "It rained.", " It rained. "]
+_SOURCES = ["a.txt", "b.txt", "c.txt", "None", ""]
+_ROW = st.fixed_dictionaries(
+    {
+        "source": st.sampled_from([*_SOURCES, None]),
+        "stage": st.sampled_from([*_STAGES, None]),
+        "rule": st.sampled_from([*_RULES, None]),
+        "text": st.sampled_from([*_TEXTS, None]),
+        "duplicate_of": st.sampled_from(["d1:0", "d1:3", "None", None]),
+    }
+)
+_TALLY_SCHEMA = pa.schema([(name, pa.string()) for name in ("source", "stage", "rule", "text", "duplicate_of")])
+
+
+def _tally_state(tally: RemovalTally) -> dict[str, object]:
+    return {
+        "rules": tally.rule_counts(),
+        "lines": tally.top_lines(1000),
+        "clusters": tally.top_clusters(1000),
+        "cluster_counts": dict(tally.clusters),
+        "examples": tally.cluster_example,
+        "duplicate_chars": +tally.duplicate_chars,
+        "line_rules": {text: sorted(rules.split("\n")) for text, rules in tally.line_rules.items()},
+    }
+
+
+def _tally_both_ways(rows: list[dict[str, object]], cuts: list[int]) -> tuple[RemovalTally, RemovalTally]:
+    by_row, by_table = RemovalTally(), RemovalTally()
+    for row in rows:
+        by_row.add(row)
+    table = pa.Table.from_pylist(rows, schema=_TALLY_SCHEMA)
+    for start, end in itertools.pairwise([0, *sorted(set(cuts)), len(rows)]):
+        by_table.add_table(table.slice(start, max(0, end - start)))
+    return by_row, by_table
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ROW, max_size=40), st.lists(st.integers(0, 40), max_size=3))
+def test_a_table_of_removals_counts_as_its_rows_do(rows: list[dict[str, object]], cuts: list[int]) -> None:
+    """`add_table` (Arrow and numpy) gives what `add` gives row by row, in tables cut anywhere (mid-document too)."""
+    cuts = [cut for cut in cuts if cut <= len(rows)]
+    by_row, by_table = _tally_both_ways(rows, cuts)
+    assert _tally_state(by_table) == _tally_state(by_row)
+    keys = by_row.top_clusters(1000)
+    by_row.collect_cluster_documents([pa.Table.from_pylist(rows, schema=_TALLY_SCHEMA)], keys)
+    assert by_row.cluster_docs == {
+        key: {str(r["source"]) for r in rows if r["stage"] == "find_duplicates" and str(r["duplicate_of"]) == key}
+        for key in keys
+    }
+
+
+def test_the_removals_of_a_run_count_as_their_rows_do(seeds_run: Run) -> None:
+    rows = seeds_run.table("removals")
+    columns = ["source", "stage", "rule", "text", "duplicate_of"]
+    by_row, by_table = _tally_both_ways([{name: row[name] for name in columns} for row in rows], [len(rows) // 3])
+    assert _tally_state(by_table) == _tally_state(by_row) and by_row.rules.total() == len(rows) > 50

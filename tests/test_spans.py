@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict
 
@@ -82,3 +83,70 @@ def test_boilerplate_inside_a_duplicate_sentence_keeps_its_own_colour() -> None:
 def test_removal_that_is_not_there_is_left_out() -> None:
     rows = [{"stage": "strip_boilerplate", "rule": "ui_word", "text": "Menu", "position": 0}]
     assert removed_spans("Nothing to see.", rows) == []
+
+
+# The straightforward forms that `_visible` and `segments` replace (a loop per character, a
+# search of every span for every run): the faster ones must give exactly what these give.
+
+
+def _visible_by_characters(text: str) -> tuple[str, list[int]]:
+    offsets = [at for at, ch in enumerate(text) if not ch.isspace()]
+    return "".join(text[at] for at in offsets), offsets
+
+
+def _segments_by_search(text: str, spans: list[Span]) -> list[tuple[str, Span | None]]:
+    ordered = sorted(spans, key=lambda span: (span.kind == "duplicate", span.start))
+    bounds = sorted({0, len(text), *(s.start for s in spans), *(s.end for s in spans)})
+    out: list[tuple[str, Span | None]] = []
+    for start, end in itertools.pairwise(bounds):
+        if start >= len(text):
+            break
+        owner = next((s for s in ordered if s.start <= start and end <= s.end), None)
+        if out and out[-1][1] is owner:
+            out[-1] = (out[-1][0] + text[start:end], owner)
+        else:
+            out.append((text[start:end], owner))
+    return out
+
+
+_ANY_SPACE = "".join(chr(code) for code in range(0x3001) if chr(code).isspace())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.one_of(st.characters(), st.sampled_from(_ANY_SPACE)), max_size=60))
+def test_visible_characters_are_those_that_are_not_whitespace(text: str) -> None:
+    from pipeline.spans import _visible
+
+    assert _visible(text) == _visible_by_characters(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 40),
+    st.lists(
+        st.tuples(st.integers(-2, 45), st.integers(-2, 45), st.sampled_from(["rule", "site", "duplicate"])),
+        max_size=8,
+    ),
+)
+def test_segments_give_each_run_the_first_span_that_covers_it(length: int, cuts: list[tuple[int, int, str]]) -> None:
+    text = "".join(chr(ord("a") + n % 26) for n in range(length))
+    spans = [Span(start, end, kind, {"stage": kind}) for start, end, kind in cuts]
+    got = segments(text, spans)
+    want = _segments_by_search(text, spans)
+    assert [part for part, _ in got] == [part for part, _ in want]
+    assert all(a is b for (_, a), (_, b) in zip(got, want, strict=True))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 40), st.lists(st.integers(-1, 42), max_size=10), st.booleans())
+def test_segments_of_disjoint_spans_in_order(length: int, cuts: list[int], shuffle: bool) -> None:
+    """The usual case (each removal after the one before), taken by a shortcut, gives what the search gives."""
+    text = "".join(chr(ord("a") + n % 26) for n in range(length))
+    points = sorted(set(cuts))
+    spans = [Span(start, end, "rule", {"stage": "x"}) for start, end in zip(points[::2], points[1::2], strict=False)]
+    if shuffle:
+        spans.reverse()
+    got = segments(text, spans)
+    want = _segments_by_search(text, spans)
+    assert [part for part, _ in got] == [part for part, _ in want]
+    assert all(a is b for (_, a), (_, b) in zip(got, want, strict=True))
