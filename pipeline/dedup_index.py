@@ -688,7 +688,7 @@ class RunSurvivorStore:
             ).encode()
         )
         self._rows += len(entries)
-        sorted_keys, rows = sort_bands(keys)
+        sorted_keys, rows = sort_bands(keys, stable=False)  # searched only: any order of equal keys
         self._memory.append((sorted_keys, rows + first, keys, band_filter(sorted_keys)))
         if sum(_tier_rows(tier) for tier in self._memory) >= RUN_MEMORY_ROWS:
             self._spill()
@@ -713,7 +713,7 @@ class RunSurvivorStore:
             for band in range(bands):  # a band at a time, its pages let go: memory of one band
                 both_keys = np.concatenate([np.asarray(part[0][band]) for part in parts])
                 both_rows = np.concatenate([np.asarray(part[1][band]) for part in parts])
-                order = stable_order(both_keys)[0]
+                order = np.argsort(both_keys, kind="stable")  # two sorted runs: merged in linear time
                 keys[band], rows[band] = both_keys[order], both_rows[order]
                 one = band_filter(keys[band : band + 1])
                 if filters is None:
@@ -721,8 +721,8 @@ class RunSurvivorStore:
                         folder / "filters.npy", mode="w+", dtype=np.uint8, shape=(bands, one.shape[1])
                     )
                 filters[band] = one[0]
-                for mapped in (keys, rows, filters):
-                    mapped.flush()
+                # Let go without syncing: the tier is scratch (removed by `close`), and pages dropped
+                # from a shared file mapping stay dirty in the page cache until written back.
                 for mapped in (keys, rows, filters, *parts[0], *parts[1]):
                     _drop_pages(mapped)
             del parts, keys, rows, filters
@@ -821,9 +821,12 @@ def _merged_tier(tiers: list[_Tier]) -> _Tier:
     """Return one in-memory tier holding the entries of several (consecutive rows, in order)."""
     if len(tiers) == 1:
         return tiers[0]
-    keys = np.concatenate([tier[2] for tier in tiers])
-    sorted_keys, rows = sort_bands(keys)
-    return sorted_keys, rows + int(tiers[0][1][0].min()), keys, band_filter(sorted_keys)
+    # Each band of each tier is sorted already: a stable sort of the runs side by side merges them.
+    sorted_keys = np.concatenate([tier[0] for tier in tiers], axis=1)
+    order = np.argsort(sorted_keys, axis=1, kind="stable")
+    sorted_keys = np.take_along_axis(sorted_keys, order, axis=1)
+    rows = np.take_along_axis(np.concatenate([tier[1] for tier in tiers], axis=1), order, axis=1)
+    return sorted_keys, rows, np.concatenate([tier[2] for tier in tiers]), band_filter(sorted_keys)
 
 
 def _load_tier(folder: Path) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:

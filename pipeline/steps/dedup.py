@@ -38,9 +38,9 @@ BandKeys = npt.NDArray[np.uint64]
 
 SIGNING_BATCH: Final = 4096
 """Sentences signed and matched together."""
-_PERMUTE_BLOCK: Final = 16384  # shingles permuted at a time
-_PERMUTE_ROWS: Final = 32  # permutations applied at a time: 2 MB of 32-bit values
+_PERMUTE_BLOCK: Final = 8192  # shingles permuted at a time: 4 MB of 32-bit values at 128 permutations
 _PAIRS_AT_ONCE: Final = 8192  # candidate pairs whose shingle sets are compared at once
+_SHINGLE_BINS: Final = 64  # bins of shingles whose counts bound a pair's similarity (a power of 2)
 _HASH_CACHE_LIMIT: Final = 4_000_000  # distinct shingles remembered (12-16 bytes each)
 CURRENT_RUN: Final = 2**62  # the run seq of the run being deduplicated: after every earlier run
 _FMIX: Final = {
@@ -225,7 +225,7 @@ class MinHasher:
         self._known_keys = np.zeros(0, dtype=np.uint64)
         self._known_values = np.zeros(0, dtype=self.dtype)
         self._known_strings: dict[str, int] = {}
-        self._scratch = np.empty((_PERMUTE_ROWS, 0), dtype=self.dtype)
+        self._scratch = np.empty((cfg.num_perm, 0), dtype=self.dtype)
 
     @property
     def params(self) -> dict[str, object]:
@@ -430,17 +430,15 @@ class MinHasher:
         starts = ends - counts
         bounds = (np.flatnonzero(np.diff(starts // _PERMUTE_BLOCK)) + 1).tolist()
         width = _PERMUTE_BLOCK + int(counts.max())
-        if self._scratch.shape[1] < width:  # kept from call to call: fresh pages cost page faults each time
-            self._scratch = np.empty((_PERMUTE_ROWS, width), dtype=self.dtype)
+        if self._scratch.shape[1] < width:  # kept from call to call: a fresh 4 MB costs page faults each time
+            self._scratch = np.empty((self.cfg.num_perm, width), dtype=self.dtype)
+        buffer = self._scratch
         for lo, hi in zip([0, *bounds], [*bounds, len(counts)], strict=True):
             first, last = int(starts[lo]), int(ends[hi - 1])
-            block, at = hashes[first:last], starts[lo:hi] - first
-            for row in range(0, self.cfg.num_perm, _PERMUTE_ROWS):  # a few permutations at a time: fits the cache
-                a, b = self._a[row : row + _PERMUTE_ROWS], self._b[row : row + _PERMUTE_ROWS]
-                permuted = self._scratch[: len(a), : last - first]
-                np.multiply(a, block, out=permuted)
-                permuted += b
-                out[lo:hi, row : row + len(a)] = np.minimum.reduceat(permuted, at, axis=1).T
+            permuted = buffer[:, : last - first]
+            np.multiply(self._a, hashes[first:last], out=permuted)
+            permuted += self._b
+            out[lo:hi] = np.minimum.reduceat(permuted, starts[lo:hi] - first, axis=1).T
         return out
 
 
@@ -459,6 +457,7 @@ class ShingleSets:
         self.hasher = hasher
         self.texts = texts
         self._sets: dict[int, set[str]] = {}
+        self._bin_counts: npt.NDArray[np.int32] | None = None
         self.fast = np.zeros(len(texts), dtype=bool)
         self.keys = np.zeros(0, dtype=np.uint64)
         self.counts = np.zeros(len(texts), dtype=np.int64)
@@ -504,17 +503,44 @@ class ShingleSets:
         self.fast = fast
         self.key_bits = key_bits
 
+    def _bins(self) -> npt.NDArray[np.int32]:
+        """Return per text the number of its shingles in each of `_SHINGLE_BINS` bins (by a hash of the key)."""
+        if self._bin_counts is None:
+            owners = np.repeat(np.arange(len(self.texts), dtype=np.int64), self.counts)
+            spread = (self.keys * _BAND_MULTIPLIER) >> np.uint64(64 - _SHINGLE_BINS.bit_length() + 1)
+            slots = owners * _SHINGLE_BINS + spread.astype(np.int64)
+            counts = np.bincount(slots, minlength=len(self.texts) * _SHINGLE_BINS)
+            self._bin_counts = counts.astype(np.int32).reshape(len(self.texts), _SHINGLE_BINS)
+        return self._bin_counts
+
     def _set(self, n: int) -> set[str]:
         found = self._sets.get(n)
         if found is None:
             found = self._sets[n] = self.hasher.shingles(self.texts[n])
         return found
 
-    def similarities(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-        """Return the exact Jaccard similarity of the shingle sets of texts `a[p]` and `b[p]`, for every p."""
+    def similarities(
+        self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], at_least: float | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Return the exact Jaccard similarity of the shingle sets of texts `a[p]` and `b[p]`, for every p.
+
+        With `at_least`, a pair that cannot reach it gets -1.0 instead: shingles are dealt into
+        `_SHINGLE_BINS` bins by a hash, and two sets share at most the smaller count of each bin,
+        which bounds the similarity from above (as a float too: `i / (n - i)` rounds monotonically).
+        """
         scores = np.zeros(len(a), dtype=np.float64)
         done = self.fast[a] & self.fast[b]
         both = np.flatnonzero(done)
+        if at_least is not None and len(both):
+            bins = self._bins()
+            bound = np.empty(len(both), dtype=np.float64)
+            for first in range(0, len(both), _PAIRS_AT_ONCE):
+                pairs = both[first : first + _PAIRS_AT_ONCE]
+                left, right = a[pairs], b[pairs]
+                shared = np.minimum(bins[left], bins[right]).sum(axis=1)
+                bound[first : first + len(pairs)] = shared / (self.counts[left] + self.counts[right] - shared)
+            scores[both[bound < at_least]] = -1.0
+            both = both[bound >= at_least]
         per_merge = min(_PAIRS_AT_ONCE, 1 << min(62, 64 - self.key_bits))  # pairs whose numbers fit beside the keys
         shift = np.uint64(self.key_bits)
         for first in range(0, len(both), per_merge):
@@ -555,17 +581,29 @@ def match_band_keys(
     """
     found_query: list[npt.NDArray[np.int64]] = []
     found_row: list[npt.NDArray[np.int64]] = []
-    for band in range(queries.shape[1]):
+    if filters is not None and len(queries):  # the few keys the filters let pass, band by band, each searched
+        band_of, query_of = np.nonzero(_in_filter(filters, queries).T)
+        wanted_all = queries[query_of, band_of]
+        cuts = np.searchsorted(band_of, np.arange(queries.shape[1] + 1)).tolist()
+        for band in range(queries.shape[1]):
+            keys = sorted_keys[band]
+            if cuts[band] == cuts[band + 1] or not len(keys):
+                continue
+            wanted = wanted_all[cuts[band] : cuts[band + 1]]
+            left = np.searchsorted(keys, wanted, "left")
+            present = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
+            if not present.any():
+                continue
+            wanted, left = wanted[present], left[present]
+            counts = np.searchsorted(keys, wanted, "right") - left
+            first = np.repeat(left - (np.cumsum(counts) - counts), counts)
+            found_query.append(np.repeat(query_of[cuts[band] : cuts[band + 1]][present], counts))
+            found_row.append(np.asarray(rows[band][first + np.arange(len(first))], dtype=np.int64))
+    for band in range(queries.shape[1] if filters is None else 0):
         keys = sorted_keys[band]
         if not len(keys) or not len(queries):
             continue
         column = queries[:, band]
-        maybe: npt.NDArray[np.int64] | None = None
-        if filters is not None:
-            maybe = np.flatnonzero(_in_filter(filters[band], column))
-            if not len(maybe):
-                continue
-            column = column[maybe]
         wanted = distinct(column)
         left = np.searchsorted(keys, wanted, "left")
         present = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
@@ -578,7 +616,7 @@ def match_band_keys(
         which = at[query]
         counts = hits[which]
         first = np.repeat(left[which] - (np.cumsum(counts) - counts), counts)
-        found_query.append(np.repeat(query if maybe is None else maybe[query], counts))
+        found_query.append(np.repeat(query, counts))
         found_row.append(np.asarray(rows[band][first + np.arange(len(first))], dtype=np.int64))
     if not found_query:
         empty = np.zeros(0, dtype=np.int64)
@@ -597,7 +635,7 @@ def band_filter(sorted_keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
     """Return per band a bitmap of the keys' top bits (`_FILTER_SLOTS` bits a key): an absent key's bit is mostly unset.
 
     >>> keys = np.array([[1, 2**63]], dtype=np.uint64)
-    >>> _in_filter(band_filter(keys)[0], np.array([2**63 + 5, 2**62], dtype=np.uint64)).tolist()
+    >>> _in_filter(band_filter(keys), np.array([[2**63 + 5], [2**62]], dtype=np.uint64)).ravel().tolist()
     [True, False]
     """
     bands, size = sorted_keys.shape
@@ -615,13 +653,13 @@ def band_filter(sorted_keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
     return filters
 
 
-def _in_filter(bitmap: npt.NDArray[np.uint8], keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
-    """Return whether each key's bit is set in one band's bitmap (`band_filter`)."""
-    bits = (len(bitmap) * 8 - 1).bit_length()
-    slots = keys >> np.uint64(64 - bits)
-    found: npt.NDArray[np.bool_] = (
-        (np.asarray(bitmap)[slots >> np.uint64(3)] >> (slots & np.uint64(7)).astype(np.uint8)) & 1
-    ).astype(bool)
+def _in_filter(filters: npt.NDArray[np.uint8], keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """Return whether each key's bit is set in its band's bitmap (`band_filter`; keys one column per band)."""
+    size = filters.shape[1]
+    slots = keys >> np.uint64(64 - (size * 8 - 1).bit_length())
+    at = (slots >> np.uint64(3)).astype(np.int64)
+    at += np.arange(keys.shape[1], dtype=np.int64) * size
+    found: npt.NDArray[np.bool_] = (np.asarray(filters).ravel()[at] >> (slots & np.uint64(7)).astype(np.uint8)) & 1 == 1
     return found
 
 
@@ -711,10 +749,17 @@ def stable_order(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
     return order
 
 
-def sort_bands(keys: BandKeys) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
-    """Return, per band, the keys of `keys` (one row per entry) in ascending order and their rows (stable)."""
+def sort_bands(keys: BandKeys, stable: bool = True) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    """Return, per band, the keys of `keys` (one row per entry) in ascending order and their rows.
+
+    `stable`: equal keys keep their rows in ascending order (as an index's files need); a search
+    does not care, and an unstable sort is faster.
+    """
     by_band = np.ascontiguousarray(keys.T)
-    rows = stable_order(by_band) if len(keys) else np.zeros(by_band.shape, dtype=np.int64)
+    if not len(keys):
+        rows = np.zeros(by_band.shape, dtype=np.int64)
+    else:
+        rows = stable_order(by_band) if stable else np.argsort(by_band, axis=1)
     return np.take_along_axis(by_band, rows, axis=1), rows
 
 
@@ -866,13 +911,13 @@ class _RunSentences:
         first = len(self.entries)
         for mine, theirs in zip(vars(self.entries).values(), vars(entries).values(), strict=True):
             mine.extend(theirs)
-        sorted_keys, rows = sort_bands(keys)
+        sorted_keys, rows = sort_bands(keys, stable=False)
         self._tiers.append((sorted_keys, rows + first, keys, band_filter(sorted_keys)))
         while len(self._tiers) >= 2 and self._tiers[-2][2].shape[0] <= 2 * self._tiers[-1][2].shape[0]:
             newer, older = self._tiers.pop(), self._tiers.pop()
             both = np.concatenate([older[2], newer[2]])
             first_row = int(older[1].min()) if older[1].size else 0
-            sorted_keys, rows = sort_bands(both)
+            sorted_keys, rows = sort_bands(both, stable=False)
             self._tiers.append((sorted_keys, rows + first_row, both, band_filter(sorted_keys)))
 
     def candidates(self, keys: BandKeys) -> RunCandidates:
@@ -1063,14 +1108,20 @@ class Deduplicator:
         # pairs of this batch's normal forms that share a band, where one may be the other's option.
         score = np.where(exact, 1.0, -1.0)
         scored = np.flatnonzero(~has_exact[query])
+        first = reps
+        last = np.full(len(reps), -1, dtype=np.int64)  # each normal form's last live sentence
+        np.maximum.at(last, batch.row[batch.live], np.flatnonzero(batch.live))
         left, right = band_pairs(keys)
+        open_left = batch.live[first[left]] & ~has_exact[left] & ~has_exact[right]  # as it can be known yet
+        open_right = batch.live[first[right]] & ~has_exact[right] & ~has_exact[left] & (last[left] > first[right])
+        left, right = left[open_left | open_right], right[open_left | open_right]
         number: dict[str, int] = {}  # the texts to shingle: normal forms compared, and candidates
         shingled = np.full(len(reps), -1, dtype=np.int64)
         for r in distinct(np.concatenate((query[scored], left, right))).tolist():
             shingled[r] = number.setdefault(rep_norms[r], len(number))
         other = np.fromiter((number.setdefault(texts[c], len(number)) for c in scored.tolist()), np.int64, len(scored))
         sets = ShingleSets(self.hasher, list(number))
-        score[scored] = sets.similarities(shingled[query[scored]], other)
+        score[scored] = sets.similarities(shingled[query[scored]], other, cfg.threshold)
         confirmed = np.flatnonzero(score >= cfg.threshold)
         # The best earlier candidate of each normal form: most similar, identical first, then earliest.
         best = confirmed[
@@ -1089,16 +1140,13 @@ class Deduplicator:
         duplicate = np.array([e is not None for e in matches.earlier], dtype=bool)
         # The batch's own pairs: a first is another's option if it can survive (its document live,
         # no earlier candidate confirmed) and the other's sentences are not settled by an identical one.
-        first = reps
         can_survive = batch.live[first] & ~duplicate
         settled = np.array(matches.exact, dtype=bool)
-        last = np.full(len(reps), -1, dtype=np.int64)
-        np.maximum.at(last, batch.row[batch.live], np.flatnonzero(batch.live))
         forward = can_survive[left] & ~settled[right]
         backward = can_survive[right] & ~settled[left] & (last[left] > first[right])
         wanted = np.flatnonzero(forward | backward)
         if len(wanted):
-            similar = sets.similarities(shingled[left[wanted]], shingled[right[wanted]])
+            similar = sets.similarities(shingled[left[wanted]], shingled[right[wanted]], cfg.threshold)
             keep = similar >= cfg.threshold
             pairs_left, pairs_right, similar = left[wanted][keep], right[wanted][keep], similar[keep]
             forward, backward = forward[wanted][keep], backward[wanted][keep]
