@@ -603,8 +603,11 @@ class EmbeddedIndex:
 
 RUN_MEMORY_ROWS: Final = 1 << 14
 """This run's survivors searched in memory before they are written out as a sorted tier."""
-RUN_MEMORY_TIERS: Final = 4
-"""In-memory tiers searched one by one before they are merged into one (each batch adds one)."""
+RUN_MEMORY_TIERS: Final = 8
+"""In-memory tiers searched one by one before they are merged into one (each batch adds one; a batch of
+`SIGNING_BATCH` sentences keeps a few thousand, so the tiers are mostly spilled before there are this many)."""
+_SEARCH_BYTES: Final = 1 << 23
+"""Bytes of band filters of a tier file searched at once (their pages are read where keys fall)."""
 RUN_TIER_LIMIT: Final = 1 << 22
 """Rows a merge of tiers makes at most: bounds its memory (one band of keys and rows at a time)."""
 _SPILL_COLUMNS: Final = ("band_keys.u64", "position.u32", "seq.u64", "doc.bin", "doc.end", "text.bin", "text.end")
@@ -689,7 +692,7 @@ class RunSurvivorStore:
         )
         self._rows += len(entries)
         sorted_keys, rows = sort_bands(keys, stable=False)  # searched only: any order of equal keys
-        self._memory.append((sorted_keys, rows + first, keys, band_filter(sorted_keys)))
+        self._memory.append((sorted_keys, rows + first, keys, band_filter(sorted_keys, RUN_MEMORY_ROWS)))
         if sum(_tier_rows(tier) for tier in self._memory) >= RUN_MEMORY_ROWS:
             self._spill()
         elif len(self._memory) > RUN_MEMORY_TIERS:  # each searched on its own: a few, merged now and then
@@ -749,11 +752,12 @@ class RunSurvivorStore:
         """Return this run's survivors sharing a band with each row of band keys."""
         queries: list[npt.NDArray[np.int64]] = []
         rows: list[npt.NDArray[np.int64]] = []
-        for folder, _ in self._disk:  # a band at a time, its pages let go: memory of one band of one tier
+        for folder, _ in self._disk:  # a few bands at a time, their pages let go: memory of a few MB per tier
             sorted_keys, tier_rows, filters = _load_tier(folder)
-            for band in range(sorted_keys.shape[0]):
-                one = slice(band, band + 1)
-                q, r = match_band_keys(sorted_keys[one], tier_rows[one], keys[:, one], filters[one])
+            together = max(1, _SEARCH_BYTES // max(1, filters.shape[1]))  # bands whose filters fit in that
+            for band in range(0, sorted_keys.shape[0], together):
+                some = slice(band, band + together)
+                q, r = match_band_keys(sorted_keys[some], tier_rows[some], keys[:, some], filters[some])
                 queries.append(q)
                 rows.append(r)
                 for mapped in (sorted_keys, tier_rows, filters):
@@ -826,7 +830,11 @@ def _merged_tier(tiers: list[_Tier]) -> _Tier:
     order = np.argsort(sorted_keys, axis=1, kind="stable")
     sorted_keys = np.take_along_axis(sorted_keys, order, axis=1)
     rows = np.take_along_axis(np.concatenate([tier[1] for tier in tiers], axis=1), order, axis=1)
-    return sorted_keys, rows, np.concatenate([tier[2] for tier in tiers]), band_filter(sorted_keys)
+    if len({tier[3].shape for tier in tiers}) == 1:  # filters of one size: the or of theirs
+        filters = np.bitwise_or.reduce(np.stack([tier[3] for tier in tiers]), axis=0)
+    else:
+        filters = band_filter(sorted_keys, RUN_MEMORY_ROWS)
+    return sorted_keys, rows, np.concatenate([tier[2] for tier in tiers]), filters
 
 
 def _load_tier(folder: Path) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:

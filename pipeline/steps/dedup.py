@@ -17,6 +17,7 @@ construction and recall is the chance that a true pair shares a band.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import Counter
@@ -82,6 +83,19 @@ def normalise_sentence(text: str) -> str:
     return " ".join(_TOKEN.findall(text.lower()))
 
 
+_NO_LOWER: Final = np.uint32(0xFFFFFFFF)
+
+
+@functools.cache
+def _lower_table() -> npt.NDArray[np.uint32]:
+    """Return `str.lower` of every character of the Basic Multilingual Plane, or `_NO_LOWER` where it is not
+    one character on its own (several characters, or capital sigma, whose lowercase depends on its neighbours).
+    """
+    table = np.array([ord(low) if len(low := chr(c).lower()) == 1 else 0xFFFFFFFF for c in range(0x10000)], np.uint32)
+    table[ord("Σ")] = _NO_LOWER
+    return table
+
+
 def _normal_points(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
     """Return the code points of every text's normal form, each followed by a 0: `normalise_sentence` in bulk.
 
@@ -93,8 +107,13 @@ def _normal_points(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
     joined = "\x00".join(texts) + "\x00"
     if joined.count("\x00") != len(texts):  # a text holds the separator: any other non-word character does as well
         joined = "\x00".join(text.replace("\x00", " ") for text in texts) + "\x00"
-    # Lowercasing all at once is the same as one by one: the one context rule (final sigma) stops at a 0.
-    points = np.frombuffer(joined.lower().encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    plane = points.max(initial=0) <= 0xFFFF
+    lowered = _lower_table().take(points, mode="clip") if plane else points  # `str.lower` of each, where one
+    if not plane or (lowered == _NO_LOWER).any():
+        # Lowercasing all at once is the same as one by one: the one context rule (final sigma) stops at a 0.
+        lowered = np.frombuffer(joined.lower().encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+    points = lowered
     word = _WORD_CHARACTER.take(points, mode="clip")  # beyond the table: looked up below
     astral = np.flatnonzero(points > 0xFFFF)
     if len(astral):
@@ -137,15 +156,13 @@ def word_counts(texts: Sequence[str]) -> npt.NDArray[np.int64]:
     """
     if not texts:
         return np.zeros(0, dtype=np.int64)
-    points = np.frombuffer("\n".join(texts).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    points = np.frombuffer(("\n".join(texts) + "\n").encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     lengths = np.fromiter(map(len, texts), np.int64, len(texts))
     starts = np.cumsum(lengths + 1) - lengths - 1
     space = _SPACE.take(points, mode="clip")  # past the table: such texts are counted again below
     begins = ~space
     begins[1:] &= space[:-1]
-    before = np.zeros(len(points) + 1, dtype=np.int64)
-    np.cumsum(begins, out=before[1:])
-    counts: npt.NDArray[np.int64] = before[starts + lengths] - before[starts]
+    counts: npt.NDArray[np.int64] = np.add.reduceat(begins, starts, dtype=np.int64)  # each run ends in its separator
     beyond = np.flatnonzero(points >= _SPACED_LIMIT)
     if len(beyond):
         for n in distinct(np.searchsorted(starts, beyond, side="right") - 1).tolist():
@@ -631,15 +648,17 @@ _FILTER_SLOTS: Final = 16
 """Bits of a band filter per key: about 1 absent key in 16 passes it."""
 
 
-def band_filter(sorted_keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint8]:
+def band_filter(sorted_keys: npt.NDArray[np.uint64], sized_for: int = 0) -> npt.NDArray[np.uint8]:
     """Return per band a bitmap of the keys' top bits (`_FILTER_SLOTS` bits a key): an absent key's bit is mostly unset.
+
+    `sized_for`: make it as large as for that many keys (filters of one size are merged by an or).
 
     >>> keys = np.array([[1, 2**63]], dtype=np.uint64)
     >>> _in_filter(band_filter(keys), np.array([[2**63 + 5], [2**62]], dtype=np.uint64)).ravel().tolist()
     [True, False]
     """
     bands, size = sorted_keys.shape
-    bits = max(6, (_FILTER_SLOTS * max(size, 1) - 1).bit_length())
+    bits = max(6, (_FILTER_SLOTS * max(size, sized_for, 1) - 1).bit_length())
     shift = np.uint64(64 - bits)
     filters = np.zeros((bands, 1 << (bits - 3)), dtype=np.uint8)
     for band in range(bands):
