@@ -13,6 +13,12 @@ Signatures are computed in bulk (`MinHasher.signatures`) and are bit-identical t
 signature values are folded into 64-bit band keys; two sentences are candidates when one band
 key agrees, and every candidate is confirmed on the exact shingle sets, so precision is 1.0 by
 construction and recall is the chance that a true pair shares a band.
+
+A batch is matched in bulk: word counts, normal forms, signatures, the candidates of each normal
+form (earlier runs, this run's earlier batches, the batch itself) and the exact similarity of every
+candidate pair that can change a decision (`ShingleSets`; an identical candidate settles a normal
+form, and a cheap upper bound leaves out pairs that cannot reach the threshold). The order rule
+then goes a document at a time over the few sentences that have a candidate; the others survive.
 """
 
 from __future__ import annotations
@@ -588,9 +594,9 @@ def match_band_keys(
     """Return (query, row) pairs whose key agrees in some band, unique, sorted, from per-band sorted keys.
 
     `sorted_keys[band]` is band `band`'s keys in ascending order and `rows[band]` the entry each
-    belongs to; `queries[i, band]` is query i's key. `filters` (`band_filter` of the keys) lets
-    most absent keys go without a search. The distinct query keys left are searched in ascending
-    order (the searches walk the keys one way), then matched back to their queries.
+    belongs to; `queries[i, band]` is query i's key. With `filters` (`band_filter` of the keys),
+    the few query keys they let pass are searched; without, the distinct query keys are searched in
+    ascending order (the searches walk the keys one way), then matched back to their queries.
 
     >>> keys = np.array([[1, 5, 9]], dtype=np.uint64); rows = np.array([[2, 0, 1]])
     >>> [a.tolist() for a in match_band_keys(keys, rows, np.array([[5], [7]], dtype=np.uint64))]
