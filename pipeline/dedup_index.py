@@ -773,7 +773,10 @@ class RunSurvivorStore:
         pairs = distinct(query * span + row)
         query, row = pairs // span, pairs % span
         _, seq, _, texts = self._read_columns()
-        found = RunCandidates(query, row, np.asarray(seq[row], dtype=np.int64), texts.many(row))
+        rows_read = distinct(row)  # a survivor is often a candidate of several sentences: read once
+        read = texts.many(rows_read)
+        at = np.searchsorted(rows_read, row).tolist()
+        found = RunCandidates(query, row, np.asarray(seq[row], dtype=np.int64), [read[n] for n in at])
         _drop_pages(seq)
         texts.drop_pages()
         return found
