@@ -47,16 +47,20 @@ from datasketch import MinHash, MinHashLSH
 
 from pipeline.config import DedupConfig
 from pipeline.steps.dedup import (
-    CURRENT_RUN,
     SIGNING_BATCH,
     BandKeys,
     MinHasher,
     Published,
     PublishedSentences,
+    RunCandidates,
+    RunEntries,
     Signatures,
+    band_filter,
+    distinct,
     match_band_keys,
     normalise_sentences,
     sort_bands,
+    stable_order,
 )
 from pipeline.storage import atomic_write_text
 
@@ -333,7 +337,7 @@ def _write_segment(folder: Path, columns: _Columns | SpilledSurvivors, commit: i
     else:
         sorted_keys, rows = sort_bands(columns.band_keys)
         _save(tmp / "band_keys.npy", np.ascontiguousarray(sorted_keys))
-        _save(tmp / "band_rows.npy", rows.astype(np.uint32))
+        _save(tmp / "band_rows.npy", np.asfortranarray(rows, dtype=np.uint32))  # as a transposed argsort is laid out
         _save(tmp / "commit.npy", columns.commit)
         _save(tmp / "seq.npy", columns.seq)
         _save(tmp / "position.npy", columns.position)
@@ -395,7 +399,7 @@ def _merge_segments(parts: list[_Segment], live: set[int], folder: Path) -> int:
             keys.append(np.asarray(part.band_keys[band])[alive])
             rows.append(remap[part_rows[alive]])
         merged_keys, merged_rows = np.concatenate(keys), np.concatenate(rows)
-        order = np.argsort(merged_keys, kind="stable")
+        order = stable_order(merged_keys)[0]
         keys_out[band] = merged_keys[order]
         rows_out[band] = merged_rows[order]
         keys_out.flush()
@@ -599,12 +603,17 @@ class EmbeddedIndex:
 
 RUN_MEMORY_ROWS: Final = 1 << 14
 """This run's survivors searched in memory before they are written out as a sorted tier."""
+RUN_MEMORY_TIERS: Final = 8
+"""In-memory tiers searched one by one before they are merged into one (each batch adds one; a batch of
+`SIGNING_BATCH` sentences keeps a few thousand, so the tiers are mostly spilled before there are this many)."""
+_SEARCH_BYTES: Final = 1 << 23
+"""Bytes of band filters of a tier file searched at once (their pages are read where keys fall)."""
 RUN_TIER_LIMIT: Final = 1 << 22
 """Rows a merge of tiers makes at most: bounds its memory (one band of keys and rows at a time)."""
 _SPILL_COLUMNS: Final = ("band_keys.u64", "position.u32", "seq.u64", "doc.bin", "doc.end", "text.bin", "text.end")
 _SPILL_META: Final = "meta.json"
-_Tier = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], BandKeys]
-"""An in-memory tier: keys sorted per band, their rows, and the keys in row order (for merging)."""
+_Tier = tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], BandKeys, npt.NDArray[np.uint8]]
+"""An in-memory tier: keys sorted per band, their rows, the keys in row order (for merging), and `band_filter`s."""
 
 
 def survivor_keys_digest() -> Any:
@@ -661,37 +670,39 @@ class RunSurvivorStore:
         self._tier_names = 0
         self._columns: tuple[int, Any] | None = None
 
-    def add(self, entries: list[Published], keys: BandKeys) -> None:
+    def add(self, entries: RunEntries, keys: BandKeys) -> None:
         """Append survivors and their band keys; spill the in-memory tiers when they are full."""
-        if not entries:
+        if not len(entries):
             return
         first = self._rows
         files = self._files
         files["band_keys.u64"].write(np.ascontiguousarray(keys, dtype=np.uint64).tobytes())
-        positions = [int(entry.key.rpartition(":")[2]) for entry in entries]
-        files["position.u32"].write(np.array(positions, dtype=np.uint32).tobytes())
-        files["seq.u64"].write(np.array([entry.order[1] for entry in entries], dtype=np.uint64).tobytes())
-        for name, values in (("doc", [e.doc_id for e in entries]), ("text", [e.text for e in entries])):
+        files["position.u32"].write(np.array(entries.positions, dtype=np.uint32).tobytes())
+        files["seq.u64"].write(np.array(entries.seqs, dtype=np.uint64).tobytes())
+        for name, values in (("doc", entries.doc_ids), ("text", entries.texts)):
             encoded = [value.encode("utf-8") for value in values]
             files[f"{name}.bin"].write(b"".join(encoded))
             ends = np.cumsum([len(e) for e in encoded], dtype=np.uint64) + np.uint64(self._ends[name])
             files[f"{name}.end"].write(ends.tobytes())
             self._ends[name] = int(ends[-1])
-        self._digest.update("".join(f"{entry.key}\n" for entry in entries).encode())
+        self._digest.update(
+            "".join(
+                f"{doc}:{position}\n" for doc, position in zip(entries.doc_ids, entries.positions, strict=True)
+            ).encode()
+        )
         self._rows += len(entries)
-        sorted_keys, rows = sort_bands(keys)
-        self._memory.append((sorted_keys, rows + first, keys))
-        while len(self._memory) >= 2 and _tier_rows(self._memory[-2]) <= 2 * _tier_rows(self._memory[-1]):
-            newer, older = self._memory.pop(), self._memory.pop()
-            self._memory.append(_merged_tier([older, newer]))
+        sorted_keys, rows = sort_bands(keys, stable=False)  # searched only: any order of equal keys
+        self._memory.append((sorted_keys, rows + first, keys, band_filter(sorted_keys, RUN_MEMORY_ROWS)))
         if sum(_tier_rows(tier) for tier in self._memory) >= RUN_MEMORY_ROWS:
             self._spill()
+        elif len(self._memory) > RUN_MEMORY_TIERS:  # each searched on its own: a few, merged now and then
+            self._memory = [_merged_tier(self._memory)]
 
     def _spill(self) -> None:
         """Write the in-memory tiers as one sorted tier file; merge tier files up to `RUN_TIER_LIMIT` rows."""
         tier = _merged_tier(self._memory)
         self._memory = []
-        self._disk.append(self._write_tier(tier[0], tier[1]))
+        self._disk.append(self._write_tier(tier[0], tier[1], tier[3]))
         while len(self._disk) >= 2 and self._disk[-2][1] <= self._disk[-1][1]:
             if self._disk[-2][1] + self._disk[-1][1] > RUN_TIER_LIMIT:
                 break
@@ -701,16 +712,23 @@ class RunSurvivorStore:
             folder = self._tier_folder()
             keys = np.lib.format.open_memmap(folder / "keys.npy", mode="w+", dtype=np.uint64, shape=(bands, total))
             rows = np.lib.format.open_memmap(folder / "rows.npy", mode="w+", dtype=np.uint32, shape=(bands, total))
+            filters: Any = None
             for band in range(bands):  # a band at a time, its pages let go: memory of one band
                 both_keys = np.concatenate([np.asarray(part[0][band]) for part in parts])
                 both_rows = np.concatenate([np.asarray(part[1][band]) for part in parts])
-                order = np.argsort(both_keys, kind="stable")
+                order = np.argsort(both_keys, kind="stable")  # two sorted runs: merged in linear time
                 keys[band], rows[band] = both_keys[order], both_rows[order]
-                keys.flush()
-                rows.flush()
-                for mapped in (keys, rows, *parts[0], *parts[1]):
+                one = band_filter(keys[band : band + 1])
+                if filters is None:
+                    filters = np.lib.format.open_memmap(
+                        folder / "filters.npy", mode="w+", dtype=np.uint8, shape=(bands, one.shape[1])
+                    )
+                filters[band] = one[0]
+                # Let go without syncing: the tier is scratch (removed by `close`), and pages dropped
+                # from a shared file mapping stay dirty in the page cache until written back.
+                for mapped in (keys, rows, filters, *parts[0], *parts[1]):
                     _drop_pages(mapped)
-            del parts, keys, rows
+            del parts, keys, rows, filters
             shutil.rmtree(older[0])
             shutil.rmtree(newer[0])
             self._disk.append((folder, total))
@@ -721,49 +739,60 @@ class RunSurvivorStore:
         folder.mkdir()
         return folder
 
-    def _write_tier(self, keys: npt.NDArray[np.uint64], rows: npt.NDArray[Any]) -> tuple[Path, int]:
+    def _write_tier(
+        self, keys: npt.NDArray[np.uint64], rows: npt.NDArray[Any], filters: npt.NDArray[np.uint8]
+    ) -> tuple[Path, int]:
         folder = self._tier_folder()
         np.save(folder / "keys.npy", np.ascontiguousarray(keys), allow_pickle=False)
         np.save(folder / "rows.npy", np.ascontiguousarray(rows, dtype=np.uint32), allow_pickle=False)
+        np.save(folder / "filters.npy", filters, allow_pickle=False)
         return folder, int(keys.shape[1])
 
-    def candidates(self, keys: BandKeys) -> list[list[Published]]:
-        """Return, per row of band keys, this run's survivors sharing a band with it."""
-        found: list[list[Published]] = [[] for _ in range(len(keys))]
+    def candidates(self, keys: BandKeys) -> RunCandidates:
+        """Return this run's survivors sharing a band with each row of band keys."""
         queries: list[npt.NDArray[np.int64]] = []
         rows: list[npt.NDArray[np.int64]] = []
-        for folder, _ in self._disk:  # a band at a time, its pages let go: memory of one band of one tier
-            sorted_keys, tier_rows = _load_tier(folder)
-            for band in range(sorted_keys.shape[0]):
-                one = slice(band, band + 1)
-                q, r = match_band_keys(sorted_keys[one], tier_rows[one], keys[:, one])
+        for folder, _ in self._disk:  # a few bands at a time, their pages let go: memory of a few MB per tier
+            sorted_keys, tier_rows, filters = _load_tier(folder)
+            together = max(1, _SEARCH_BYTES // max(1, filters.shape[1]))  # bands whose filters fit in that
+            for band in range(0, sorted_keys.shape[0], together):
+                some = slice(band, band + together)
+                q, r = match_band_keys(sorted_keys[some], tier_rows[some], keys[:, some], filters[some])
                 queries.append(q)
                 rows.append(r)
-                _drop_pages(sorted_keys)
-                _drop_pages(tier_rows)
+                for mapped in (sorted_keys, tier_rows, filters):
+                    _drop_pages(mapped)
         for tier in self._memory:
-            q, r = match_band_keys(tier[0], tier[1], keys)
+            q, r = match_band_keys(tier[0], tier[1], keys, tier[3])
             queries.append(q)
             rows.append(r)
         if not sum(len(q) for q in queries):
-            return found
-        pairs = np.unique(np.stack([np.concatenate(queries), np.concatenate(rows)], axis=1), axis=0)
-        query, row = pairs[:, 0], pairs[:, 1]
+            return RunCandidates.empty()
+        query, row = np.concatenate(queries), np.concatenate(rows)
+        span = int(row.max()) + 1
+        pairs = distinct(query * span + row)
+        query, row = pairs // span, pairs % span
+        _, seq, _, texts = self._read_columns()
+        rows_read = distinct(row)  # a survivor is often a candidate of several sentences: read once
+        read = texts.many(rows_read)
+        at = np.searchsorted(rows_read, row).tolist()
+        found = RunCandidates(query, row, np.asarray(seq[row], dtype=np.int64), [read[n] for n in at])
+        _drop_pages(seq)
+        texts.drop_pages()
+        return found
+
+    def published(self, rows: Sequence[int]) -> list[Published]:
+        """Return the survivors of some rows in full."""
+        at = np.asarray(rows, dtype=np.int64)
         position, seq, docs, texts = self._read_columns()
-        for q, p, s, doc, text in zip(
-            query.tolist(),
-            np.asarray(position[row]).tolist(),
-            np.asarray(seq[row]).tolist(),
-            docs.many(row),
-            texts.many(row),
-            strict=True,
-        ):
-            found[q].append(Published(f"{doc}:{p}", doc, self.run, text, (CURRENT_RUN, s)))
+        entries = RunEntries(
+            docs.many(at), np.asarray(position[at]).tolist(), np.asarray(seq[at]).tolist(), texts.many(at)
+        )
         for column in (position, seq):
             _drop_pages(column)
         docs.drop_pages()
         texts.drop_pages()
-        return found
+        return entries.published(self.run)
 
     def _read_columns(self) -> Any:
         """Return the column files as arrays (mapped again after rows were added)."""
@@ -799,13 +828,20 @@ def _merged_tier(tiers: list[_Tier]) -> _Tier:
     """Return one in-memory tier holding the entries of several (consecutive rows, in order)."""
     if len(tiers) == 1:
         return tiers[0]
-    keys = np.concatenate([tier[2] for tier in tiers])
-    sorted_keys, rows = sort_bands(keys)
-    return sorted_keys, rows + int(tiers[0][1][0].min()), keys
+    # Each band of each tier is sorted already: a stable sort of the runs side by side merges them.
+    sorted_keys = np.concatenate([tier[0] for tier in tiers], axis=1)
+    order = np.argsort(sorted_keys, axis=1, kind="stable")
+    sorted_keys = np.take_along_axis(sorted_keys, order, axis=1)
+    rows = np.take_along_axis(np.concatenate([tier[1] for tier in tiers], axis=1), order, axis=1)
+    if len({tier[3].shape for tier in tiers}) == 1:  # filters of one size: the or of theirs
+        filters = np.bitwise_or.reduce(np.stack([tier[3] for tier in tiers]), axis=0)
+    else:
+        filters = band_filter(sorted_keys, RUN_MEMORY_ROWS)
+    return sorted_keys, rows, np.concatenate([tier[2] for tier in tiers]), filters
 
 
-def _load_tier(folder: Path) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32]]:
-    return _load(folder / "keys.npy"), _load(folder / "rows.npy")
+def _load_tier(folder: Path) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint32], npt.NDArray[np.uint8]]:
+    return _load(folder / "keys.npy"), _load(folder / "rows.npy"), _load(folder / "filters.npy")
 
 
 class SpilledSurvivors:
@@ -862,7 +898,7 @@ class SpilledSurvivors:
         )
         for band in range(bands):
             keys = np.array(band_keys[:, band])
-            order = np.argsort(keys, kind="stable")
+            order = stable_order(keys)[0]
             keys_out[band] = keys[order]
             rows_out[band] = order.astype(np.uint32)
             for array in (keys_out, rows_out):

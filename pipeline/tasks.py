@@ -22,7 +22,7 @@ import json
 import logging
 import shutil
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, fields
+from dataclasses import fields
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
@@ -630,7 +630,7 @@ class FindDuplicates(PlanTask):
         min_words = self.cfg.corpus.min_words
         verdicts = find_duplicates(documents, dedup, min_words, earlier, run, store) if dedup.enabled else ()
         with self.output().open("w") as target:
-            write_records(target, (asdict(v) for v in verdicts if v.sentences or v.duplicate_of_doc))
+            write_records(target, (v.record() for v in verdicts if v.sentences or v.duplicate_of_doc))
             store.close()
             replace_folder(staging, final)
         report_progress(self, 1, 1, "duplicates found", force=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from dataclasses import asdict
 from itertools import combinations
 
 import numpy as np
@@ -19,16 +20,25 @@ from pipeline.steps import line_classifier as lc
 from pipeline.steps.boilerplate import line_key, strip_boilerplate
 from pipeline.steps.dedup import (
     DocumentInput,
+    DocumentVerdict,
     MinHasher,
+    SentenceDuplicate,
+    ShingleSets,
+    band_filter,
+    band_pairs,
     find_duplicates,
     jaccard,
+    match_band_keys,
     normalise_sentence,
     normalise_sentences,
     shingle,
+    sort_bands,
+    stable_order,
+    word_counts,
 )
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.identify import UnreadableInputError, decode_document
-from pipeline.steps.sentences import split_paragraphs
+from pipeline.steps.sentences import count_words, split_paragraphs
 from tests.conftest import DATA, SEEDS
 
 CASES = json.loads((DATA / "boilerplate_cases.json").read_text(encoding="utf-8"))["cases"]
@@ -177,6 +187,84 @@ def test_similarities_in_bulk_are_jaccard_one_by_one(pairs: list[tuple[str, str]
 
 def test_shingles_are_of_the_normal_form() -> None:
     assert shingle("Hello, World!", "char", 5) == shingle("hello world", "char", 5)
+
+
+def test_normalising_every_character_of_the_plane_in_bulk_is_one_by_one() -> None:
+    points = [c for c in range(1, 0x10000) if not 0xD800 <= c < 0xE000]
+    texts = [f"A{chr(c)}b {chr(c)}Z" for c in points] + [
+        "".join(map(chr, points[n : n + 50])) for n in range(0, len(points), 50)
+    ]
+    plain = [text for text in texts if "Σ" not in text and "İ" not in text]  # the lowercase table's path
+    assert normalise_sentences(plain) == [normalise_sentence(text) for text in plain]
+    assert normalise_sentences(texts[:5000]) == [normalise_sentence(text) for text in texts[:5000]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.text(
+            st.one_of(st.characters(), st.sampled_from(" \t\n\x0b\x1c\x85\xa0\u2028\u3000東京😀\x00")), max_size=20
+        ),
+        max_size=30,
+    )
+)
+def test_word_counts_in_bulk_are_count_words_one_by_one(texts: list[str]) -> None:
+    assert word_counts(texts).tolist() == [count_words(text) for text in texts]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text("abcde fgh", min_size=3, max_size=30), min_size=2, max_size=12),
+    st.lists(st.tuples(st.integers(0, 11), st.integers(0, 11)), max_size=40),
+    st.sampled_from([0.3, 0.5, 0.8, 1.0]),
+)
+def test_similarity_bound_never_drops_a_pair_at_the_threshold(
+    texts: list[str], pairs: list[tuple[int, int]], threshold: float
+) -> None:
+    hasher = MinHasher(DedupConfig(shingle="char3"))
+    texts = normalise_sentences(texts)  # what they compare
+    sets = ShingleSets(hasher, texts)
+    a = np.array([i % len(texts) for i, _ in pairs], dtype=np.int64)
+    b = np.array([j % len(texts) for _, j in pairs], dtype=np.int64)
+    exact = sets.similarities(a, b)
+    bounded = sets.similarities(a, b, threshold)
+    assert exact.tolist() == [
+        jaccard(hasher.shingles(texts[i]), hasher.shingles(texts[j])) for i, j in zip(a, b, strict=True)
+    ]
+    assert all(
+        x == y if x >= threshold else y in (x, -1.0) for x, y in zip(exact.tolist(), bounded.tolist(), strict=True)
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 7), min_size=3, max_size=3), max_size=60), st.integers(0, 2))
+def test_band_searches_agree_with_brute_force(rows: list[list[int]], spread: int) -> None:
+    # Keys that differ only in their low bits (as a sort by the high bits would tie them), or only in the high ones.
+    keys = np.array(rows, dtype=np.uint64).reshape(-1, 3) << np.uint64([0, 40, 61][spread])
+    keys ^= np.uint64(0x5A5A)
+    assert stable_order(keys.T).tolist() == np.argsort(keys.T, axis=1, kind="stable").tolist()
+    stable_keys, stable_rows = sort_bands(keys)
+    assert stable_rows.tolist() == np.argsort(keys, axis=0, kind="stable").T.tolist()
+    left, right = band_pairs(keys)
+    expected = [(i, j) for i, j in combinations(range(len(keys)), 2) if (keys[i] == keys[j]).any()]
+    assert list(zip(left.tolist(), right.tolist(), strict=True)) == expected
+    queries = keys[::2] ^ np.uint64(1) if spread == 2 else keys[::2]
+    expected_matches = sorted(
+        (q, r) for q in range(len(queries)) for r in range(len(keys)) if (queries[q] == keys[r]).any()
+    )
+    for filters in (None, band_filter(stable_keys)):
+        found = match_band_keys(stable_keys, stable_rows, queries, filters)
+        assert list(zip(*(part.tolist() for part in found), strict=True)) == expected_matches
+
+
+def test_verdict_record_is_asdict() -> None:
+    duplicate = SentenceDuplicate(3, "Rain.", "near_duplicate", 0.912345, "B:0", "B", "r1")
+    for verdict in (
+        DocumentVerdict("a.txt", "A", (duplicate, duplicate)),
+        DocumentVerdict("a.txt", "A", (), "A", "same content", "r2"),
+    ):
+        assert verdict.record() == asdict(verdict)
+        assert json.dumps(verdict.record()) == json.dumps(asdict(verdict))
 
 
 def _line_features_one_by_one(lines: list[str], rules: list[str | None], language: str | None) -> np.ndarray:

@@ -13,15 +13,22 @@ Signatures are computed in bulk (`MinHasher.signatures`) and are bit-identical t
 signature values are folded into 64-bit band keys; two sentences are candidates when one band
 key agrees, and every candidate is confirmed on the exact shingle sets, so precision is 1.0 by
 construction and recall is the chance that a true pair shares a band.
+
+A batch is matched in bulk: word counts, normal forms, signatures, the candidates of each normal
+form (earlier runs, this run's earlier batches, the batch itself) and the exact similarity of every
+candidate pair that can change a decision (`ShingleSets`; an identical candidate settles a normal
+form, and a cheap upper bound leaves out pairs that cannot reach the threshold). The order rule
+then goes a document at a time over the few sentences that have a candidate; the others survive.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -40,6 +47,7 @@ SIGNING_BATCH: Final = 4096
 """Sentences signed and matched together."""
 _PERMUTE_BLOCK: Final = 8192  # shingles permuted at a time: 4 MB of 32-bit values at 128 permutations
 _PAIRS_AT_ONCE: Final = 8192  # candidate pairs whose shingle sets are compared at once
+_SHINGLE_BINS: Final = 64  # bins of shingles whose counts bound a pair's similarity (a power of 2)
 _HASH_CACHE_LIMIT: Final = 4_000_000  # distinct shingles remembered (12-16 bytes each)
 CURRENT_RUN: Final = 2**62  # the run seq of the run being deduplicated: after every earlier run
 _FMIX: Final = {
@@ -81,6 +89,19 @@ def normalise_sentence(text: str) -> str:
     return " ".join(_TOKEN.findall(text.lower()))
 
 
+_NO_LOWER: Final = np.uint32(0xFFFFFFFF)
+
+
+@functools.cache
+def _lower_table() -> npt.NDArray[np.uint32]:
+    """Return `str.lower` of every character of the Basic Multilingual Plane, or `_NO_LOWER` where it is not
+    one character on its own (several characters, or capital sigma, whose lowercase depends on its neighbours).
+    """
+    table = np.array([ord(low) if len(low := chr(c).lower()) == 1 else 0xFFFFFFFF for c in range(0x10000)], np.uint32)
+    table[ord("Σ")] = _NO_LOWER
+    return table
+
+
 def _normal_points(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
     """Return the code points of every text's normal form, each followed by a 0: `normalise_sentence` in bulk.
 
@@ -92,8 +113,13 @@ def _normal_points(texts: Sequence[str]) -> npt.NDArray[np.uint32]:
     joined = "\x00".join(texts) + "\x00"
     if joined.count("\x00") != len(texts):  # a text holds the separator: any other non-word character does as well
         joined = "\x00".join(text.replace("\x00", " ") for text in texts) + "\x00"
-    # Lowercasing all at once is the same as one by one: the one context rule (final sigma) stops at a 0.
-    points = np.frombuffer(joined.lower().encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    plane = points.max(initial=0) <= 0xFFFF
+    lowered = _lower_table().take(points, mode="clip") if plane else points  # `str.lower` of each, where one
+    if not plane or (lowered == _NO_LOWER).any():
+        # Lowercasing all at once is the same as one by one: the one context rule (final sigma) stops at a 0.
+        lowered = np.frombuffer(joined.lower().encode("utf-32-le", "surrogatepass"), dtype=np.uint32).copy()
+    points = lowered
     word = _WORD_CHARACTER.take(points, mode="clip")  # beyond the table: looked up below
     astral = np.flatnonzero(points > 0xFFFF)
     if len(astral):
@@ -118,6 +144,36 @@ def normalise_sentences(texts: Sequence[str]) -> list[str]:
     ['οδος straße', '']
     """
     return _text(_normal_points(texts)).split("\x00")[:-1]
+
+
+_SPACED_LIMIT: Final = 0x3040
+"""Every whitespace character lies below this code point, and none of the scripts `count_words` counts by character."""
+_SPACE: Final = np.array([chr(c).isspace() for c in range(_SPACED_LIMIT)])
+
+
+def word_counts(texts: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Return `count_words` of every text, computed all at once.
+
+    A word starts at each non-space character after a space (or at a text's start), as
+    `str.split` finds them; a text with a character past `_SPACED_LIMIT` is counted on its own.
+
+    >>> word_counts(["The rain stopped.", " a  b ", "", "東京で雨が降った。"]).tolist()
+    [3, 2, 0, 8]
+    """
+    if not texts:
+        return np.zeros(0, dtype=np.int64)
+    points = np.frombuffer(("\n".join(texts) + "\n").encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    starts = np.cumsum(lengths + 1) - lengths - 1
+    space = _SPACE.take(points, mode="clip")  # past the table: such texts are counted again below
+    begins = ~space
+    begins[1:] &= space[:-1]
+    counts: npt.NDArray[np.int64] = np.add.reduceat(begins, starts, dtype=np.int64)  # each run ends in its separator
+    beyond = np.flatnonzero(points >= _SPACED_LIMIT)
+    if len(beyond):
+        for n in distinct(np.searchsorted(starts, beyond, side="right") - 1).tolist():
+            counts[n] = count_words(texts[n])
+    return counts
 
 
 def shingle(text: str, kind: str, size: int) -> set[str]:
@@ -255,56 +311,19 @@ class MinHasher:
     def similarities(self, left: Sequence[str], right: Sequence[str]) -> npt.NDArray[np.float64]:
         """Return the exact Jaccard similarity of each pair's shingle sets: `jaccard` in bulk, the same floats.
 
-        The texts are normal forms. Pairs of character shingles that fit the array path are
-        compared with one sort; the others with Python sets.
+        The texts are normal forms. Each distinct text is shingled once (`ShingleSets`).
 
         >>> hasher = MinHasher(DedupConfig())
         >>> pairs = [("rain fell all day", "rain fell all night"), ("rain", "rain")]
         >>> hasher.similarities(*zip(*pairs)).tolist() == [jaccard(*map(hasher.shingles, p)) for p in pairs]
         True
         """
-        scores = np.zeros(len(left), dtype=np.float64)
-        done = np.zeros(len(left), dtype=bool)
-        if self.cfg.shingle_kind == "char" and self._bits and len(left):
-            done, found = self._char_similarities([text for pair in zip(left, right, strict=True) for text in pair])
-            scores[done] = found[done]
-        for p in np.flatnonzero(~done).tolist():
-            scores[p] = jaccard(self.shingles(left[p]), self.shingles(right[p]))
-        return scores
-
-    def _char_similarities(self, texts: list[str]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
-        """Return which pairs (texts 2p and 2p + 1) were compared, and their Jaccard similarities.
-
-        Each shingle becomes one integer (pair, shingle key, side); sorted, a shingle both sides
-        hold shows as two neighbours that differ only in the side.
-        """
-        size, pairs = self.cfg.shingle_size, len(texts) // 2
-        points = _joined_points(texts)
-        if np.count_nonzero(points == 0) != len(texts):
-            points = _normal_points(texts)  # a 0 inside a text: not a normal form after all
-        ends = np.flatnonzero(points == 0)
-        lengths = np.diff(ends, prepend=-1) - 1
-        fast = lengths >= size
-        fast[np.searchsorted(ends, np.flatnonzero(points >= self._limit))] = False
-        done = fast[0::2] & fast[1::2]
-        take = np.repeat(done, 2)
-        if not done.any():
-            return done, np.zeros(pairs)
-        keys, _, code_bits = self._window_keys(points, lengths, take)
-        key_bits = size * code_bits + 1
-        if key_bits + max(1, (pairs - 1).bit_length()) > 64:  # too many distinct characters: Python sets
-            return np.zeros(pairs, dtype=bool), np.zeros(pairs)
-        owners = np.repeat(np.arange(len(texts), dtype=np.uint64), np.where(take, lengths - size + 1, 0))
-        keys <<= np.uint64(1)
-        keys |= owners & np.uint64(1)
-        keys |= (owners >> np.uint64(1)) << np.uint64(key_bits)
-        keys.sort()
-        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each side a set
-        shared = (keys[1:] >> np.uint64(1)) == (keys[:-1] >> np.uint64(1))
-        pair = (keys >> np.uint64(key_bits)).astype(np.int64)
-        both = np.bincount(pair[1:][shared], minlength=pairs)
-        either = np.bincount(pair, minlength=pairs) - both
-        return done, both / np.maximum(either, 1)
+        if len(left) != len(right):
+            raise ValueError(f"{len(left)} left texts but {len(right)} right ones")
+        number: dict[str, int] = {}
+        a = np.fromiter((number.setdefault(text, len(number)) for text in left), np.int64, len(left))
+        b = np.fromiter((number.setdefault(text, len(number)) for text in right), np.int64, len(right))
+        return ShingleSets(self, list(number)).similarities(a, b)
 
     def band_keys(self, signatures: Signatures) -> BandKeys:
         """Return one 64-bit key per LSH band and sentence: `lsh_rows` signature values folded and mixed."""
@@ -446,13 +465,138 @@ class MinHasher:
         return out
 
 
+class ShingleSets:
+    """The shingle sets of many normal forms, for the exact Jaccard similarity of many pairs of them.
+
+    Character shingles of texts that fit the array path (`MinHasher._window_keys`) become sorted
+    integer keys, one run per text, found with one sort; a pair's keys, its two runs laid side by
+    side, are merged by a stable sort (which merges sorted runs in linear time), and a shingle both
+    hold shows as two equal neighbours. Other texts (word shingles, short texts, code points past
+    the packing limit) are compared with Python sets. Similarities are the floats `jaccard` gives:
+    `|A & B| / |A | B|`, both counts exact integers.
+    """
+
+    def __init__(self, hasher: MinHasher, texts: Sequence[str]) -> None:
+        self.hasher = hasher
+        self.texts = texts
+        self._sets: dict[int, set[str]] = {}
+        self._bin_counts: npt.NDArray[np.int32] | None = None
+        self.fast = np.zeros(len(texts), dtype=bool)
+        self.keys = np.zeros(0, dtype=np.uint64)
+        self.counts = np.zeros(len(texts), dtype=np.int64)
+        self.offsets = np.zeros(len(texts), dtype=np.int64)
+        self.key_bits = 0
+        cfg = hasher.cfg
+        if cfg.shingle_kind != "char" or not hasher._bits or not texts:
+            return
+        size = cfg.shingle_size
+        points = _joined_points(texts)
+        if np.count_nonzero(points == 0) != len(texts):
+            points = _normal_points(texts)  # a 0 inside a text: not a normal form after all
+        ends = np.flatnonzero(points == 0)
+        lengths = np.diff(ends, prepend=-1) - 1
+        fast = lengths >= size
+        fast[np.searchsorted(ends, np.flatnonzero(points >= hasher._limit))] = False
+        if not fast.any():
+            return
+        keys, _, code_bits = hasher._window_keys(points, lengths, fast)
+        key_bits = size * code_bits
+        shingles = np.where(fast, lengths - size + 1, 0)
+        # Each text's keys sorted and told apart in one sort, the text's number above the key.
+        per_sort = 1 << min(62, 64 - key_bits)  # texts whose numbers fit beside the keys
+        bounds = np.concatenate(([0], np.cumsum(shingles)))
+        parts: list[npt.NDArray[np.uint64]] = []
+        for first in range(0, len(texts), per_sort):
+            last = min(first + per_sort, len(texts))
+            chunk = keys[bounds[first] : bounds[last]]
+            owners = np.repeat(np.arange(last - first, dtype=np.uint64), shingles[first:last])
+            chunk |= owners << np.uint64(key_bits)
+            chunk.sort()
+            distinct = np.empty(len(chunk), dtype=bool)
+            distinct[:1] = True
+            np.not_equal(chunk[1:], chunk[:-1], out=distinct[1:])
+            chunk = chunk[distinct]
+            self.counts[first:last] = np.bincount(
+                (chunk >> np.uint64(key_bits)).astype(np.intp), minlength=last - first
+            )
+            chunk &= np.uint64((1 << key_bits) - 1)
+            parts.append(chunk)
+        self.keys = np.concatenate(parts)
+        self.offsets = np.cumsum(self.counts) - self.counts
+        self.fast = fast
+        self.key_bits = key_bits
+
+    def _bins(self) -> npt.NDArray[np.int32]:
+        """Return per text the number of its shingles in each of `_SHINGLE_BINS` bins (by a hash of the key)."""
+        if self._bin_counts is None:
+            owners = np.repeat(np.arange(len(self.texts), dtype=np.int64), self.counts)
+            spread = (self.keys * _BAND_MULTIPLIER) >> np.uint64(64 - _SHINGLE_BINS.bit_length() + 1)
+            slots = owners * _SHINGLE_BINS + spread.astype(np.int64)
+            counts = np.bincount(slots, minlength=len(self.texts) * _SHINGLE_BINS)
+            self._bin_counts = counts.astype(np.int32).reshape(len(self.texts), _SHINGLE_BINS)
+        return self._bin_counts
+
+    def _set(self, n: int) -> set[str]:
+        found = self._sets.get(n)
+        if found is None:
+            found = self._sets[n] = self.hasher.shingles(self.texts[n])
+        return found
+
+    def similarities(
+        self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], at_least: float | None = None
+    ) -> npt.NDArray[np.float64]:
+        """Return the exact Jaccard similarity of the shingle sets of texts `a[p]` and `b[p]`, for every p.
+
+        With `at_least`, a pair that cannot reach it gets -1.0 instead: shingles are dealt into
+        `_SHINGLE_BINS` bins by a hash, and two sets share at most the smaller count of each bin,
+        which bounds the similarity from above (as a float too: `i / (n - i)` rounds monotonically).
+        """
+        scores = np.zeros(len(a), dtype=np.float64)
+        done = self.fast[a] & self.fast[b]
+        both = np.flatnonzero(done)
+        if at_least is not None and len(both):
+            bins = self._bins()
+            bound = np.empty(len(both), dtype=np.float64)
+            for first in range(0, len(both), _PAIRS_AT_ONCE):
+                pairs = both[first : first + _PAIRS_AT_ONCE]
+                left, right = a[pairs], b[pairs]
+                shared = np.minimum(bins[left], bins[right]).sum(axis=1)
+                bound[first : first + len(pairs)] = shared / (self.counts[left] + self.counts[right] - shared)
+            scores[both[bound < at_least]] = -1.0
+            both = both[bound >= at_least]
+        per_merge = min(_PAIRS_AT_ONCE, 1 << min(62, 64 - self.key_bits))  # pairs whose numbers fit beside the keys
+        shift = np.uint64(self.key_bits)
+        for first in range(0, len(both), per_merge):
+            pairs = both[first : first + per_merge]
+            left, right = a[pairs], b[pairs]
+            runs = np.empty(2 * len(pairs), dtype=np.int64)  # the two texts' runs of keys, side by side
+            runs[0::2], runs[1::2] = self.counts[left], self.counts[right]
+            starts = np.empty(2 * len(pairs), dtype=np.int64)
+            starts[0::2], starts[1::2] = self.offsets[left], self.offsets[right]
+            taken = np.repeat(starts - (np.cumsum(runs) - runs), runs)
+            taken += np.arange(len(taken))
+            merged = self.keys[taken]
+            merged |= np.repeat(np.arange(len(pairs), dtype=np.uint64) << shift, runs[0::2] + runs[1::2])
+            merged.sort(kind="stable")
+            shared = np.bincount((merged[1:][merged[1:] == merged[:-1]] >> shift).astype(np.intp), minlength=len(pairs))
+            scores[pairs] = shared / (self.counts[left] + self.counts[right] - shared)
+        for p in np.flatnonzero(~done).tolist():
+            scores[p] = jaccard(self._set(int(a[p])), self._set(int(b[p])))
+        return scores
+
+
 def match_band_keys(
-    sorted_keys: npt.NDArray[np.uint64], rows: npt.NDArray[Any], queries: BandKeys
+    sorted_keys: npt.NDArray[np.uint64],
+    rows: npt.NDArray[Any],
+    queries: BandKeys,
+    filters: npt.NDArray[np.uint8] | None = None,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """Return (query, row) pairs whose key agrees in some band, unique, from per-band sorted keys.
+    """Return (query, row) pairs whose key agrees in some band, unique, sorted, from per-band sorted keys.
 
     `sorted_keys[band]` is band `band`'s keys in ascending order and `rows[band]` the entry each
-    belongs to; `queries[i, band]` is query i's key.
+    belongs to; `queries[i, band]` is query i's key. With `filters` (`band_filter` of the keys),
+    the few query keys they let pass are searched; without, the distinct query keys are searched in
+    ascending order (the searches walk the keys one way), then matched back to their queries.
 
     >>> keys = np.array([[1, 5, 9]], dtype=np.uint64); rows = np.array([[2, 0, 1]])
     >>> [a.tolist() for a in match_band_keys(keys, rows, np.array([[5], [7]], dtype=np.uint64))]
@@ -460,33 +604,188 @@ def match_band_keys(
     """
     found_query: list[npt.NDArray[np.int64]] = []
     found_row: list[npt.NDArray[np.int64]] = []
-    for band in range(queries.shape[1]):
+    if filters is not None and len(queries):  # the few keys the filters let pass, band by band, each searched
+        band_of, query_of = np.nonzero(_in_filter(filters, queries).T)
+        wanted_all = queries[query_of, band_of]
+        cuts = np.searchsorted(band_of, np.arange(queries.shape[1] + 1)).tolist()
+        for band in range(queries.shape[1]):
+            keys = sorted_keys[band]
+            if cuts[band] == cuts[band + 1] or not len(keys):
+                continue
+            wanted = wanted_all[cuts[band] : cuts[band + 1]]
+            left = np.searchsorted(keys, wanted, "left")
+            present = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
+            if not present.any():
+                continue
+            wanted, left = wanted[present], left[present]
+            counts = np.searchsorted(keys, wanted, "right") - left
+            first = np.repeat(left - (np.cumsum(counts) - counts), counts)
+            found_query.append(np.repeat(query_of[cuts[band] : cuts[band + 1]][present], counts))
+            found_row.append(np.asarray(rows[band][first + np.arange(len(first))], dtype=np.int64))
+    for band in range(queries.shape[1] if filters is None else 0):
         keys = sorted_keys[band]
-        if not len(keys):
+        if not len(keys) or not len(queries):
             continue
-        order = np.argsort(queries[:, band])  # needles in order: the searches walk the keys one way
-        wanted = queries[order, band]
+        column = queries[:, band]
+        wanted = distinct(column)
         left = np.searchsorted(keys, wanted, "left")
-        found = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
-        if not found.any():
+        present = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
+        if not present.any():
             continue
-        left, wanted, order = left[found], wanted[found], order[found]
+        wanted, left = wanted[present], left[present]
         hits = np.searchsorted(keys, wanted, "right") - left
-        query = np.repeat(order.astype(np.int64), hits)
-        first = np.repeat(left - (np.cumsum(hits) - hits), hits)
-        found_query.append(query)
-        found_row.append(np.asarray(rows[band][first + np.arange(len(query))], dtype=np.int64))
+        at = np.minimum(np.searchsorted(wanted, column), len(wanted) - 1)
+        query = np.flatnonzero(wanted[at] == column)
+        which = at[query]
+        counts = hits[which]
+        first = np.repeat(left[which] - (np.cumsum(counts) - counts), counts)
+        found_query.append(np.repeat(query, counts))
+        found_row.append(np.asarray(rows[band][first + np.arange(len(first))], dtype=np.int64))
     if not found_query:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    pairs = np.unique(np.stack([np.concatenate(found_query), np.concatenate(found_row)], axis=1), axis=0)
-    return pairs[:, 0], pairs[:, 1]
+    query, row = np.concatenate(found_query), np.concatenate(found_row)
+    span = int(row.max()) + 1
+    pairs = distinct(query * span + row)
+    return pairs // span, pairs % span
 
 
-def sort_bands(keys: BandKeys) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
-    """Return, per band, the keys of `keys` (one row per entry) in ascending order and their rows."""
-    rows = np.argsort(keys, axis=0, kind="stable").T
-    return np.take_along_axis(keys.T, rows, axis=1), rows
+_FILTER_SLOTS: Final = 16
+"""Bits of a band filter per key: about 1 absent key in 16 passes it."""
+
+
+def band_filter(sorted_keys: npt.NDArray[np.uint64], sized_for: int = 0) -> npt.NDArray[np.uint8]:
+    """Return per band a bitmap of the keys' top bits (`_FILTER_SLOTS` bits a key): an absent key's bit is mostly unset.
+
+    `sized_for`: make it as large as for that many keys (filters of one size are merged by an or).
+
+    >>> keys = np.array([[1, 2**63]], dtype=np.uint64)
+    >>> _in_filter(band_filter(keys), np.array([[2**63 + 5], [2**62]], dtype=np.uint64)).ravel().tolist()
+    [True, False]
+    """
+    bands, size = sorted_keys.shape
+    bits = max(6, (_FILTER_SLOTS * max(size, sized_for, 1) - 1).bit_length())
+    shift = np.uint64(64 - bits)
+    filters = np.zeros((bands, 1 << (bits - 3)), dtype=np.uint8)
+    for band in range(bands):
+        slots = np.asarray(sorted_keys[band]) >> shift  # ascending, as the keys are
+        if not len(slots):
+            continue
+        byte = (slots >> np.uint64(3)).astype(np.int64)
+        bit = np.left_shift(1, (slots & np.uint64(7)).astype(np.uint8)).astype(np.uint8)
+        starts = np.flatnonzero(np.concatenate(([True], byte[1:] != byte[:-1])))
+        filters[band, byte[starts]] = np.bitwise_or.reduceat(bit, starts)
+    return filters
+
+
+def _in_filter(filters: npt.NDArray[np.uint8], keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """Return whether each key's bit is set in its band's bitmap (`band_filter`; keys one column per band)."""
+    size = filters.shape[1]
+    slots = keys >> np.uint64(64 - (size * 8 - 1).bit_length())
+    at = (slots >> np.uint64(3)).astype(np.int64)
+    at += np.arange(keys.shape[1], dtype=np.int64) * size
+    found: npt.NDArray[np.bool_] = (np.asarray(filters).ravel()[at] >> (slots & np.uint64(7)).astype(np.uint8)) & 1 == 1
+    return found
+
+
+def band_pairs(keys: BandKeys) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Return the pairs of rows (i < j) whose keys agree in some band, each once, in ascending order.
+
+    Per band, each key's row goes in its low bits in place of the key's own; one sort then puts
+    rows whose keys agree side by side (and, rarely, some whose keys agree only in the other bits,
+    which the check on the whole keys leaves out).
+
+    >>> keys = np.array([[1, 2], [3, 2], [1, 4], [5, 6]], dtype=np.uint64)
+    >>> [a.tolist() for a in band_pairs(keys)]
+    [[0, 0], [1, 2]]
+    """
+    empty = np.zeros(0, dtype=np.int64)
+    if len(keys) < 2:
+        return empty, empty
+    row_bits = (len(keys) - 1).bit_length()
+    low = np.uint64((1 << row_bits) - 1)
+    rows = np.arange(len(keys), dtype=np.uint64)
+    found: list[npt.NDArray[np.int64]] = []
+    for band in range(keys.shape[1]):
+        column = keys[:, band]
+        packed = (column & ~low) | rows
+        packed.sort()
+        high = packed & ~low
+        same = high[1:] == high[:-1]
+        if not same.any():
+            continue
+        edges = np.flatnonzero(np.diff(np.concatenate(([False], same, [False])).astype(np.int8)))
+        starts, ends = edges[0::2], edges[1::2] + 1  # runs of equal high bits: [start, end)
+        sizes = ends - starts
+        member = np.repeat(starts - (np.cumsum(sizes) - sizes), sizes) + np.arange(int(sizes.sum()))
+        later = np.repeat(ends, sizes) - 1 - member  # members after each one in its run
+        left = np.repeat(member, later)
+        right = left + 1 + np.arange(len(left)) - np.repeat(np.cumsum(later) - later, later)
+        i = (packed[left] & low).astype(np.int64)
+        j = (packed[right] & low).astype(np.int64)
+        agree = column[i] == column[j]
+        i, j = i[agree], j[agree]
+        found.append(np.minimum(i, j) * len(keys) + np.maximum(i, j))
+    if not found:
+        return empty, empty
+    pairs = distinct(np.concatenate(found))
+    return pairs // len(keys), pairs % len(keys)
+
+
+def distinct(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Return the distinct values, ascending: `np.unique` of a 1-D array, by a plain sort (much faster in NumPy 2.4).
+
+    >>> distinct(np.array([3, 1, 3, 2])).tolist()
+    [1, 2, 3]
+    """
+    ordered = np.sort(values)
+    if len(ordered) < 2:
+        return ordered
+    keep = np.empty(len(ordered), dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    result: npt.NDArray[Any] = ordered[keep]
+    return result
+
+
+def stable_order(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.int64]:
+    """Return `np.argsort(keys, axis=-1, kind="stable")` of 64-bit keys (one row, or one per band), faster.
+
+    Each key's place goes in its low bits in place of the key's own and the whole is sorted (an
+    unstable sort of distinct values, much faster than a stable argsort); where keys that differ
+    only in those bits came out of order, that row is sorted again the slow way.
+
+    >>> keys = np.array([[3, 1, 3, 2], [0, 0, 9, 0]], dtype=np.uint64)
+    >>> stable_order(keys).tolist() == np.argsort(keys, axis=-1, kind="stable").tolist()
+    True
+    """
+    keys = np.atleast_2d(keys)
+    places = keys.shape[-1]
+    if places < 2:
+        return np.zeros(keys.shape, dtype=np.int64)
+    low = np.uint64((1 << (places - 1).bit_length()) - 1)
+    packed = keys & ~low
+    packed |= np.arange(places, dtype=np.uint64)
+    packed.sort(axis=-1)
+    order = (packed & low).astype(np.int64)
+    in_order = np.take_along_axis(keys, order, axis=-1)
+    for row in np.flatnonzero((in_order[:, 1:] < in_order[:, :-1]).any(axis=1)).tolist():
+        order[row] = np.argsort(keys[row], kind="stable")
+    return order
+
+
+def sort_bands(keys: BandKeys, stable: bool = True) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64]]:
+    """Return, per band, the keys of `keys` (one row per entry) in ascending order and their rows.
+
+    `stable`: equal keys keep their rows in ascending order (as an index's files need); a search
+    does not care, and an unstable sort is faster.
+    """
+    by_band = np.ascontiguousarray(keys.T)
+    if not len(keys):
+        rows = np.zeros(by_band.shape, dtype=np.int64)
+    else:
+        rows = stable_order(by_band) if stable else np.argsort(by_band, axis=1)
+    return np.take_along_axis(by_band, rows, axis=1), rows
 
 
 @dataclass(frozen=True)
@@ -503,15 +802,60 @@ class Published:
     """(run seq, sentence seq in the run): earlier sorts first."""
 
 
+@dataclass(frozen=True)
+class RunEntries:
+    """Survivors of the run being deduplicated, in the run's order, as columns."""
+
+    doc_ids: list[str]
+    positions: list[int]
+    """Each sentence's number in its document."""
+    seqs: list[int]
+    """Each sentence's seq in the run (its order among the run's sentences)."""
+    texts: list[str]
+    """Normal forms."""
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def published(self, run: str) -> list[Published]:
+        """Return the entries as `Published` sentences of `run`."""
+        return [
+            Published(f"{doc}:{position}", doc, run, text, (CURRENT_RUN, seq))
+            for doc, position, seq, text in zip(self.doc_ids, self.positions, self.seqs, self.texts, strict=True)
+        ]
+
+
+@dataclass(frozen=True)
+class RunCandidates:
+    """This run's survivors sharing an LSH band with some queries: one row per (query, survivor), unconfirmed."""
+
+    queries: npt.NDArray[np.int64]
+    """The query each row is a candidate of, ascending."""
+    rows: npt.NDArray[np.int64]
+    """The survivor: its row in the run's order (what `RunSentences.published` takes)."""
+    seqs: npt.NDArray[np.int64]
+    texts: list[str]
+    """The survivors' normal forms."""
+
+    @classmethod
+    def empty(cls) -> RunCandidates:
+        nothing = np.zeros(0, dtype=np.int64)
+        return cls(nothing, nothing, nothing, [])
+
+
 class RunSentences(Protocol):
     """This run's surviving sentences of the batches matched so far, searchable by band keys."""
 
-    def add(self, entries: list[Published], keys: BandKeys) -> None:
+    def add(self, entries: RunEntries, keys: BandKeys) -> None:
         """Add survivors (in the run's order) and their band keys."""
         ...
 
-    def candidates(self, keys: BandKeys) -> list[list[Published]]:
-        """Return, per row of band keys, the survivors sharing an LSH band with it (unconfirmed)."""
+    def candidates(self, keys: BandKeys) -> RunCandidates:
+        """Return the survivors sharing an LSH band with each row of band keys (unconfirmed)."""
+        ...
+
+    def published(self, rows: Sequence[int]) -> list[Published]:
+        """Return the survivors of some rows (as `RunCandidates` names them) in full."""
         ...
 
 
@@ -556,23 +900,22 @@ class DocumentVerdict:
     reason: str | None = None
     duplicate_of_run: str | None = None
 
+    def record(self) -> dict[str, Any]:
+        """Return what `dataclasses.asdict` gives for the verdict, without its deep copies.
 
-@dataclass
-class _Sentence:
-    """One dedupable sentence of the batch being matched."""
-
-    doc: int
-    position: int
-    text: str
-    norm: str
-    earlier: list[tuple[float, Published]] = field(default_factory=list)
-    """Confirmed matches among sentences published before this batch (earlier runs, earlier batches)."""
-    nearby: list[int] = field(default_factory=list)
-    """Other sentences of this batch sharing a band (not yet confirmed), for the first of a normal form."""
-    shingles: set[str] | None = None
-    survivor: Published | None = None
-    first: int = 0
-    """The first sentence of the batch with the same normal form (itself if none before)."""
+        >>> from dataclasses import asdict
+        >>> v = DocumentVerdict("a", "A", (SentenceDuplicate(0, "x", "exact_duplicate", 1.0, "B:0", "B"),))
+        >>> v.record() == asdict(v)
+        True
+        """
+        return {
+            "source": self.source,
+            "doc_id": self.doc_id,
+            "sentences": tuple(dict(vars(duplicate)) for duplicate in self.sentences),
+            "duplicate_of_doc": self.duplicate_of_doc,
+            "reason": self.reason,
+            "duplicate_of_run": self.duplicate_of_run,
+        }
 
 
 class _RunSentences:
@@ -582,31 +925,45 @@ class _RunSentences:
     about log2(survivors / batch) tiers to search.
     """
 
-    def __init__(self) -> None:
-        self.entries: list[Published] = []
-        self._tiers: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], BandKeys]] = []
+    def __init__(self, run: str = "") -> None:
+        self.run = run
+        self.entries = RunEntries([], [], [], [])
+        self._tiers: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.int64], BandKeys, npt.NDArray[np.uint8]]] = []
 
-    def add(self, entries: list[Published], keys: BandKeys) -> None:
-        if not entries:
+    def add(self, entries: RunEntries, keys: BandKeys) -> None:
+        if not len(entries):
             return
         first = len(self.entries)
-        self.entries.extend(entries)
-        sorted_keys, rows = sort_bands(keys)
-        self._tiers.append((sorted_keys, rows + first, keys))
+        for mine, theirs in zip(vars(self.entries).values(), vars(entries).values(), strict=True):
+            mine.extend(theirs)
+        sorted_keys, rows = sort_bands(keys, stable=False)
+        self._tiers.append((sorted_keys, rows + first, keys, band_filter(sorted_keys)))
         while len(self._tiers) >= 2 and self._tiers[-2][2].shape[0] <= 2 * self._tiers[-1][2].shape[0]:
             newer, older = self._tiers.pop(), self._tiers.pop()
             both = np.concatenate([older[2], newer[2]])
             first_row = int(older[1].min()) if older[1].size else 0
-            sorted_keys, rows = sort_bands(both)
-            self._tiers.append((sorted_keys, rows + first_row, both))
+            sorted_keys, rows = sort_bands(both, stable=False)
+            self._tiers.append((sorted_keys, rows + first_row, both, band_filter(sorted_keys)))
 
-    def candidates(self, keys: BandKeys) -> list[list[Published]]:
-        found: list[list[Published]] = [[] for _ in range(len(keys))]
-        for sorted_keys, rows, _ in self._tiers:
-            queries, matched = match_band_keys(sorted_keys, rows, keys)
-            for query, row in zip(queries.tolist(), matched.tolist(), strict=True):
-                found[query].append(self.entries[row])
-        return found
+    def candidates(self, keys: BandKeys) -> RunCandidates:
+        found = [match_band_keys(tier[0], tier[1], keys, tier[3]) for tier in self._tiers]
+        if not found:
+            return RunCandidates.empty()
+        queries, rows = np.concatenate([q for q, _ in found]), np.concatenate([r for _, r in found])
+        order = np.lexsort((rows, queries))
+        queries, rows = queries[order], rows[order]
+        seqs = np.array(self.entries.seqs, dtype=np.int64)[rows]
+        return RunCandidates(queries, rows, seqs, [self.entries.texts[row] for row in rows.tolist()])
+
+    def published(self, rows: Sequence[int]) -> list[Published]:
+        e = self.entries
+        chosen = RunEntries(
+            [e.doc_ids[row] for row in rows],
+            [e.positions[row] for row in rows],
+            [e.seqs[row] for row in rows],
+            [e.texts[row] for row in rows],
+        )
+        return chosen.published(self.run)
 
 
 class Deduplicator:
@@ -614,8 +971,13 @@ class Deduplicator:
 
     `run` names this run in the removal log; `earlier` gives the sentences earlier runs
     published (None: this run only). Documents are matched in batches of whole documents
-    (`SIGNING_BATCH` sentences): signatures and candidates in bulk, then the order rule one
-    sentence at a time.
+    (`SIGNING_BATCH` sentences): word counts, normal forms, signatures, candidates and the
+    exact similarity of every candidate pair that can matter in bulk, then the order rule one
+    document at a time, looking only at the sentences that have some candidate.
+
+    Within a batch, the sentences with one normal form are matched through the first of them:
+    its candidates are theirs; among this batch's sentences, only such firsts are candidates
+    of others (a later sentence with the same normal form is found as an identical one).
     """
 
     def __init__(
@@ -631,9 +993,7 @@ class Deduplicator:
         self.min_document_words = min_document_words
         self.earlier = earlier
         self.run = run
-        self._run_sentences: RunSentences = run_sentences if run_sentences is not None else _RunSentences()
-        self._exact: dict[str, Published] = {}
-        """Survivors of the current batch by normal form (earlier batches' are found through their band keys)."""
+        self._run_sentences: RunSentences = run_sentences if run_sentences is not None else _RunSentences(run)
         self._kept_docs: set[str] = set()
         self._seq = 0
 
@@ -651,149 +1011,255 @@ class Deduplicator:
             yield from self._batch(batch)
 
     def _batch(self, docs: list[DocumentInput]) -> Iterator[DocumentVerdict]:
-        # An identical normal form has identical band keys, so a survivor of an earlier batch is
-        # among the candidates (at similarity 1.0): only this batch's need the exact map.
-        self._exact.clear()
-        dedupable = [
-            (d, position, text)
-            for d, doc in enumerate(docs)
-            for position, text in enumerate(doc.sentences)
-            if count_words(text) >= self.cfg.min_words
-        ]
-        norms = normalise_sentences([text for _, _, text in dedupable])
-        sentences = [
-            _Sentence(d, position, text, norm) for (d, position, text), norm in zip(dedupable, norms, strict=True)
-        ]
-        keys = self._find_candidates(sentences)
-        by_doc: dict[int, list[int]] = {}
-        for n, sentence in enumerate(sentences):
-            by_doc.setdefault(sentence.doc, []).append(n)
-        new_survivors: list[int] = []
+        cfg, run = self.cfg, self.run
+        batch = _Batch(docs, cfg, self._kept_docs)
+        matches = self._matches(batch)
+        # The order rule, a document at a time. A dedupable sentence of a live document is a
+        # survivor unless it has a candidate (`matches.contested`); those are judged here.
+        survivor = batch.live & ~matches.contested
+        same_norm = np.full(len(batch.reps), -1, dtype=np.int64)  # the batch's surviving sentence of each normal form
+        same_norm[batch.row[survivor]] = np.flatnonzero(survivor)  # only firsts are uncontested
+        judged = np.zeros(len(batch.norms), dtype=bool)  # survivors when judged (each takes a seq, withdrawn or not)
+        threshold, fraction = cfg.threshold, cfg.document_duplicate_fraction
+        contested = np.flatnonzero(matches.contested).tolist()
+        bounds = np.searchsorted(batch.doc_of, np.arange(len(docs) + 1)).tolist()
+        upto = np.searchsorted(contested, bounds).tolist()
+        rows, firsts, options = batch.row.tolist(), batch.first.tolist(), matches.options
+        earlier, exact_earlier = matches.earlier, matches.exact
         for d, doc in enumerate(docs):
-            yield self._judge(doc, by_doc.get(d, []), sentences, new_survivors)
-        kept = [n for n in new_survivors if sentences[n].survivor is not None]
-        if kept:
-            survivors = [sentences[n].survivor for n in kept]
-            self._run_sentences.add([s for s in survivors if s is not None], keys[kept])
-
-    def _find_candidates(self, sentences: list[_Sentence]) -> BandKeys:
-        """Fill in each sentence's confirmed earlier matches and its neighbours in the batch; return band keys.
-
-        Sentences with the same normal form are matched once, through the first of them.
-        """
-        first: dict[str, int] = {}
-        for n, sentence in enumerate(sentences):
-            sentence.first = first.setdefault(sentence.norm, n)
-        distinct = sorted(set(first.values()))
-        signatures = self.hasher.signatures([sentences[n].norm for n in distinct], normalised=True)
-        distinct_keys = self.hasher.band_keys(signatures)
-        if distinct:
-            earlier = self.earlier.candidates(signatures, distinct_keys) if self.earlier is not None else None
-            this_run = self._run_sentences.candidates(distinct_keys)
-            pairs = [
-                (n, published)
-                for k, n in enumerate(distinct)
-                for published in (earlier[k] if earlier is not None else []) + this_run[k]
-            ]
-            # Compared a slice of pairs at a time: a batch can have many candidates, each similarity is exact.
-            scores = np.concatenate(
-                [
-                    self.hasher.similarities(
-                        [sentences[n].norm for n, _ in pairs[start : start + _PAIRS_AT_ONCE]],
-                        [p.text for _, p in pairs[start : start + _PAIRS_AT_ONCE]],
-                    )
-                    for start in range(0, len(pairs), _PAIRS_AT_ONCE)
-                ]
-                or [np.zeros(0)]
-            )
-            for (n, published), score in zip(pairs, scores.tolist(), strict=True):
-                if score >= self.cfg.threshold:
-                    sentences[n].earlier.append((score, published))
-            # Neighbours within the batch: sentences whose band keys agree somewhere.
-            sorted_keys, rows = sort_bands(distinct_keys)
-            neighbours: set[tuple[int, int]] = set()
-            for band in range(distinct_keys.shape[1]):
-                band_keys = sorted_keys[band]
-                bounds = np.flatnonzero(band_keys[1:] != band_keys[:-1]) + 1
-                starts = np.concatenate(([0], bounds))
-                ends = np.concatenate((bounds, [len(band_keys)]))
-                for start, end in zip(starts.tolist(), ends.tolist(), strict=True):
-                    if end - start > 1:
-                        members = [distinct[k] for k in rows[band][start:end].tolist()]
-                        neighbours.update((i, j) for i in members for j in members if i != j)
-            for i, j in sorted(neighbours):
-                sentences[i].nearby.append(j)
-        row_of = {n: k for k, n in enumerate(distinct)}
-        return distinct_keys[[row_of[s.first] for s in sentences]] if sentences else distinct_keys
-
-    def _shingles(self, sentence: _Sentence) -> set[str]:
-        if sentence.shingles is None:
-            sentence.shingles = self.hasher.shingles(sentence.norm)
-        return sentence.shingles
-
-    def _best(self, n: int, batch: list[_Sentence]) -> tuple[float, Published] | None:
-        """Return the surviving sentence that sentence `n` of the batch duplicates and the similarity, or None."""
-        sentence = batch[n]
-        first = batch[sentence.first]
-        options = list(first.earlier)
-        exact = self._exact.get(sentence.norm)
-        if exact is not None:
-            options.append((1.0, exact))
-        for i in first.nearby:
-            other = batch[i]
-            if i < n and other.survivor is not None:
-                score = jaccard(self._shingles(sentence), self._shingles(other))
-                if score >= self.cfg.threshold:
-                    options.append((score, other.survivor))
-        if not options:
-            return None
-        return min(options, key=lambda o: (-o[0], o[1].text != sentence.norm, o[1].order))
-
-    def _judge(
-        self, doc: DocumentInput, members: list[int], batch: list[_Sentence], new_survivors: list[int]
-    ) -> DocumentVerdict:
-        if doc.doc_id in self._kept_docs:
-            reason = f"same content as document {doc.doc_id} seen earlier"
-            return DocumentVerdict(doc.source, doc.doc_id, (), doc.doc_id, reason, self.run)
-        duplicates: list[SentenceDuplicate] = []
-        added: list[int] = []
-        dedupable_chars = 0
-        for n in members:
-            sentence = batch[n]
-            dedupable_chars += len(sentence.text)
-            found = self._best(n, batch)
-            if found is None:
-                sentence.survivor = Published(
-                    f"{doc.doc_id}:{sentence.position}",
-                    doc.doc_id,
-                    self.run,
-                    sentence.norm,
-                    (CURRENT_RUN, self._seq),
+            lo, hi = bounds[d], bounds[d + 1]
+            if doc.doc_id in self._kept_docs:
+                if batch.live_doc[d]:  # the same document kept earlier in this batch: nothing of it is judged
+                    self._withdraw(lo, hi, survivor, same_norm, batch.row)
+                yield DocumentVerdict(
+                    doc.source, doc.doc_id, (), doc.doc_id, f"same content as document {doc.doc_id} seen earlier", run
                 )
-                self._seq += 1
-                self._exact.setdefault(sentence.norm, sentence.survivor)
-                added.append(n)
-            else:
-                score, of = found
-                rule = "exact_duplicate" if of.text == sentence.norm else "near_duplicate"
+                continue
+            duplicates: list[SentenceDuplicate] = []
+            duplicate_words = 0
+            for n in contested[upto[d] : upto[d + 1]]:
+                r = rows[n]
+                found = earlier[r]
+                of: int | Published | None = None
+                if found is not None and exact_earlier[r]:
+                    score, of = found
+                elif same_norm[r] >= 0:
+                    score, of = 1.0, int(same_norm[r])
+                else:
+                    score, of = found if found is not None else (threshold, None)
+                    after = found is None  # a batch sentence must be more similar than an earlier one
+                    for i, similarity in options.get(firsts[n], ()):
+                        if i >= n:
+                            break
+                        if survivor[i] and (similarity > score or (after and similarity == score)):
+                            score, of, after = similarity, i, False
+                if of is None:
+                    survivor[n] = True
+                    same_norm[r] = n
+                    continue
+                if isinstance(of, Published):
+                    rule = "exact_duplicate" if of.text == batch.norms[n] else "near_duplicate"
+                    key, of_doc, of_run = of.key, of.doc_id, of.run
+                else:
+                    rule = "exact_duplicate" if firsts[of] == firsts[n] else "near_duplicate"
+                    of_doc = docs[batch.doc_of[of]].doc_id
+                    key, of_run = f"{of_doc}:{batch.position[of]}", run
                 duplicates.append(
                     SentenceDuplicate(
-                        sentence.position, sentence.text.strip(), rule, round(score, 6), of.key, of.doc_id, of.run
+                        int(batch.position[n]), batch.texts[n].strip(), rule, round(score, 6), key, of_doc, of_run
                     )
                 )
-        verdict = _judge_document(doc, duplicates, dedupable_chars, self.cfg.document_duplicate_fraction, self.run)
-        dropped = {dup.position for dup in duplicates}
-        kept_words = sum(count_words(s) for n, s in enumerate(doc.sentences) if n not in dropped)
-        if verdict.duplicate_of_doc is not None or kept_words < self.min_document_words:
-            for n in added:  # withdrawn: nothing later may point into a document not published
-                sentence = batch[n]
-                if self._exact.get(sentence.norm) is sentence.survivor:
-                    del self._exact[sentence.norm]
-                sentence.survivor = None
-        else:
-            self._kept_docs.add(doc.doc_id)
-            new_survivors.extend(added)
-        return verdict
+                duplicate_words += int(batch.words[n])
+            verdict = _judge_document(doc, duplicates, int(batch.doc_chars[d]), fraction, run)
+            judged[lo:hi] = survivor[lo:hi]
+            if verdict.duplicate_of_doc is not None or batch.doc_words[d] - duplicate_words < self.min_document_words:
+                self._withdraw(lo, hi, survivor, same_norm, batch.row)  # nothing later may point into it
+            else:
+                self._kept_docs.add(doc.doc_id)
+            yield verdict
+        seqs = self._seq + np.cumsum(judged) - 1
+        self._seq += int(judged.sum())
+        kept = np.flatnonzero(survivor)
+        if len(kept):
+            entries = RunEntries(
+                [docs[d].doc_id for d in batch.doc_of[kept].tolist()],
+                batch.position[kept].tolist(),
+                seqs[kept].tolist(),
+                [batch.norms[n] for n in kept.tolist()],
+            )
+            self._run_sentences.add(entries, batch.keys[batch.row[kept]])
+
+    @staticmethod
+    def _withdraw(
+        lo: int, hi: int, survivor: npt.NDArray[np.bool_], same_norm: npt.NDArray[np.int64], row: npt.NDArray[np.int64]
+    ) -> None:
+        """Take back the surviving sentences lo..hi-1 (one document's)."""
+        gone = lo + np.flatnonzero(survivor[lo:hi])
+        survivor[gone] = False
+        mine = same_norm[row[gone]] == gone
+        same_norm[row[gone[mine]]] = -1
+
+    def _matches(self, batch: _Batch) -> _Matches:
+        """Return the batch's confirmed candidates: the best earlier one of each normal form, and the batch's own."""
+        cfg, reps, norms = self.cfg, batch.reps, batch.norms
+        matches = _Matches(batch)
+        if not len(reps):
+            return matches
+        signatures = self.hasher.signatures([norms[k] for k in reps.tolist()], normalised=True)
+        keys = batch.keys = self.hasher.band_keys(signatures)
+        # Earlier candidates: published by earlier runs, and this run's survivors of earlier batches.
+        queries: list[npt.NDArray[np.int64]] = []
+        texts: list[str] = []
+        orders: list[npt.NDArray[np.int64]] = []
+        sources: list[Published | int] = []
+        if self.earlier is not None:
+            found = self.earlier.candidates(signatures, keys)
+            published = [p for each in found for p in each]
+            queries.append(np.repeat(np.arange(len(found), dtype=np.int64), [len(each) for each in found]))
+            texts += [p.text for p in published]
+            orders.append(np.array([p.order for p in published], dtype=np.int64).reshape(-1, 2))
+            sources += published
+        mine = self._run_sentences.candidates(keys)
+        queries.append(mine.queries)
+        texts += mine.texts
+        orders.append(np.stack([np.full(len(mine.rows), CURRENT_RUN, dtype=np.int64), mine.seqs], axis=1))
+        sources += mine.rows.tolist()
+        query, order = np.concatenate(queries), np.concatenate(orders)
+        rep_norms = [norms[k] for k in reps.tolist()]
+        exact = np.fromiter((t == rep_norms[q] for t, q in zip(texts, query.tolist(), strict=True)), bool, len(texts))
+        has_exact = np.zeros(len(reps), dtype=bool)
+        has_exact[query[exact]] = True
+        # Similarities: of each candidate of a normal form with no identical candidate, and of the
+        # pairs of this batch's normal forms that share a band, where one may be the other's option.
+        score = np.where(exact, 1.0, -1.0)
+        scored = np.flatnonzero(~has_exact[query])
+        first = reps
+        last = np.full(len(reps), -1, dtype=np.int64)  # each normal form's last live sentence
+        np.maximum.at(last, batch.row[batch.live], np.flatnonzero(batch.live))
+        left, right = band_pairs(keys)
+        open_left = batch.live[first[left]] & ~has_exact[left] & ~has_exact[right]  # as it can be known yet
+        open_right = batch.live[first[right]] & ~has_exact[right] & ~has_exact[left] & (last[left] > first[right])
+        left, right = left[open_left | open_right], right[open_left | open_right]
+        number: dict[str, int] = {}  # the texts to shingle: normal forms compared, and candidates
+        shingled = np.full(len(reps), -1, dtype=np.int64)
+        for r in distinct(np.concatenate((query[scored], left, right))).tolist():
+            shingled[r] = number.setdefault(rep_norms[r], len(number))
+        other = np.fromiter((number.setdefault(texts[c], len(number)) for c in scored.tolist()), np.int64, len(scored))
+        sets = ShingleSets(self.hasher, list(number))
+        score[scored] = sets.similarities(shingled[query[scored]], other, cfg.threshold)
+        confirmed = np.flatnonzero(score >= cfg.threshold)
+        # The best earlier candidate of each normal form: most similar, identical first, then earliest.
+        best = confirmed[
+            np.lexsort(
+                (order[confirmed, 1], order[confirmed, 0], ~exact[confirmed], -score[confirmed], query[confirmed])
+            )
+        ]
+        best = best[np.concatenate(([True], query[best][1:] != query[best][:-1]))] if len(best) else best
+        store_rows = [sources[c] for c in best.tolist() if not isinstance(sources[c], Published)]
+        from_store = iter(self._run_sentences.published(store_rows)) if store_rows else iter(())
+        for c in best.tolist():
+            source = sources[c]
+            entry = source if isinstance(source, Published) else next(from_store)
+            matches.earlier[int(query[c])] = (float(score[c]), entry)
+            matches.exact[int(query[c])] = bool(exact[c])
+        duplicate = np.array([e is not None for e in matches.earlier], dtype=bool)
+        # The batch's own pairs: a first is another's option if it can survive (its document live,
+        # no earlier candidate confirmed) and the other's sentences are not settled by an identical one.
+        can_survive = batch.live[first] & ~duplicate
+        settled = np.array(matches.exact, dtype=bool)
+        forward = can_survive[left] & ~settled[right]
+        backward = can_survive[right] & ~settled[left] & (last[left] > first[right])
+        wanted = np.flatnonzero(forward | backward)
+        if len(wanted):
+            similar = sets.similarities(shingled[left[wanted]], shingled[right[wanted]], cfg.threshold)
+            keep = similar >= cfg.threshold
+            pairs_left, pairs_right, similar = left[wanted][keep], right[wanted][keep], similar[keep]
+            forward, backward = forward[wanted][keep], backward[wanted][keep]
+            # options[first] = [(first of another normal form, similarity), ...] in ascending order
+            target = np.concatenate([first[pairs_right][forward], first[pairs_left][backward]])
+            option = np.concatenate([first[pairs_left][forward], first[pairs_right][backward]])
+            value = np.concatenate([similar[forward], similar[backward]])
+            ordered = np.lexsort((option, target))
+            for t, o, v in zip(
+                target[ordered].tolist(), option[ordered].tolist(), value[ordered].tolist(), strict=True
+            ):
+                matches.options.setdefault(t, []).append((o, v))
+                if o < matches.earliest_option.get(t, len(batch.norms)):
+                    matches.earliest_option[t] = o
+        n = np.arange(len(batch.norms))
+        earliest = np.full(len(batch.norms), len(batch.norms), dtype=np.int64)
+        for t, o in matches.earliest_option.items():
+            earliest[t] = o
+        matches.contested = batch.live & (
+            duplicate[np.maximum(batch.row, 0)] | (batch.first != n) | (earliest[batch.first] < n)
+        )
+        return matches
+
+
+class _Batch:
+    """One batch of documents as arrays: its dedupable sentences, their normal forms and firsts."""
+
+    keys: BandKeys
+    """Band keys of each normal form signed (`reps`), set when signed."""
+
+    def __init__(self, docs: list[DocumentInput], cfg: DedupConfig, kept_docs: set[str]) -> None:
+        all_texts = [text for doc in docs for text in doc.sentences]
+        sizes = np.fromiter((len(doc.sentences) for doc in docs), np.int64, len(docs))
+        doc_start = np.cumsum(sizes) - sizes
+        words = word_counts(all_texts)
+        dedupable = np.flatnonzero(words >= cfg.min_words)
+        self.doc_of = np.repeat(np.arange(len(docs)), sizes)[dedupable]
+        """Each dedupable sentence's document (the batch's dedupable sentences are numbered n = 0, 1, ...)."""
+        self.position = dedupable - doc_start[self.doc_of]
+        self.texts = [all_texts[i] for i in dedupable.tolist()]
+        self.words = words[dedupable]
+        self.doc_words = _sums(words, sizes)
+        """Words of each whole document."""
+        chars = np.fromiter(map(len, self.texts), np.int64, len(self.texts))
+        self.doc_chars = _sums(chars, np.bincount(self.doc_of, minlength=len(docs)))
+        """Characters of each document's dedupable sentences."""
+        self.norms = normalise_sentences(self.texts)
+        first_of: dict[str, int] = {}
+        self.first = np.fromiter(
+            (first_of.setdefault(norm, n) for n, norm in enumerate(self.norms)), np.int64, len(self.norms)
+        )
+        """The first sentence of the batch with each sentence's normal form."""
+        self.live_doc = np.fromiter((doc.doc_id not in kept_docs for doc in docs), bool, len(docs))
+        """Documents not kept before the batch (a document kept already is not judged again)."""
+        self.live = self.live_doc[self.doc_of]
+        signed = np.zeros(len(self.norms), dtype=bool)
+        signed[self.first[self.live]] = True
+        self.reps = np.flatnonzero(signed)
+        """The firsts of the normal forms that some live sentence has: these are signed."""
+        row_of = np.full(len(self.norms), -1, dtype=np.int64)
+        row_of[self.reps] = np.arange(len(self.reps))
+        self.row = row_of[self.first]
+        """Each sentence's normal form's row among `reps` (-1: no live sentence has it)."""
+        self.keys = np.zeros((0, cfg.lsh_bands), dtype=np.uint64)
+
+
+class _Matches:
+    """What the order rule needs of a batch's candidates, per normal form signed (row of `_Batch.reps`)."""
+
+    def __init__(self, batch: _Batch) -> None:
+        self.earlier: list[tuple[float, Published] | None] = [None] * len(batch.reps)
+        """The best confirmed candidate published before the batch, and its similarity."""
+        self.exact: list[bool] = [False] * len(batch.reps)
+        """Whether that candidate is identical (then nothing else can be better)."""
+        self.options: dict[int, list[tuple[int, float]]] = {}
+        """Per first: the firsts of other normal forms of the batch at or above the threshold, ascending."""
+        self.earliest_option: dict[int, int] = {}
+        self.contested = np.zeros(len(batch.norms), dtype=bool)
+        """Live sentences with some candidate: an earlier one, an identical sentence or an option before them."""
+
+
+def _sums(values: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Return the sums of consecutive runs of `values`, of the given sizes (0 for an empty run)."""
+    before = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values, out=before[1:])
+    ends = np.cumsum(sizes)
+    result: npt.NDArray[np.int64] = before[ends] - before[ends - sizes]
+    return result
 
 
 def find_duplicates(
