@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +238,16 @@ def test_models_are_loaded_before_workers_fork_only_when_a_stage_needs_them() ->
     assert default_classifier.cache_info().currsize == 0
     preload_models(PipelineConfig())
     assert default_classifier.cache_info().currsize == 1
+
+
+def test_model_loads_without_importing_scikit_learn_which_still_imports_afterwards() -> None:
+    code = (
+        "import sys\n"
+        "from pipeline.steps.line_classifier import default_classifier\n"
+        "default_classifier()\n"
+        "assert 'sklearn' not in sys.modules\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('sklearn'):\n"
+        "    import sklearn.base\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

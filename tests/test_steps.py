@@ -184,7 +184,14 @@ def _line_features_one_by_one(lines: list[str], rules: list[str | None], languag
     stop = lc.stopwords(language)
     keys = [" ".join(lc._WORD.findall(line.lower())) for line in lines]
     candidates = lc.candidate_lines(rules)
-    gaps = lc._removed_runs(rules)
+    gaps: list[list[int]] = [[], [], [], []]  # removed lines just above and below, and their rules' codes
+    for i in candidates:
+        above = next((k for k in range(i - 1, -1, -1) if rules[k] is None), -1)
+        below = next((k for k in range(i + 1, len(rules)) if rules[k] is None), len(rules))
+        code_above = lc.RULE_CODES.get(rules[i - 1], len(lc.RULE_CODES)) if i - above > 1 else 0
+        code_below = lc.RULE_CODES.get(rules[i + 1], len(lc.RULE_CODES)) if below - i > 1 else 0
+        for column, value in enumerate((i - above - 1, below - i - 1, code_above, code_below)):
+            gaps[column].append(value)
     own = np.zeros((len(candidates), len(lc.LINE_FEATURES)))
     for row, i in enumerate(candidates):
         line = lines[i]
@@ -367,3 +374,9 @@ def test_remembered_own_features_are_the_computed_ones() -> None:
     for n in range(9):
         small.add((None, str(n)), b"")
     assert len(small.rows) <= 4 and (None, "8") in small.rows
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.one_of(st.characters(codec="utf-8"), st.sampled_from(".!?…。！？\"'”’»)] \n\t")), max_size=20))
+def test_ends_sentence_is_the_terminal_pattern_at_the_end(line: str) -> None:
+    assert bp.ends_sentence(line) == bool(lc._TERMINAL.search(line.rstrip()))

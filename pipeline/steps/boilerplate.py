@@ -35,7 +35,8 @@ SITE_RULE = "site_repeated"
 # --------------------------------------------------------------------------- line shapes
 
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
-_TERMINAL = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
+_FINAL_STOPS = ".!?…。！？"
+_CLOSERS = "\"'”’»)]"
 _CONNECTORS = frozenset(
     [
         "a",
@@ -110,7 +111,10 @@ def ends_sentence(line: str) -> bool:
     >>> ends_sentence('He said "no."'), ends_sentence("Breaking news")
     (True, False)
     """
-    return bool(_TERMINAL.search(line.rstrip()))
+    # A final stop, then only closing quotes and brackets: what `[.!?…]["'”’»)\]]*$` finds, without trying a
+    # pattern at every position of the line.
+    core = line.rstrip().rstrip(_CLOSERS)
+    return bool(core) and core[-1] in _FINAL_STOPS
 
 
 def is_prose(line: str) -> bool:
@@ -558,7 +562,7 @@ _NEEDLES: Final[dict[re.Pattern[str], tuple[str, ...]]] = {
 def _may_match(pattern: re.Pattern[str], lowered: str | None) -> bool:
     """Return False when `pattern` cannot match a text: its `lower_for_matching` holds none of the pattern's needles."""
     needles = _NEEDLES.get(pattern)
-    return lowered is None or needles is None or any(needle in lowered for needle in needles)
+    return lowered is None or needles is None or any(map(lowered.__contains__, needles))
 
 
 _PROMO_VOICE = _rx(
@@ -607,6 +611,12 @@ def _promo_line(line: str, pattern: re.Pattern[str]) -> bool:
 def _has_article_sentence(line: str, pattern: re.Pattern[str]) -> bool:
     """Return whether some sentence of a line is prose that `pattern` does not match."""
     return any(count_words(part) >= 8 and not pattern.search(part) for part in _SENTENCE_END.split(line))
+
+
+@lru_cache(maxsize=1 << 16)
+def _is_date_only(line: str) -> bool:
+    """Return whether a line is a date (and time) alone (remembered for the lines seen last)."""
+    return bool(_DATE_ONLY.match(line))
 
 
 def _is_teaser_meta(line: str, key: str) -> bool:
@@ -696,7 +706,7 @@ def judge_lines(
     enabled = cfg.rules.model_dump()
     verdicts: list[str | None] = []
     block: _Block | None = None
-    dates_are_stamps = sum(bool(_DATE_ONLY.match(line.text)) for line in lines) <= MAX_DATE_STAMPS
+    dates_are_stamps = sum(_is_date_only(line.text) for line in lines) <= MAX_DATE_STAMPS
     if keys is None:
         keys = [line_key(line.text) for line in lines]
     for line, key in zip(lines, keys, strict=True):

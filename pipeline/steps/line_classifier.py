@@ -16,8 +16,10 @@ pickle. `benchmarks/train_line_classifier.py` trains them from the labelled WCXB
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -252,19 +254,17 @@ def candidate_lines(rules: Sequence[str | None]) -> list[int]:
     return [i for i, rule in enumerate(rules) if rule is None]
 
 
-def _removed_runs(rules: Sequence[str | None]) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Return, per candidate line, the removed lines just above and below it and their rules' codes."""
-    candidates = candidate_lines(rules)
-    above, below, rule_above, rule_below = [], [], [], []
-    previous = -1
-    for position, i in enumerate(candidates):
-        following = candidates[position + 1] if position + 1 < len(candidates) else len(rules)
-        above.append(i - previous - 1)
-        below.append(following - i - 1)
-        rule_above.append(RULE_CODES.get(rules[i - 1], len(RULE_CODES)) if i - previous > 1 else 0)
-        rule_below.append(RULE_CODES.get(rules[i + 1], len(RULE_CODES)) if following - i > 1 else 0)
-        previous = i
-    return above, below, rule_above, rule_below
+def _removed_runs(rules: Sequence[str | None]) -> FloatArray:
+    """Return, per candidate line (columns), the removed lines just above and below it and their rules' codes (rows)."""
+    candidates = np.array(candidate_lines(rules), dtype=np.int64)
+    if len(candidates) == 0:
+        return np.zeros((4, 0))
+    codes = np.array([RULE_CODES.get(rule, len(RULE_CODES)) for rule in rules], dtype=np.int64)
+    above = np.diff(candidates, prepend=-1) - 1
+    below = np.diff(candidates, append=len(rules)) - 1
+    rule_above = np.where(above > 0, codes[candidates - 1], 0)  # index -1 wraps, but only where nothing is above
+    rule_below = np.where(below > 0, codes[np.minimum(candidates + 1, len(rules) - 1)], 0)
+    return np.array([above, below, rule_above, rule_below], dtype=np.float64)
 
 
 def line_features(
@@ -289,7 +289,7 @@ def line_features(
     key_counts = Counter(keys)
     candidates = candidate_lines(rules)
     own = _own_features_remembered([lines[i] for i in candidates], language)
-    gaps = np.array(_removed_runs(rules), dtype=np.float64).reshape(4, len(candidates)).T
+    gaps = _removed_runs(rules).T
     repeats = np.array([key_counts[keys[i]] - 1 for i in candidates], dtype=np.float64)
     own[:, _GAP_COLUMNS] = gaps
     own[:, LINE_FEATURES.index("repeats_in_page")] = repeats
@@ -522,8 +522,8 @@ def _column(matrix: FloatArray, name: str) -> FloatArray:
 
 
 def _shifted(values: FloatArray, offset: int) -> FloatArray:
-    """Return values[i + offset] for each i, NaN beyond either end."""
-    out = np.full(len(values), np.nan)
+    """Return values[i + offset] for each i (along the first axis), NaN beyond either end."""
+    out = np.full(values.shape, np.nan)
     if offset > 0:
         out[:-offset] = values[offset:]
     elif offset < 0:
@@ -590,9 +590,12 @@ def _context_features(own: FloatArray) -> FloatArray:
         np.cumsum(cues) - cues,
         np.cumsum(cues & (index >= end)) - (cues & (index >= end)),
     ]
-    for offset in _NEIGHBOUR_OFFSETS:
-        columns.extend(_shifted(_column(own, name), offset) for name in _NEIGHBOUR_FEATURES)
+    neighbours = own[:, _NEIGHBOUR_COLUMNS]
+    columns.extend(_shifted(neighbours, offset) for offset in _NEIGHBOUR_OFFSETS)
     return np.column_stack(columns) if n else np.zeros((0, len(CONTEXT_FEATURES)))
+
+
+_NEIGHBOUR_COLUMNS: Final = [LINE_FEATURES.index(name) for name in _NEIGHBOUR_FEATURES]
 
 
 def stacked_features(features: FloatArray, scores: FloatArray, rows: Sequence[int] | None = None) -> FloatArray:
@@ -657,8 +660,7 @@ class LineClassifier:
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> LineClassifier:
         """Build from the model file's JSON object, checking its format and feature lists."""
-        import lightgbm
-
+        lightgbm = _import_lightgbm()
         if document.get("format") != MODEL_FORMAT or document.get("format_version") != MODEL_FORMAT_VERSION:
             raise ValueError(f"not a {MODEL_FORMAT} v{MODEL_FORMAT_VERSION} model")
         if tuple(document["features"]) != FEATURES or tuple(document["stacked_features"]) != STACKED_FEATURES:
@@ -691,6 +693,23 @@ class LineClassifier:
         first = np.asarray(self.first.predict(features, num_threads=1), dtype=np.float64)
         stacked = stacked_features(features, first, rows)
         return np.asarray(self.second.predict(stacked, num_threads=1), dtype=np.float64)
+
+
+def _import_lightgbm() -> Any:
+    """Import LightGBM without the scikit-learn estimator API it loads when scikit-learn is installed.
+
+    Only `Booster` is used here, and importing scikit-learn is most of the cost of importing
+    LightGBM (about 0.6 CPU s, in every process that loads the model). A None in `sys.modules`
+    makes `import sklearn` fail, which LightGBM takes for scikit-learn being absent; the entry is
+    removed at once, so scikit-learn imports as usual afterwards.
+    """
+    if "lightgbm" in sys.modules or "sklearn" in sys.modules:
+        return importlib.import_module("lightgbm")
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # None is how `sys.modules` blocks an import
+    try:
+        return importlib.import_module("lightgbm")
+    finally:
+        del sys.modules["sklearn"]
 
 
 @cache
