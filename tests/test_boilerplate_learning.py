@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,8 @@ import pytest
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import LabelledPage, load_pages, render_blocks, word_prf
 from pipeline.line_stats import LineStatsParams, SiteLineStats
-from pipeline.steps.boilerplate import strip_boilerplate
-from pipeline.steps.line_classifier import DEFAULT_MODEL_PATH, LineClassifier, default_classifier
+from pipeline.steps.boilerplate import prepare_lines, strip_boilerplate
+from pipeline.steps.line_classifier import DEFAULT_MODEL_PATH, LineClassifier, default_classifier, line_features
 from pipeline.tasks import preload_models
 from pipeline.training import prepare_pages, train_models
 from tests.conftest import SEEDS, Run, run_pipeline
@@ -179,6 +181,19 @@ def test_classifier_switch_and_threshold(some_pages: list[LabelledPage]) -> None
     assert removed["strict"] > removed["default"] > 0
 
 
+def test_scores_of_some_lines_are_those_lines_of_every_score(some_pages: list[LabelledPage]) -> None:
+    cfg = PipelineConfig()
+    classifier = default_classifier()
+    for page in some_pages[:3]:
+        lines, _ = prepare_lines(render_blocks(page.html), cfg.boilerplate)
+        content = [line.text for line in lines if line.text]
+        features = line_features(content, [None] * len(content), "en")
+        every = classifier.boilerplate_scores(features)
+        rows = list(range(0, len(content), 3))
+        np.testing.assert_array_equal(classifier.boilerplate_scores(features, rows), every[rows])
+        assert classifier.boilerplate_scores(features, []).shape == (0,)
+
+
 def test_training_is_deterministic(some_pages: list[LabelledPage]) -> None:
     prepared = prepare_pages(some_pages[:24], PipelineConfig(), workers=1)
     models = [train_models(prepared, inner_folds=2) for _ in range(2)]
@@ -201,10 +216,10 @@ class _ScoresEverything:
     def __init__(self, only_last: bool) -> None:
         self.only_last = only_last
 
-    def boilerplate_scores(self, features: np.ndarray) -> np.ndarray:
+    def boilerplate_scores(self, features: np.ndarray, rows: list[int] | None = None) -> np.ndarray:
         scores = np.full(len(features), 0.1 if self.only_last else 0.9)
         scores[-1] = 0.9
-        return scores
+        return scores if rows is None else scores[rows]
 
 
 def test_classifier_never_empties_a_page() -> None:
@@ -223,3 +238,16 @@ def test_models_are_loaded_before_workers_fork_only_when_a_stage_needs_them() ->
     assert default_classifier.cache_info().currsize == 0
     preload_models(PipelineConfig())
     assert default_classifier.cache_info().currsize == 1
+
+
+def test_model_loads_without_importing_scikit_learn_which_still_imports_afterwards() -> None:
+    code = (
+        "import sys\n"
+        "from pipeline.steps.line_classifier import default_classifier\n"
+        "default_classifier()\n"
+        "assert 'sklearn' not in sys.modules\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('sklearn'):\n"
+        "    import sklearn.base\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

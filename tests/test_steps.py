@@ -272,7 +272,14 @@ def _line_features_one_by_one(lines: list[str], rules: list[str | None], languag
     stop = lc.stopwords(language)
     keys = [" ".join(lc._WORD.findall(line.lower())) for line in lines]
     candidates = lc.candidate_lines(rules)
-    gaps = lc._removed_runs(rules)
+    gaps: list[list[int]] = [[], [], [], []]  # removed lines just above and below, and their rules' codes
+    for i in candidates:
+        above = next((k for k in range(i - 1, -1, -1) if rules[k] is None), -1)
+        below = next((k for k in range(i + 1, len(rules)) if rules[k] is None), len(rules))
+        code_above = lc.RULE_CODES.get(rules[i - 1], len(lc.RULE_CODES)) if i - above > 1 else 0
+        code_below = lc.RULE_CODES.get(rules[i + 1], len(lc.RULE_CODES)) if below - i > 1 else 0
+        for column, value in enumerate((i - above - 1, below - i - 1, code_above, code_below)):
+            gaps[column].append(value)
     own = np.zeros((len(candidates), len(lc.LINE_FEATURES)))
     for row, i in enumerate(candidates):
         line = lines[i]
@@ -377,3 +384,87 @@ def test_stacked_barrier_and_mean_are_those_of_the_scores_between_a_line_and_the
     expected_mean = [b.mean() if len(b) and not start <= i < end else 0.0 for i, b in enumerate(between)]
     assert stacked[:, lc.STACKED_FEATURES.index("score_barrier")].tolist() == expected_barrier
     assert stacked[:, lc.STACKED_FEATURES.index("score_mean_to_run")].tolist() == expected_mean
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 1), max_size=40), st.data())
+def test_stacked_features_of_some_rows_are_those_rows_of_every_row(values: list[float], data: st.DataObject) -> None:
+    scores = np.array(values, dtype=np.float64)
+    features = np.random.default_rng(len(values)).random((len(scores), len(lc.FEATURES)))
+    rows = data.draw(st.lists(st.integers(0, max(len(values) - 1, 0)), max_size=len(values)).map(sorted))
+    every = lc.stacked_features(features, scores)
+    np.testing.assert_array_equal(lc.stacked_features(features, scores, rows), every[rows])
+
+
+# One line for each alternative of each pattern that `bp._NEEDLES` prefilters.
+_NEEDLE_EXAMPLES = {
+    bp._APP_PROMO: [
+        "Download the News18 app", "Get it on Google Play", "on the App Store", "Play Store", "Google Play",
+        "Available on iOS", "download NDTV app", "Read it in the app", "Try our premium features",
+        "Explore what Premium can do for you",
+    ],
+    bp._NEWSLETTER: [
+        "Sign up to get email updates", "Newsletters: free every morning", "Get the best stories in your inbox",
+        "Enter your email", "Your email address", "Email address", "By signing up you agree to our privacy policy",
+        "Thank you for subscribing", "Subscribe now", "Register for breaking news alerts",
+        "By clicking you accept our terms",
+    ],
+    bp._SITE_PROMO: [
+        "Follow us on Twitter", "Like us on Facebook", "Find us on Instagram", "Join us at the fair",
+        "Join our WhatsApp group", "Read the latest sports news", "Get the latest news", "Catch breaking updates",
+        "Share this article", "Click here", "Tap here", "Follow NDTV on WhatsApp", "Catch all the cricket news",
+        "Subscribe to our YouTube channel", "For more news, visit our site", "For more stories download the app",
+        "For more updates, subscribe",
+    ],
+    bp._SOURCE: [
+        "Source: Reuters", "Via: AP", "Inputs: PTI", "(With inputs from PTI)", "This story was first published on X",
+        "Originally published in The Times", "This article has been posted with permission",
+        "This piece was first appeared in Vox", "This report was produced by Kaiser Health News",
+        "Copyright 2024 Example Ltd. All rights reserved.", "Source link", "Reporting by Jane Roe; Editing by John Doe",
+        "(Writing by Jane Roe)",
+    ],
+}  # fmt: skip
+_NEEDLE_WORDS = sorted({word for lines in _NEEDLE_EXAMPLES.values() for line in lines for word in line.split()})
+
+
+def test_every_alternative_of_a_prefiltered_pattern_holds_one_of_its_needles() -> None:
+    assert set(_NEEDLE_EXAMPLES) == set(bp._NEEDLES)
+    for pattern, examples in _NEEDLE_EXAMPLES.items():
+        for example in examples:
+            assert pattern.search(example), example
+            assert bp._may_match(pattern, lc.lower_for_matching(example)), example
+        # Without its needles, no example would pass: each needle is there for some alternative.
+        for needle in bp._NEEDLES[pattern]:
+            assert any(needle in example.lower() for example in examples), needle
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.one_of(st.sampled_from(_NEEDLE_WORDS + _PROMO_WORDS.split()), st.sampled_from(_TRICKY)), max_size=12)
+)
+def test_a_pattern_matches_only_where_its_needles_are(parts: list[str]) -> None:
+    text = " ".join(parts)
+    for pattern in bp._NEEDLES:
+        if pattern.search(text):
+            assert bp._may_match(pattern, lc.lower_for_matching(text))
+        assert bp._found(pattern, text, lc.lower_for_matching(text)) == bool(pattern.search(text))
+
+
+def test_remembered_own_features_are_the_computed_ones() -> None:
+    page = [line for line in SEED_LINES if line][:60]
+    for language in ("en", "de", None):
+        lc._RECENT_OWN_ROWS.rows.clear()
+        first = lc._own_features_remembered(page[:40], language)
+        again = lc._own_features_remembered(page[20:] + page[:5], language)  # half of it remembered
+        np.testing.assert_array_equal(first, lc._own_features(page[:40], language))
+        np.testing.assert_array_equal(again, lc._own_features(page[20:] + page[:5], language))
+    small = lc._RecentRows(4)
+    for n in range(9):
+        small.add((None, str(n)), b"")
+    assert len(small.rows) <= 4 and (None, "8") in small.rows
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.one_of(st.characters(codec="utf-8"), st.sampled_from(".!?…。！？\"'”’»)] \n\t")), max_size=20))
+def test_ends_sentence_is_the_terminal_pattern_at_the_end(line: str) -> None:
+    assert bp.ends_sentence(line) == bool(lc._TERMINAL.search(line.rstrip()))

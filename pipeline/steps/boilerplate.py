@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Final
 
 from pipeline.config import BoilerplateConfig
 from pipeline.steps.line_classifier import (
@@ -34,7 +35,8 @@ SITE_RULE = "site_repeated"
 # --------------------------------------------------------------------------- line shapes
 
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
-_TERMINAL = re.compile(r"[.!?…。！？][\"'”’»)\]]*$")
+_FINAL_STOPS = ".!?…。！？"
+_CLOSERS = "\"'”’»)]"
 _CONNECTORS = frozenset(
     [
         "a",
@@ -109,7 +111,10 @@ def ends_sentence(line: str) -> bool:
     >>> ends_sentence('He said "no."'), ends_sentence("Breaking news")
     (True, False)
     """
-    return bool(_TERMINAL.search(line.rstrip()))
+    # A final stop, then only closing quotes and brackets: what `[.!?…]["'”’»)\]]*$` finds, without trying a
+    # pattern at every position of the line.
+    core = line.rstrip().rstrip(_CLOSERS)
+    return bool(core) and core[-1] in _FINAL_STOPS
 
 
 def is_prose(line: str) -> bool:
@@ -118,8 +123,9 @@ def is_prose(line: str) -> bool:
     return (words >= 10 and ends_sentence(line)) or words >= 25
 
 
+@lru_cache(maxsize=1 << 16)
 def line_key(line: str) -> str:
-    """Return a line reduced to lowercase words and single spaces, for matching.
+    """Return a line reduced to lowercase words and single spaces, for matching (remembered for the lines seen last).
 
     >>> line_key("  Share  this: Facebook | X ")
     'share this facebook x'
@@ -486,7 +492,7 @@ def _is_social_row(key: str) -> bool:
     return 1 <= len(words) <= 12 and all(word in _SOCIAL_WORDS for word in words)
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=1 << 16)
 def _match_line_rule(line: str, key: str, dates_are_stamps: bool = True) -> str | None:
     """Return the name of the whole-line rule that removes `line`, or None.
 
@@ -534,7 +540,29 @@ def _found(pattern: re.Pattern[str], line: str, lowered: str | None) -> bool:
     """Return whether a case-insensitive pattern matches in a line; `lowered` is the line's `lower_for_matching`."""
     if lowered is None:
         return bool(pattern.search(line))
-    return bool(lowercase_twin(pattern).search(lowered))
+    return _may_match(pattern, lowered) and bool(lowercase_twin(pattern).search(lowered))
+
+
+# Every match of each pattern holds one of its words (in lower case). A search tries the pattern
+# at every position of a line, a substring test is many times cheaper: most lines hold none.
+_NEEDLES: Final[dict[re.Pattern[str], tuple[str, ...]]] = {
+    _APP_PROMO: ("app", "play", "available", "try", "explore"),
+    _NEWSLETTER: ("sign", "subscri", "register", "newsletter", "inbox", "mail", "privacy", "terms"),
+    _SITE_PROMO: (
+        "follow", "like", "join", "find", "latest", "breaking", "share", "click", "tap", "catch", "channel",
+        "visit", "download", "subscribe",
+    ),
+    _SOURCE: (
+        "source", "via", "input", "publish", "post", "appear", "produc", "reserved", "reporting", "writing",
+        "editing",
+    ),
+}  # fmt: skip
+
+
+def _may_match(pattern: re.Pattern[str], lowered: str | None) -> bool:
+    """Return False when `pattern` cannot match a text: its `lower_for_matching` holds none of the pattern's needles."""
+    needles = _NEEDLES.get(pattern)
+    return lowered is None or needles is None or any(map(lowered.__contains__, needles))
 
 
 _PROMO_VOICE = _rx(
@@ -585,6 +613,12 @@ def _has_article_sentence(line: str, pattern: re.Pattern[str]) -> bool:
     return any(count_words(part) >= 8 and not pattern.search(part) for part in _SENTENCE_END.split(line))
 
 
+@lru_cache(maxsize=1 << 16)
+def _is_date_only(line: str) -> bool:
+    """Return whether a line is a date (and time) alone (remembered for the lines seen last)."""
+    return bool(_DATE_ONLY.match(line))
+
+
 def _is_teaser_meta(line: str, key: str) -> bool:
     """Return whether a line is a teaser's metadata: time ago, date, bullet, short source name."""
     stripped = line.strip()
@@ -604,20 +638,25 @@ def _partial_removals(line: str, rules: Callable[[str], bool]) -> tuple[str, lis
         if match and count_words(line[: match.start()]) >= 3:
             cut.append(("photo_credit", match.group(0).strip()))
             line = line[: match.start()].rstrip() + line[match.end() :]
-    if rules("inline_ad_marker") and _may_hold_inline_ad(line):
+    lowered = lower_for_matching(line)
+    if rules("inline_ad_marker") and _may_hold_inline_ad(line, lowered):
         matches = [*_INLINE_AD.finditer(line), *_INLINE_AD_WORD.finditer(line)]
         for match in sorted(matches, key=lambda m: m.start(), reverse=True):
             cut.append(("inline_ad_marker", match.group(0)))
             line = (line[: match.start()].rstrip() + " " + line[match.end() :].lstrip()).strip()
+        lowered = lower_for_matching(line) if matches else lowered
     for name, pattern in (("site_promo", _SITE_PROMO), ("source_line", _SOURCE), ("app_promo", _APP_PROMO)):
-        if rules(name):
-            line = _cut_trailing_sentences(line, name, pattern, cut)
+        if rules(name) and _may_match(pattern, lowered):
+            cut_line = _cut_trailing_sentences(line, name, pattern, cut)
+            line, lowered = cut_line, (lowered if cut_line is line else lower_for_matching(cut_line))
     return line, cut
 
 
-def _may_hold_inline_ad(line: str) -> bool:
-    """Return False when neither inline ad pattern can match a line (each needs one of these words)."""
-    lowered = lower_for_matching(line)
+def _may_hold_inline_ad(line: str, lowered: str | None) -> bool:
+    """Return False when neither inline ad pattern can match a line (each needs one of these words).
+
+    `lowered` is the line's `lower_for_matching`.
+    """
     if lowered is None or "ADVERTISEMENT" in line:
         return True
     return "continue" in lowered or "scroll" in lowered or "skip" in lowered
@@ -667,7 +706,7 @@ def judge_lines(
     enabled = cfg.rules.model_dump()
     verdicts: list[str | None] = []
     block: _Block | None = None
-    dates_are_stamps = sum(bool(_DATE_ONLY.match(line.text)) for line in lines) <= MAX_DATE_STAMPS
+    dates_are_stamps = sum(_is_date_only(line.text) for line in lines) <= MAX_DATE_STAMPS
     if keys is None:
         keys = [line_key(line.text) for line in lines]
     for line, key in zip(lines, keys, strict=True):
@@ -744,15 +783,7 @@ def strip_boilerplate(
                 scores[i] = float(documents)
     if classifier is not None and rule_on(CLASSIFIER_RULE):
         threshold = cfg.classifier_threshold or classifier.threshold
-        # The features see the named rules' verdicts only, as in training.
-        content_rules = [rule_verdicts[i] for i in content]
-        features = line_features([lines[i].text for i in content], content_rules, language, [keys[i] for i in content])
-        judged = [content[k] for k in candidate_lines(content_rules)]
-        flagged = {
-            i: round(score, 4)
-            for i, score in zip(judged, classifier.boilerplate_scores(features).tolist(), strict=True)
-            if verdicts[i] is None and score >= threshold
-        }
+        flagged = _lines_scored_as_boilerplate(classifier, threshold, lines, keys, rule_verdicts, verdicts, language)
         # The classifier judges which lines of a page are its article; it never judges that a
         # page has none (that is for the rules and the corpus's minimum length to say).
         if any(verdicts[i] is None and i not in flagged for i in content):
@@ -784,6 +815,33 @@ def strip_boilerplate(
         tuple(removals),
         joins,
     )
+
+
+def _lines_scored_as_boilerplate(
+    classifier: LineClassifier,
+    threshold: float,
+    lines: Sequence[SourceLine],
+    keys: Sequence[str],
+    rule_verdicts: Sequence[str | None],
+    verdicts: Sequence[str | None],
+    language: str | None,
+) -> dict[int, float]:
+    """Return the still-kept lines the classifier scores at or above `threshold`, with their scores.
+
+    The features see the named rules' verdicts only, as in training; only the lines no rule
+    has removed yet (a line repeated across the site may be gone already) need a score.
+    """
+    content = [i for i, line in enumerate(lines) if line.text]
+    content_rules = [rule_verdicts[i] for i in content]
+    judged = [content[k] for k in candidate_lines(content_rules)]
+    open_rows = [row for row, i in enumerate(judged) if verdicts[i] is None]
+    if not open_rows:
+        return {}
+    features = line_features([lines[i].text for i in content], content_rules, language, [keys[i] for i in content])
+    open_scores = classifier.boilerplate_scores(features, open_rows).tolist()
+    return {
+        judged[row]: round(score, 4) for row, score in zip(open_rows, open_scores, strict=True) if score >= threshold
+    }
 
 
 def _in_block(block: _Block, line: str, key: str, max_lines: int) -> bool:

@@ -16,12 +16,15 @@ pickle. `benchmarks/train_line_classifier.py` trains them from the labelled WCXB
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
@@ -251,19 +254,17 @@ def candidate_lines(rules: Sequence[str | None]) -> list[int]:
     return [i for i, rule in enumerate(rules) if rule is None]
 
 
-def _removed_runs(rules: Sequence[str | None]) -> tuple[list[int], list[int], list[int], list[int]]:
-    """Return, per candidate line, the removed lines just above and below it and their rules' codes."""
-    candidates = candidate_lines(rules)
-    above, below, rule_above, rule_below = [], [], [], []
-    previous = -1
-    for position, i in enumerate(candidates):
-        following = candidates[position + 1] if position + 1 < len(candidates) else len(rules)
-        above.append(i - previous - 1)
-        below.append(following - i - 1)
-        rule_above.append(RULE_CODES.get(rules[i - 1], len(RULE_CODES)) if i - previous > 1 else 0)
-        rule_below.append(RULE_CODES.get(rules[i + 1], len(RULE_CODES)) if following - i > 1 else 0)
-        previous = i
-    return above, below, rule_above, rule_below
+def _removed_runs(rules: Sequence[str | None]) -> FloatArray:
+    """Return, per candidate line (columns), the removed lines just above and below it and their rules' codes (rows)."""
+    candidates = np.array(candidate_lines(rules), dtype=np.int64)
+    if len(candidates) == 0:
+        return np.zeros((4, 0))
+    codes = np.array([RULE_CODES.get(rule, len(RULE_CODES)) for rule in rules], dtype=np.int64)
+    above = np.diff(candidates, prepend=-1) - 1
+    below = np.diff(candidates, append=len(rules)) - 1
+    rule_above = np.where(above > 0, codes[candidates - 1], 0)  # index -1 wraps, but only where nothing is above
+    rule_below = np.where(below > 0, codes[np.minimum(candidates + 1, len(rules) - 1)], 0)
+    return np.array([above, below, rule_above, rule_below], dtype=np.float64)
 
 
 def line_features(
@@ -287,8 +288,8 @@ def line_features(
         keys = [" ".join(_WORD.findall(line.lower())) for line in lines]
     key_counts = Counter(keys)
     candidates = candidate_lines(rules)
-    own = _own_features([lines[i] for i in candidates], language)
-    gaps = np.array(_removed_runs(rules), dtype=np.float64).reshape(4, len(candidates)).T
+    own = _own_features_remembered([lines[i] for i in candidates], language)
+    gaps = _removed_runs(rules).T
     repeats = np.array([key_counts[keys[i]] - 1 for i in candidates], dtype=np.float64)
     own[:, _GAP_COLUMNS] = gaps
     own[:, LINE_FEATURES.index("repeats_in_page")] = repeats
@@ -298,6 +299,42 @@ def line_features(
 _GAP_COLUMNS: Final = [
     LINE_FEATURES.index(name) for name in ("removed_above", "removed_below", "rule_above", "rule_below")
 ]
+
+
+class _RecentRows:
+    """The own-feature rows of the lines seen last, by language and line, as bytes (at most `size`).
+
+    A site repeats its navigation and footer lines on every page, and a shard holds one site's
+    pages: most lines of a page were scored on an earlier one. A row depends on its line and
+    language alone, so remembering it changes no result.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.rows: dict[tuple[str | None, str], bytes] = {}
+
+    def add(self, key: tuple[str | None, str], row: bytes) -> None:
+        if len(self.rows) >= self.size:  # forget the older half at once, not one row per new row
+            for old in list(islice(self.rows, self.size // 2)):
+                del self.rows[old]
+        self.rows[key] = row
+
+
+_RECENT_OWN_ROWS: Final = _RecentRows(1 << 15)
+
+
+def _own_features_remembered(lines: Sequence[str], language: str | None) -> FloatArray:
+    """Return `_own_features(lines, language)`, computing only the rows of lines not seen lately."""
+    memo = _RECENT_OWN_ROWS
+    rows = [memo.rows.get((language, line)) for line in lines]
+    missing = [i for i, row in enumerate(rows) if row is None]
+    if missing:
+        computed = _own_features([lines[i] for i in missing], language)
+        for i, values in zip(missing, computed, strict=True):
+            row = rows[i] = values.tobytes()
+            memo.add((language, lines[i]), row)
+    joined = b"".join(row for row in rows if row is not None)
+    return np.frombuffer(joined, dtype=np.float64).reshape(len(lines), len(LINE_FEATURES)).copy()
 
 
 def _own_features(lines: Sequence[str], language: str | None) -> FloatArray:
@@ -320,8 +357,10 @@ def _own_features(lines: Sequence[str], language: str | None) -> FloatArray:
     length = np.array([len(line) for line in lines], dtype=np.int64)
     chars = np.maximum(length, 1)
     upper, letters, digits, punctuation, separators = _char_counts(lines, length).T
-    capitalised = _segment_sums([token[0].isupper() for token in flat], n_words)
-    stop_words = _segment_sums([token.lower() in stop for token in flat], n_words) if stop else None
+    # Lowering the tokens joined lowers each as on its own: the break is neither cased nor case-ignorable.
+    capitalised = _segment_sums(_char_classes("".join([token[0] for token in flat])) & _UPPER, n_words)
+    lowered_tokens = _PAGE_BREAK.join(flat).lower().split(_PAGE_BREAK) if flat else []
+    stop_words = _segment_sums(list(map(stop.__contains__, lowered_tokens)), n_words) if stop else None
     terms = _match_counts(_BOILERPLATE_TERMS, lines, lowered)
     # Where a pattern cannot match: every date needs a digit, every URL one of these strings.
     urlish = np.array([any(part in line for part in ("@", "://", "www.", ".com")) for line in lines], dtype=bool)
@@ -420,12 +459,17 @@ def _lowers_alike(char: str) -> bool:
 
 
 def _segment_sums(values: npt.ArrayLike, lengths: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """Return the sums of consecutive runs of integer `values` (along the first axis), the runs `lengths` long."""
+    """Return the sums of consecutive runs of integer `values` (along the first axis), the runs `lengths` long.
+
+    >>> _segment_sums([1, 2, 3, 4], [2, 0, 2]).tolist()
+    [3, 0, 7]
+    """
     array = np.asarray(values, dtype=np.int64)
-    totals = np.zeros((len(array) + 1, *array.shape[1:]), dtype=np.int64)
-    np.cumsum(array, axis=0, out=totals[1:])
-    bounds = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
-    sums: npt.NDArray[np.int64] = np.diff(totals[bounds], axis=0)
+    runs = np.asarray(lengths, dtype=np.int64)
+    sums = np.zeros((len(runs), *array.shape[1:]), dtype=np.int64)
+    filled = runs > 0  # `reduceat` gives an empty run the value at its start, not 0
+    if filled.any():
+        sums[filled] = np.add.reduceat(array, (np.cumsum(runs) - runs)[filled], axis=0)
     return sums
 
 
@@ -446,11 +490,30 @@ def _char_class(code: int) -> int:
     )
 
 
+_TABLED_CODES: Final = 0x3000
+"""Characters below this code (Latin, Greek, Cyrillic, most alphabets, punctuation) have their flags in a table."""
+
+
+@cache
+def _class_table() -> npt.NDArray[np.uint8]:
+    """Return the flags (see `_char_class`) of every character below `_TABLED_CODES`, by code."""
+    return np.array([_char_class(code) for code in range(_TABLED_CODES)], dtype=np.uint8)
+
+
+def _char_classes(text: str) -> npt.NDArray[np.uint8]:
+    """Return the flags (see `_char_class`) of each character of a text."""
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    classes = _class_table()[np.minimum(codes, _TABLED_CODES - 1)]
+    beyond = codes >= _TABLED_CODES
+    if beyond.any():
+        unique, inverse = np.unique(codes[beyond], return_inverse=True)
+        classes[beyond] = np.array([_char_class(int(code)) for code in unique], dtype=np.uint8)[inverse]
+    return classes
+
+
 def _char_counts(lines: Sequence[str], length: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Return, per line (rows), how many of its characters are in each class of `_CHAR_CLASSES` (columns)."""
-    codes = np.frombuffer("".join(lines).encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    unique, inverse = np.unique(codes, return_inverse=True)
-    classes = np.array([_char_class(int(code)) for code in unique], dtype=np.uint8)[inverse]
+    classes = _char_classes("".join(lines))
     return _segment_sums((classes[:, None] & _CHAR_CLASSES) != 0, length)
 
 
@@ -459,8 +522,8 @@ def _column(matrix: FloatArray, name: str) -> FloatArray:
 
 
 def _shifted(values: FloatArray, offset: int) -> FloatArray:
-    """Return values[i + offset] for each i, NaN beyond either end."""
-    out = np.full(len(values), np.nan)
+    """Return values[i + offset] for each i (along the first axis), NaN beyond either end."""
+    out = np.full(values.shape, np.nan)
     if offset > 0:
         out[:-offset] = values[offset:]
     elif offset < 0:
@@ -527,15 +590,22 @@ def _context_features(own: FloatArray) -> FloatArray:
         np.cumsum(cues) - cues,
         np.cumsum(cues & (index >= end)) - (cues & (index >= end)),
     ]
-    for offset in _NEIGHBOUR_OFFSETS:
-        columns.extend(_shifted(_column(own, name), offset) for name in _NEIGHBOUR_FEATURES)
+    neighbours = own[:, _NEIGHBOUR_COLUMNS]
+    columns.extend(_shifted(neighbours, offset) for offset in _NEIGHBOUR_OFFSETS)
     return np.column_stack(columns) if n else np.zeros((0, len(CONTEXT_FEATURES)))
 
 
-def stacked_features(features: FloatArray, scores: FloatArray) -> FloatArray:
-    """Return the second-stage matrix (columns as `STACKED_FEATURES`) from first-stage scores."""
+_NEIGHBOUR_COLUMNS: Final = [LINE_FEATURES.index(name) for name in _NEIGHBOUR_FEATURES]
+
+
+def stacked_features(features: FloatArray, scores: FloatArray, rows: Sequence[int] | None = None) -> FloatArray:
+    """Return the second-stage matrix (columns as `STACKED_FEATURES`) from first-stage scores.
+
+    `rows`, when given, are the only rows wanted (in that order); every line's score is read still.
+    """
     n = len(scores)
-    if n == 0:
+    wanted = np.arange(n) if rows is None else np.asarray(rows, dtype=np.intp)
+    if len(wanted) == 0:
         return np.zeros((0, len(STACKED_FEATURES)))
     ones = np.ones(n)
     counts3, counts10 = _window_sum(ones, 3), _window_sum(ones, 10)
@@ -552,9 +622,10 @@ def stacked_features(features: FloatArray, scores: FloatArray) -> FloatArray:
     if n - run_end > 1:
         barrier[run_end + 1 :] = np.maximum.accumulate(scores[run_end:])[:-1]
     mean_to_run = np.zeros(n)
-    for i in (*range(run_start - 1), *range(run_end + 1, n)):
-        between = scores[i + 1 : run_start] if i < run_start else scores[run_end:i]
-        mean_to_run[i] = between.sum() / len(between)  # what between.mean() gives, without its overhead
+    for i in wanted.tolist():
+        if i < run_start - 1 or i > run_end:
+            between = scores[i + 1 : run_start] if i < run_start else scores[run_end:i]
+            mean_to_run[i] = between.sum() / len(between)  # what between.mean() gives, without its overhead
     columns: list[FloatArray] = [
         scores,
         *(_shifted(scores, offset) for offset in _SCORE_OFFSETS),
@@ -573,7 +644,8 @@ def stacked_features(features: FloatArray, scores: FloatArray) -> FloatArray:
         features[:, FEATURES.index("removed_below")],
         features[:, FEATURES.index("in_main_run")],
     ]
-    return np.column_stack(columns)
+    stacked: FloatArray = np.column_stack(columns)
+    return stacked if rows is None else stacked[wanted]
 
 
 @dataclass(frozen=True)
@@ -588,8 +660,7 @@ class LineClassifier:
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> LineClassifier:
         """Build from the model file's JSON object, checking its format and feature lists."""
-        import lightgbm
-
+        lightgbm = _import_lightgbm()
         if document.get("format") != MODEL_FORMAT or document.get("format_version") != MODEL_FORMAT_VERSION:
             raise ValueError(f"not a {MODEL_FORMAT} v{MODEL_FORMAT_VERSION} model")
         if tuple(document["features"]) != FEATURES or tuple(document["stacked_features"]) != STACKED_FEATURES:
@@ -610,13 +681,35 @@ class LineClassifier:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ValueError(f"line classifier model {path}: {error}") from error
 
-    def boilerplate_scores(self, features: FloatArray) -> FloatArray:
-        """Return each line's probability of being boilerplate (first stage, then stacked)."""
-        if len(features) == 0:
+    def boilerplate_scores(self, features: FloatArray, rows: Sequence[int] | None = None) -> FloatArray:
+        """Return each line's probability of being boilerplate (first stage, then stacked).
+
+        `rows`, when given, are the only rows (in that order) whose scores are wanted: the
+        first stage still scores every line, since the second reads the scores around each.
+        """
+        wanted = range(len(features)) if rows is None else rows
+        if len(wanted) == 0:
             return np.zeros(0)
         first = np.asarray(self.first.predict(features, num_threads=1), dtype=np.float64)
-        stacked = stacked_features(features, first)
+        stacked = stacked_features(features, first, rows)
         return np.asarray(self.second.predict(stacked, num_threads=1), dtype=np.float64)
+
+
+def _import_lightgbm() -> Any:
+    """Import LightGBM without the scikit-learn estimator API it loads when scikit-learn is installed.
+
+    Only `Booster` is used here, and importing scikit-learn is most of the cost of importing
+    LightGBM (about 0.6 CPU s, in every process that loads the model). A None in `sys.modules`
+    makes `import sklearn` fail, which LightGBM takes for scikit-learn being absent; the entry is
+    removed at once, so scikit-learn imports as usual afterwards.
+    """
+    if "lightgbm" in sys.modules or "sklearn" in sys.modules:
+        return importlib.import_module("lightgbm")
+    sys.modules["sklearn"] = None  # type: ignore[assignment]  # None is how `sys.modules` blocks an import
+    try:
+        return importlib.import_module("lightgbm")
+    finally:
+        del sys.modules["sklearn"]
 
 
 @cache
