@@ -585,6 +585,24 @@ class ShingleSets:
         return scores
 
 
+def _sorted_matches(
+    keys: npt.NDArray[Any], wanted: npt.NDArray[Any]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
+    """Return which of `wanted` sorted `keys` holds, where each found one's run starts and how long it is.
+
+    None when none is found.
+
+    >>> _sorted_matches(np.array([2, 5, 5, 9]), np.array([5, 7, 9]))
+    (array([ True, False,  True]), array([1, 3]), array([2, 1]))
+    """
+    left = np.searchsorted(keys, wanted, "left")
+    present = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
+    if not present.any():
+        return None
+    left = left[present]
+    return present, left, np.searchsorted(keys, wanted[present], "right") - left
+
+
 def match_band_keys(
     sorted_keys: npt.NDArray[np.uint64],
     rows: npt.NDArray[Any],
@@ -612,13 +630,10 @@ def match_band_keys(
             keys = sorted_keys[band]
             if cuts[band] == cuts[band + 1] or not len(keys):
                 continue
-            wanted = wanted_all[cuts[band] : cuts[band + 1]]
-            left = np.searchsorted(keys, wanted, "left")
-            present = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
-            if not present.any():
+            found = _sorted_matches(keys, wanted_all[cuts[band] : cuts[band + 1]])
+            if found is None:
                 continue
-            wanted, left = wanted[present], left[present]
-            counts = np.searchsorted(keys, wanted, "right") - left
+            present, left, counts = found
             first = np.repeat(left - (np.cumsum(counts) - counts), counts)
             found_query.append(np.repeat(query_of[cuts[band] : cuts[band + 1]][present], counts))
             found_row.append(np.asarray(rows[band][first + np.arange(len(first))], dtype=np.int64))
@@ -628,12 +643,11 @@ def match_band_keys(
             continue
         column = queries[:, band]
         wanted = distinct(column)
-        left = np.searchsorted(keys, wanted, "left")
-        present = np.asarray(keys[np.minimum(left, len(keys) - 1)]) == wanted
-        if not present.any():
+        matched = _sorted_matches(keys, wanted)
+        if matched is None:
             continue
-        wanted, left = wanted[present], left[present]
-        hits = np.searchsorted(keys, wanted, "right") - left
+        present, left, hits = matched
+        wanted = wanted[present]
         at = np.minimum(np.searchsorted(wanted, column), len(wanted) - 1)
         query = np.flatnonzero(wanted[at] == column)
         which = at[query]
