@@ -376,6 +376,14 @@ def test_remembered_own_features_are_the_computed_ones() -> None:
     assert len(small.rows) <= 4 and (None, "8") in small.rows
 
 
+def test_language_sample_is_the_opening_prose() -> None:
+    prose = "The council met on Monday and voted to close the old bridge for a month of repairs."
+    text = "\n".join(["Home", "World news", prose, "Share", prose.upper()])
+    assert bp.language_sample(text) == f"{prose} {prose.upper()}"
+    assert bp.language_sample(text, max_chars=20) == prose[:20]
+    assert bp.language_sample("Home\nNews\nSport") == "Home\nNews\nSport"  # no prose: the text itself
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(st.one_of(st.characters(codec="utf-8"), st.sampled_from(".!?…。！？\"'”’»)] \n\t")), max_size=20))
 def test_ends_sentence_is_the_terminal_pattern_at_the_end(line: str) -> None:

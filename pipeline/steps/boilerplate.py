@@ -861,6 +861,32 @@ def _in_block(block: _Block, line: str, key: str, max_lines: int) -> bool:
     return False
 
 
+LANGUAGE_SAMPLE_CHARS = 1000
+"""How much prose `language_sample` gives: enough for lid.176 to name a language, a quarter of the cost of 4000."""
+
+
+def language_sample(text: str, max_chars: int = LANGUAGE_SAMPLE_CHARS) -> str:
+    """Return a scraped text's first prose lines (at most `max_chars` characters), to identify its language from.
+
+    A page's text opens with menus and links, whose words say less of its language than its
+    sentences do, and identifying costs with the length of what is read. The text itself is
+    returned when no line reads as prose (`is_prose`).
+
+    >>> language_sample("Home\\nNews\\nThe council met on Monday and voted to close the bridge for a month.\\nShare")
+    'The council met on Monday and voted to close the bridge for a month.'
+    """
+    prose: list[str] = []
+    size = 0
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if line and is_prose(line):
+            prose.append(line)
+            size += len(line) + 1
+            if size >= max_chars:
+                break
+    return " ".join(prose)[:max_chars] if prose else text
+
+
 def guess_title(text: str) -> str | None:
     """Return the first line when it reads like a headline: short and without a final full stop.
 
