@@ -6,6 +6,7 @@ import json
 import re
 from collections import Counter
 from itertools import combinations
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -388,3 +389,39 @@ def test_language_sample_is_the_opening_prose() -> None:
 @given(st.text(st.one_of(st.characters(codec="utf-8"), st.sampled_from(".!?…。！？\"'”’»)] \n\t")), max_size=20))
 def test_ends_sentence_is_the_terminal_pattern_at_the_end(line: str) -> None:
     assert bp.ends_sentence(line) == bool(lc._TERMINAL.search(line.rstrip()))
+
+
+_STAMP_WORDS = "Published Updated posted last first modified on at : 5 12:30 3 hours ago Monday today Jan 2024 By read"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.one_of(st.sampled_from(_STAMP_WORDS.split() + SEED_LINES), st.sampled_from(f"{_TRICKY}٣")), max_size=8)
+)
+def test_a_stamp_holds_a_digit_or_a_day(parts: list[str]) -> None:
+    line = " ".join(parts)
+    if bp._STAMP.match(line):
+        assert bp._may_be_stamp(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([line for lines in _NEEDLE_EXAMPLES.values() for line in lines]),
+            st.sampled_from(SEED_LINES),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from([". ", "! ", " "]),
+)
+def test_trailing_promo_cuts_are_those_made_without_the_needles(sentences: list[str], stop: str) -> None:
+    line = stop.join(sentence.strip() for sentence in sentences)
+    for pattern in (bp._SITE_PROMO, bp._SOURCE, bp._APP_PROMO):
+        fast: list[tuple[str, str]] = []
+        kept = bp._cut_trailing_sentences(line, "rule", pattern, fast)
+        with mock.patch.dict(bp._NEEDLES, clear=True):  # every pattern may match anywhere
+            slow: list[tuple[str, str]] = []
+            assert bp._cut_trailing_sentences(line, "rule", pattern, slow) == kept
+        assert fast == slow
