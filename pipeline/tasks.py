@@ -77,7 +77,7 @@ from pipeline.readers import Container, RawDocument, Rejected, read_input
 from pipeline.report import render_report_bytes
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
-from pipeline.steps.boilerplate import guess_title, line_key, prepare_lines, strip_boilerplate
+from pipeline.steps.boilerplate import guess_title, language_sample, line_key, prepare_lines, strip_boilerplate
 from pipeline.steps.dedup import DocumentInput, DocumentVerdict, MinHasher, find_duplicates
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.extract import extract_main_content
@@ -410,9 +410,10 @@ class StripBoilerplate(RunShardTask):
         # content an extractor already chose from a page's HTML (where it does worse than rules
         # alone; see benchmarks/boilerplate_quality.py).
         classifier = self._classifier if record.get("extractor") is None else None
-        # Only the classifier reads the language (for its stop list); the rules do not.
+        # Only the classifier reads the language (for its stop list); the rules do not. It is read
+        # from the page's opening prose, as in training: the menus above it say less, at more cost.
         identify = classifier is not None and language.enabled
-        guess = identify_language(text, language.sample_chars) if identify else None
+        guess = identify_language(language_sample(text), language.sample_chars) if identify else None
         stats, site = self._site_lines, site_of(record.get("url"), record["source"])
         stripped = strip_boilerplate(
             text,

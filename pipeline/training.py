@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import LabelledPage, render_blocks, render_text_nodes, word_prf, word_tokens
-from pipeline.steps.boilerplate import SourceLine, judge_lines, prepare_lines
+from pipeline.steps.boilerplate import SourceLine, judge_lines, language_sample, prepare_lines
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.language import identify_language
 from pipeline.steps.line_classifier import (
@@ -104,7 +104,7 @@ def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> Pag
     lines, _ = prepare_lines(text, cfg.boilerplate)
     verdicts = judge_lines(lines, cfg.boilerplate)
     content = [i for i, line in enumerate(lines) if line.text]
-    guess = identify_language(text, cfg.language.sample_chars)
+    guess = identify_language(language_sample(text), cfg.language.sample_chars)
     language = guess.code if guess else None
     content_rules = [verdicts[i] for i in content]
     features = line_features([lines[i].text for i in content], content_rules, language)

@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from dataclasses import asdict
 from itertools import combinations
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -464,7 +465,51 @@ def test_remembered_own_features_are_the_computed_ones() -> None:
     assert len(small.rows) <= 4 and (None, "8") in small.rows
 
 
+def test_language_sample_is_the_opening_prose() -> None:
+    prose = "The council met on Monday and voted to close the old bridge for a month of repairs."
+    text = "\n".join(["Home", "World news", prose, "Share", prose.upper()])
+    assert bp.language_sample(text) == f"{prose} {prose.upper()}"
+    assert bp.language_sample(text, max_chars=20) == prose[:20]
+    assert bp.language_sample("Home\nNews\nSport") == "Home\nNews\nSport"  # no prose: the text itself
+
+
 @settings(max_examples=500, deadline=None)
 @given(st.text(st.one_of(st.characters(codec="utf-8"), st.sampled_from(".!?…。！？\"'”’»)] \n\t")), max_size=20))
 def test_ends_sentence_is_the_terminal_pattern_at_the_end(line: str) -> None:
     assert bp.ends_sentence(line) == bool(lc._TERMINAL.search(line.rstrip()))
+
+
+_STAMP_WORDS = "Published Updated posted last first modified on at : 5 12:30 3 hours ago Monday today Jan 2024 By read"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.one_of(st.sampled_from(_STAMP_WORDS.split() + SEED_LINES), st.sampled_from(f"{_TRICKY}٣")), max_size=8)
+)
+def test_a_stamp_holds_a_digit_or_a_day(parts: list[str]) -> None:
+    line = " ".join(parts)
+    if bp._STAMP.match(line):
+        assert bp._may_be_stamp(line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from([line for lines in _NEEDLE_EXAMPLES.values() for line in lines]),
+            st.sampled_from(SEED_LINES),
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from([". ", "! ", " "]),
+)
+def test_trailing_promo_cuts_are_those_made_without_the_needles(sentences: list[str], stop: str) -> None:
+    line = stop.join(sentence.strip() for sentence in sentences)
+    for pattern in (bp._SITE_PROMO, bp._SOURCE, bp._APP_PROMO):
+        fast: list[tuple[str, str]] = []
+        kept = bp._cut_trailing_sentences(line, "rule", pattern, fast)
+        with mock.patch.dict(bp._NEEDLES, clear=True):  # every pattern may match anywhere
+            slow: list[tuple[str, str]] = []
+            assert bp._cut_trailing_sentences(line, "rule", pattern, slow) == kept
+        assert fast == slow
