@@ -14,6 +14,7 @@ from pipeline.config import DedupConfig
 from pipeline.inputs import make_plan, save_plan
 from pipeline.steps.dedup import DocumentInput, find_duplicates
 from tests.conftest import SEEDS, run_pipeline
+from tests.samples import eval_page
 
 
 def test_a_document_that_breaks_a_step_is_quarantined_and_the_shard_goes_on(
@@ -41,6 +42,21 @@ def _read(folder: Path) -> list[dict[str, object]]:
     import pyarrow.parquet as pq
 
     return [row for part in sorted(folder.rglob("part-*.parquet")) for row in pq.read_table(part).to_pylist()]
+
+
+def test_a_second_capture_of_a_url_names_the_capture_kept(tmp_path: Path) -> None:
+    # WCXB holds two captures of one article whose pages give the same canonical URL: one id.
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("0463", "3035"):
+        (inputs / f"{name}.html").write_bytes(eval_page(name)[0])
+    run = run_pipeline(tmp_path / "out", "run", "--input", str(inputs))
+    assert run.returncode == 0, run.stderr
+    manifest = {row["source"]: row for row in run.table("manifest")}
+    kept, again = manifest["0463.html"], manifest["3035.html"]
+    assert kept["status"] == "kept" and kept["url"] == again["url"] and kept["id"] == again["id"]
+    assert again["status"] == "duplicate" and again["duplicate_of"] == kept["id"]
+    assert again["reason"].startswith("same document id as 0463.html, kept earlier in this run")
 
 
 def test_file_name_that_is_not_utf8_is_read_under_an_escaped_name(tmp_path: Path) -> None:

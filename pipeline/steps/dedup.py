@@ -27,7 +27,7 @@ import functools
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -1008,7 +1008,7 @@ class Deduplicator:
         self.earlier = earlier
         self.run = run
         self._run_sentences: RunSentences = run_sentences if run_sentences is not None else _RunSentences(run)
-        self._kept_docs: set[str] = set()
+        self._kept_docs: dict[str, str] = {}  # id -> source of each document kept in this run
         self._seq = 0
 
     def verdicts(self, documents: Iterable[DocumentInput]) -> Iterator[DocumentVerdict]:
@@ -1045,9 +1045,9 @@ class Deduplicator:
             if doc.doc_id in self._kept_docs:
                 if batch.live_doc[d]:  # the same document kept earlier in this batch: nothing of it is judged
                     self._withdraw(lo, hi, survivor, same_norm, batch.row)
-                yield DocumentVerdict(
-                    doc.source, doc.doc_id, (), doc.doc_id, f"same content as document {doc.doc_id} seen earlier", run
-                )
+                first = self._kept_docs[doc.doc_id]
+                reason = f"same document id as {first}, kept earlier in this run (same URL, or same text where no URL)"
+                yield DocumentVerdict(doc.source, doc.doc_id, (), doc.doc_id, reason, run)
                 continue
             duplicates: list[SentenceDuplicate] = []
             duplicate_words = 0
@@ -1089,7 +1089,7 @@ class Deduplicator:
             if verdict.duplicate_of_doc is not None or batch.doc_words[d] - duplicate_words < self.min_document_words:
                 self._withdraw(lo, hi, survivor, same_norm, batch.row)  # nothing later may point into it
             else:
-                self._kept_docs.add(doc.doc_id)
+                self._kept_docs[doc.doc_id] = doc.source
             yield verdict
         seqs = self._seq + np.cumsum(judged) - 1
         self._seq += int(judged.sum())
@@ -1216,7 +1216,7 @@ class _Batch:
     keys: BandKeys
     """Band keys of each normal form signed (`reps`), set when signed."""
 
-    def __init__(self, docs: list[DocumentInput], cfg: DedupConfig, kept_docs: set[str]) -> None:
+    def __init__(self, docs: list[DocumentInput], cfg: DedupConfig, kept_docs: Container[str]) -> None:
         all_texts = [text for doc in docs for text in doc.sentences]
         sizes = np.fromiter((len(doc.sentences) for doc in docs), np.int64, len(docs))
         doc_start = np.cumsum(sizes) - sizes
