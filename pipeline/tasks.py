@@ -495,7 +495,7 @@ def preload_models(cfg: PipelineConfig) -> None:
     if cfg.boilerplate.enabled and cfg.boilerplate.rules.line_classifier:
         default_classifier()
     if cfg.language.enabled:
-        load_model(cfg.language.sample_chars)
+        load_model()
 
 
 def _flat_records(items: Sequence[Any]) -> list[Record]:
