@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import asdict
 from itertools import combinations
@@ -40,7 +41,7 @@ from pipeline.steps.dedup import (
     word_counts,
 )
 from pipeline.steps.encoding import LineFix, ftfy_config, repair_encoding
-from pipeline.steps.identify import UnreadableInputError, decode_document
+from pipeline.steps.identify import UnreadableInputError, decode_document, normalise_for_id
 from pipeline.steps.language import lowered_if_shouting
 from pipeline.steps.sentences import count_words, split_paragraphs
 from tests.conftest import DATA, SEEDS
@@ -154,6 +155,20 @@ def test_remembered_line_repairs_follow_the_config() -> None:
 @given(st.text(alphabet=st.sampled_from("AbCdxYZ ÉéİßΣ日1.,\u0130"), max_size=40) | st.text(max_size=40))
 def test_language_sample_normalisation_is_fast_langdetects(text: str) -> None:
     assert lowered_if_shouting(text) == LangDetector._normalize_text(text, should_normalize=True)
+
+
+def test_str_split_cuts_where_regex_whitespace_matches() -> None:
+    every_character = "".join(map(chr, range(0x110000)))
+    assert set(re.findall(r"\s", every_character)) == {ch for ch in every_character if ch.isspace()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2007\u2028\u3000\u200bae\u0301Å"), max_size=30)
+    | st.text()
+)
+def test_document_text_normal_form_collapses_whitespace_as_the_regex_does(text: str) -> None:
+    assert normalise_for_id(text) == re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
 
 
 def test_minhash_factory_matches_a_fresh_datasketch_minhash() -> None:
