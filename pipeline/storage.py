@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -96,8 +97,23 @@ def atomic_write_parquet(path: Path, table: pa.Table, compression: str) -> None:
 
 
 def dump_record(record: dict[str, Any]) -> str:
-    """Return one JSON Lines line for a record (UTF-8 kept readable, key order kept)."""
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    """Return one JSON Lines line for a record (compact, UTF-8 kept readable, key order kept).
+
+    Stage records are the largest thing each per-shard task reads and writes: orjson writes
+    them in a fraction of the time the json module takes (with `ensure_ascii=False` and no
+    spaces), and the same text, but for floats, which may be spelled otherwise (`0.00001` for
+    `1e-05`) and read back as the same number. NumPy numbers are written as Python's. What
+    orjson refuses (a lone surrogate, an integer beyond 64 bits) the json module writes. A
+    record must hold no NaN or infinity (orjson writes null) and, to be read back as written,
+    no integer beyond 64 bits (see `load_record`).
+
+    >>> dump_record({"text": "Café «ok»\\n", "n": 2, "score": 0.5, "cuts": ("a",), "url": None})
+    '{"text":"Café «ok»\\\\n","n":2,"score":0.5,"cuts":["a"],"url":null}\\n'
+    """
+    try:
+        return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY).decode("utf-8") + "\n"
+    except orjson.JSONEncodeError:
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def write_records(handle: IO[str], records: Iterable[dict[str, Any]]) -> None:
@@ -106,11 +122,23 @@ def write_records(handle: IO[str], records: Iterable[dict[str, Any]]) -> None:
         handle.write(dump_record(record))
 
 
+def load_record(line: str) -> Any:
+    """Return the value of one JSON Lines line: what `json.loads` gives, in a fraction of its time.
+
+    orjson reads the line; what it refuses (a lone surrogate, NaN) the json module reads. The
+    one difference: orjson reads an integer beyond 64 bits as a float.
+    """
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
+
+
 def read_records(handle: Iterable[str]) -> Iterator[dict[str, Any]]:
     """Read JSON Lines records from an open text handle."""
     for line in handle:
         if line.strip():
-            yield json.loads(line)
+            yield load_record(line)
 
 
 _DECODER = json.JSONDecoder()
@@ -125,7 +153,8 @@ def read_record_fields(handle: Iterable[str], leading: Collection[str], last: st
     member (they are decoded in order from the record's start until all are found), and its
     member `last`, which must be its last member (decoded from the record's end); the members
     between are not decoded. A record that is not so laid out is decoded whole (all its
-    members are yielded). Either way the named members have the values `read_records` gives.
+    members are yielded). Either way the named members have the values `read_records` gives
+    (integers within 64 bits, as records hold).
     """
     wanted = frozenset(leading)
     tail = f',"{last}":'
@@ -133,7 +162,7 @@ def read_record_fields(handle: Iterable[str], leading: Collection[str], last: st
         if not line.strip():
             continue
         record = _decode_fields(line, wanted, tail) if len(line) > 512 else None
-        yield json.loads(line) if record is None else record
+        yield load_record(line) if record is None else record
 
 
 def _decode_fields(line: str, leading: frozenset[str], tail: str) -> dict[str, Any] | None:

