@@ -539,14 +539,28 @@ def _json_line_item(line: bytes, where: str, number: int, fields: JsonlFields) -
     if not isinstance(text, str):
         found = "no" if text is None else f"a {type(text).__name__} in the"
         return reject(f"{found} text field '{fields.text}' (input.jsonl.text)")
+    values = {
+        name: _scalar(_field(record, key))
+        for name, key in (("url", fields.url), ("title", fields.title), ("date", fields.date), ("id", fields.id))
+    }
+    if "\\u" in decoded:  # only a \u escape can put a lone surrogate in valid UTF-8 JSON
+        for name, value in (("text", text), *values.items()):
+            surrogate = _LONE_SURROGATE.search(value or "")
+            if surrogate:
+                code = f"U+{ord(surrogate.group()):04X}"
+                return reject(f"the {name} field holds a lone surrogate {code} at character {surrogate.start()}")
     is_html = fields.content == "html" or (fields.content == "auto" and looks_like_html(text))
     return RawDocument(
         where,
         Container.JSONL,
         "html" if is_html else "text",
         text=text,
-        url=_scalar(_field(record, fields.url)),
-        title=_scalar(_field(record, fields.title)),
-        date=_scalar(_field(record, fields.date)),
-        source_id=_scalar(_field(record, fields.id)),
+        url=values["url"],
+        title=values["title"],
+        date=values["date"],
+        source_id=values["id"],
     )
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A UTF-16 surrogate left unpaired by a JSON escape (json.loads pairs the valid ones): not a character."""

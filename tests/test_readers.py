@@ -144,6 +144,25 @@ def test_jsonl_lines_fields_and_bad_lines(tmp_path: Path) -> None:
     assert isinstance(last, RawDocument) and last.kind == "html" and last.url == "https://news.example/nested"
 
 
+def test_jsonl_lone_surrogate_escapes_are_quarantined_and_pairs_kept(tmp_path: Path) -> None:
+    lines = [
+        rb'{"text": "Hello \ud800 world, a sentence that has enough words."}',
+        rb'{"text": "A fine article body.", "title": "Tail \uDC01"}',
+        rb'{"text": "A smile \ud83d\ude00 in a well formed pair."}',
+    ]
+    items = read_all(tmp_path, "dump.jsonl", b"\n".join(lines) + b"\n")
+    first, second, third = items
+    assert (
+        isinstance(first, Rejected)
+        and first.reason == "line 1: the text field holds a lone surrogate U+D800 at character 6"
+    )
+    assert (
+        isinstance(second, Rejected)
+        and second.reason == "line 2: the title field holds a lone surrogate U+DC01 at character 5"
+    )
+    assert isinstance(third, RawDocument) and third.text == "A smile \U0001f600 in a well formed pair."
+
+
 # --------------------------------------------------------------------------------------------------
 # Bad input
 

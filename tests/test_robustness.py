@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -57,6 +58,20 @@ def test_a_second_capture_of_a_url_names_the_capture_kept(tmp_path: Path) -> Non
     assert kept["status"] == "kept" and kept["url"] == again["url"] and kept["id"] == again["id"]
     assert again["status"] == "duplicate" and again["duplicate_of"] == kept["id"]
     assert again["reason"].startswith("same document id as 0463.html, kept earlier in this run")
+
+
+def test_a_lone_surrogate_in_a_dump_quarantines_its_record_not_the_shard(tmp_path: Path) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    good = (SEEDS / "002_15483e7a24de36bb.txt").read_text(encoding="utf-8")
+    records = [json.dumps({"text": "Broken \ud800 text of a record."}), json.dumps({"text": good})]
+    (inputs / "dump.jsonl").write_text("\n".join(records) + "\n", encoding="utf-8")
+    run = run_pipeline(tmp_path / "out", "run", "--input", str(inputs))
+    assert run.returncode == 3, run.stderr  # a quarantined document, not a failed task (1)
+    manifest = {row["source"]: row for row in run.table("manifest")}
+    assert manifest["dump.jsonl#1"]["status"] == "quarantined"
+    assert "lone surrogate U+D800" in str(manifest["dump.jsonl#1"]["reason"])
+    assert manifest["dump.jsonl#2"]["status"] == "kept"
 
 
 def test_file_name_that_is_not_utf8_is_read_under_an_escaped_name(tmp_path: Path) -> None:
