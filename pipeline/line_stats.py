@@ -55,11 +55,14 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.storage import atomic_write_parquet
+from pipeline.storage import atomic_write_bytes, atomic_write_parquet
 
 FORMAT_NAME = "pipeline-site-line-stats"
 FORMAT_VERSION = "1"
 COLUMNS = ("site", "line", "docs", "last_seen")
+COUNTS_FORMAT_NAME = "pipeline-site-line-counts"
+COUNTS_FORMAT_VERSION = "1"
+_COUNTS_COLUMNS = {"site": pa.uint64(), "line": pa.uint64(), "documents": pa.uint8()}
 
 # The table is small next to the corpus and its hashes are random; zstd mostly saves the zero
 # padding of `docs` and the long runs in the sorted `site` column.
@@ -375,16 +378,20 @@ class SiteLineStats:
 
     def document_counts(self, site: str, line_keys: Sequence[str]) -> npt.NDArray[np.int64]:
         """Return how many documents of `site` contained each line (at most `slots`; 0 if unknown)."""
-        site_hash = np.uint64(stable_hash(site))
-        lo, hi = int(np.searchsorted(self.site, site_hash, "left")), int(np.searchsorted(self.site, site_hash, "right"))
-        lines = self.line[lo:hi]
-        wanted = np.array([stable_hash(text) for text in line_keys], dtype=np.uint64)
-        at = np.searchsorted(lines, wanted)
-        found = at < len(lines)
-        found[found] = lines[at[found]] == wanted[found]
-        counts = np.zeros(len(wanted), dtype=np.int64)
-        counts[found] = np.count_nonzero(self.docs[lo + at[found]], axis=1)
+        rows = _rows_of(self.site, self.line, site, line_keys)
+        counts = np.zeros(len(rows), dtype=np.int64)
+        found = rows >= 0
+        counts[found] = np.count_nonzero(self.docs[rows[found]], axis=1)
         return counts
+
+    def counts(self) -> SiteLineCounts:
+        """Return the lookup of document counts alone, what stripping reads (see `SiteLineCounts`).
+
+        >>> stats = SiteLineStats.from_documents([("s", "d1", ["x"]), ("s", "d2", ["x", "y"])], LineStatsParams(), 1)
+        >>> stats.counts().document_counts("s", ["x", "y", "z"]).tolist()
+        [2, 1, 0]
+        """
+        return SiteLineCounts(self.site, self.line, np.count_nonzero(self.docs, axis=1).astype(np.uint8))
 
     def pruned(self, max_entries: int) -> SiteLineStats:
         """Return the `max_entries` most valuable entries: most documents, then newest, then hash order.
@@ -492,6 +499,101 @@ class SiteLineStats:
         if problem is not None:
             raise LineStatsError(f"{path}: {problem}")
         return stats
+
+
+class SiteLineCounts:
+    """A read-only lookup of (site, line) -> documents that contained the line, opened memory-mapped.
+
+    What stripping needs of a `SiteLineStats` and no more: the counts, not the sketches (17 bytes
+    an entry instead of 88). Every shard task of a run reads the whole run's table; loading and
+    checking the Parquet table at its 2,000,000-entry cap costs about a second of CPU a task. This
+    file is an uncompressed Arrow IPC file that `open` maps into memory without reading it, so a
+    task pays only for the pages its lookups touch, and the worker processes share those pages.
+    The file is a stage output written by `CountSiteLines` from a table already checked, not
+    state carried between runs, so `open` checks its format and columns, not its order.
+
+    Arrays (read-only): `site`, `line` (uint64 hashes sorted by (site, line), no duplicates) and
+    `documents` (uint8, at least 1).
+    """
+
+    __slots__ = ("documents", "line", "site")
+
+    def __init__(self, site: Hashes, line: Hashes, documents: npt.NDArray[np.uint8]) -> None:
+        if not site.shape == line.shape == documents.shape or site.ndim != 1:
+            raise ValueError(f"inconsistent shapes: site {site.shape}, line {line.shape}, documents {documents.shape}")
+        self.site = _frozen(site, np.uint64)
+        self.line = _frozen(line, np.uint64)
+        self.documents = _frozen(documents, np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.site)
+
+    def document_counts(self, site: str, line_keys: Sequence[str]) -> npt.NDArray[np.int64]:
+        """Return how many documents of `site` contained each line (0 if unknown), as `SiteLineStats` does."""
+        rows = _rows_of(self.site, self.line, site, line_keys)
+        counts = np.zeros(len(rows), dtype=np.int64)
+        found = rows >= 0
+        counts[found] = self.documents[rows[found]]
+        return counts
+
+    def save(self, path: Path) -> None:
+        """Write the lookup atomically as an uncompressed Arrow IPC file; equal lookups give equal bytes.
+
+        >>> import tempfile
+        >>> stats = SiteLineStats.from_documents([("s", "d1", ["x"]), ("s", "d2", ["x"])], LineStatsParams(), 1)
+        >>> path = Path(tempfile.mkdtemp()) / "counts.arrow"
+        >>> stats.counts().save(path)
+        >>> SiteLineCounts.open(path).document_counts("s", ["x", "y"]).tolist()
+        [2, 0]
+        """
+        schema = pa.schema(
+            [pa.field(name, kind, nullable=False) for name, kind in _COUNTS_COLUMNS.items()],
+            metadata={"format": COUNTS_FORMAT_NAME, "format_version": COUNTS_FORMAT_VERSION},
+        )
+        batch = pa.record_batch([pa.array(self.site), pa.array(self.line), pa.array(self.documents)], schema=schema)
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_file(sink, schema) as writer:
+            writer.write_batch(batch)
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+    @classmethod
+    def open(cls, path: Path) -> SiteLineCounts:
+        """Map a file written by `save` into memory; a missing or bad one raises `LineStatsError`."""
+        try:
+            table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+        except (pa.ArrowException, OSError, ValueError) as error:  # pyarrow's kinds of "cannot read this"
+            raise LineStatsError(f"{path}: not a readable Arrow IPC file ({error})") from error
+        metadata = {key.decode(): value.decode() for key, value in (table.schema.metadata or {}).items()}
+        if (metadata.get("format"), metadata.get("format_version")) != (COUNTS_FORMAT_NAME, COUNTS_FORMAT_VERSION):
+            raise LineStatsError(
+                f"{path}: format {metadata.get('format')!r} version {metadata.get('format_version')!r}, "
+                f"expected {COUNTS_FORMAT_NAME!r} version {COUNTS_FORMAT_VERSION!r}"
+            )
+        found = {field.name: field.type for field in table.schema}
+        if found != _COUNTS_COLUMNS:
+            raise LineStatsError(f"{path}: columns are {found}, expected {_COUNTS_COLUMNS}")
+        if any(column.null_count for column in table.columns):
+            raise LineStatsError(f"{path}: a column holds nulls")
+        site, line, documents = (_mapped(table.column(name)) for name in _COUNTS_COLUMNS)
+        return cls(site, line, documents)
+
+
+def _mapped(column: pa.ChunkedArray) -> npt.NDArray[Any]:
+    """Return a column as a NumPy array over the mapped file (a copy only if `save` did not write it)."""
+    array = column.chunk(0).to_numpy(zero_copy_only=True) if column.num_chunks == 1 else column.to_numpy()
+    return np.asarray(array)
+
+
+def _rows_of(sites: Hashes, lines: Hashes, site: str, line_keys: Sequence[str]) -> npt.NDArray[np.int64]:
+    """Return the row of each (site, line key) in arrays sorted by (site, line), -1 where absent."""
+    site_hash = np.uint64(stable_hash(site))
+    lo, hi = int(np.searchsorted(sites, site_hash, "left")), int(np.searchsorted(sites, site_hash, "right"))
+    of_site = lines[lo:hi]
+    wanted = np.array([stable_hash(text) for text in line_keys], dtype=np.uint64)
+    at = np.searchsorted(of_site, wanted)
+    found = at < len(of_site)
+    found[found] = of_site[at[found]] == wanted[found]
+    return np.where(found, lo + at, -1).astype(np.int64)
 
 
 _GROUPS = 64  # groups of entries (by the top bits of the line hash) merged one at a time

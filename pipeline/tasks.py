@@ -71,7 +71,7 @@ from pipeline.inputs import (
     shard_name,
     stamp_files,
 )
-from pipeline.line_stats import LineStatsParams, SiteLineStats, site_of
+from pipeline.line_stats import LineStatsParams, SiteLineCounts, SiteLineStats, site_of
 from pipeline.monitoring import record_task_time, report_progress, stage_times
 from pipeline.readers import Container, RawDocument, Rejected, read_input
 from pipeline.report import render_report_bytes
@@ -385,7 +385,7 @@ class StripBoilerplate(RunShardTask):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._site_lines: SiteLineStats | None = None
+        self._site_lines: SiteLineCounts | None = None
         self._classifier: LineClassifier | None = None
 
     def requires(self) -> list[luigi.Task]:
@@ -399,7 +399,7 @@ class StripBoilerplate(RunShardTask):
         if cfg.enabled and cfg.rules.line_classifier:
             self._classifier = default_classifier()
         if self.plan and _counts_site_lines(self.cfg):
-            self._site_lines = SiteLineStats.load(Path(self.input()[1].path), _site_line_params(self.cfg))
+            self._site_lines = SiteLineCounts.open(Path(self.input()[1].path))
         with self.input()[0].open("r") as source, self.output().open("w") as target:
             write_records(target, self.transform_all(read_records(source), _count_lines(self.input()[0].path)))
 
@@ -534,10 +534,11 @@ class CountSiteLines(PlanTask):
 
     Reads the repaired text of every shard, splits and rejoins lines as `StripBoilerplate`
     does, and merges the counts into what earlier runs left in `<output>/state/` (kept within
-    `boilerplate.site_max_lines`). Its output is the merged table this run's stripping reads;
-    the state is saved first, recording the plan merged, then the output: a run killed between
-    the two does not merge again when restarted. Merging is idempotent anyway, so a rerun of
-    the same documents changes no count.
+    `boilerplate.site_max_lines`). Its output is the merged table's document counts, the lookup
+    this run's stripping reads (`SiteLineCounts`, memory-mapped by every shard task); the state
+    is saved first, recording the plan merged, then the output: a run killed between the two
+    does not merge again when restarted. Merging is idempotent anyway, so a rerun of the same
+    documents changes no count.
     """
 
     STAGE = "03_site_lines"
@@ -547,7 +548,7 @@ class CountSiteLines(PlanTask):
         return [RepairEncoding(**self._shard_params(shard)) for shard in self.load().shards]
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.parquet"), format=luigi.format.Nop)
+        return luigi.LocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.arrow"), format=luigi.format.Nop)
 
     @property
     def state_path(self) -> Path:
@@ -566,7 +567,7 @@ class CountSiteLines(PlanTask):
             merged = stored.merged_with_documents(self.documents(), stored.generation + 1, scratch)
             shutil.rmtree(scratch)
             merged.save(self.state_path, merged=run)
-        merged.save(Path(self.output().path), merged=run)
+        merged.counts().save(Path(self.output().path))
         report_progress(self, 1, 1, "site line counts merged", force=True)
 
     def documents(self) -> Iterator[tuple[str, str, list[str]]]:

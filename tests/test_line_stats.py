@@ -18,6 +18,7 @@ from pipeline.line_stats import (
     FORMAT_NAME,
     LineStatsError,
     LineStatsParams,
+    SiteLineCounts,
     SiteLineStats,
     site_of,
     stable_hash,
@@ -293,6 +294,81 @@ def test_a_file_with_other_slots_is_refused_naming_both(tmp_path: Path) -> None:
     sample_stats().save(path)
     with pytest.raises(LineStatsError, match=rf"{re.escape(str(path))}.*slots=3.*slots=5"):
         SiteLineStats.load(path, LineStatsParams(slots=5))
+
+
+# --- the counts lookup that stripping reads ------------------------------------------------
+
+
+@settings(max_examples=50)
+@given(documents, st.lists(st.sampled_from(["nav", "bio", "subscribe", "story 1", "never seen"]), max_size=6))
+def test_the_saved_counts_lookup_answers_as_the_table(
+    tmp_path_factory: pytest.TempPathFactory, docs: list[Document], asked: list[str]
+) -> None:
+    stats = build(docs)
+    path = tmp_path_factory.mktemp("counts") / "counts.arrow"
+    stats.counts().save(path)
+    lookup = SiteLineCounts.open(path)
+    assert len(lookup) == len(stats)
+    for site in ("a.com", "b.org", "", "c.net"):
+        assert lookup.document_counts(site, asked).tolist() == stats.document_counts(site, asked).tolist()
+
+
+def test_the_counts_lookup_is_mapped_not_copied(tmp_path: Path) -> None:
+    path = tmp_path / "counts.arrow"
+    sample_stats().counts().save(path)
+    lookup = SiteLineCounts.open(path)
+    assert not any(array.flags.writeable for array in (lookup.site, lookup.line, lookup.documents))
+    # Bytes written into the file after opening show through: the arrays are its mapped pages.
+    first_line = lookup.line[0].tobytes()
+    with path.open("r+b") as handle:
+        handle.seek(path.read_bytes().index(first_line))
+        handle.write(bytes(8))
+    assert lookup.line[0] == 0
+
+
+def test_equal_lookups_give_identical_bytes_and_leave_no_temporary(tmp_path: Path) -> None:
+    sample_stats().counts().save(tmp_path / "one.arrow")
+    sample_stats().counts().save(tmp_path / "two.arrow")
+    sample_stats().counts().save(tmp_path / "two.arrow")  # overwriting in place
+    assert (tmp_path / "one.arrow").read_bytes() == (tmp_path / "two.arrow").read_bytes()
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["one.arrow", "two.arrow"]
+
+
+def test_an_empty_lookup_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "empty.arrow"
+    SiteLineStats.empty(PARAMS).counts().save(path)
+    assert SiteLineCounts.open(path).document_counts("a.com", ["Menu"]).tolist() == [0]
+
+
+def test_a_bad_counts_lookup_is_refused_naming_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.arrow"
+    with pytest.raises(LineStatsError, match=re.escape(str(missing)) + ".*not a readable"):
+        SiteLineCounts.open(missing)
+    noise = tmp_path / "noise.arrow"
+    noise.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(LineStatsError, match=re.escape(str(noise)) + ".*not a readable"):
+        SiteLineCounts.open(noise)
+    stats_file = tmp_path / "stats.parquet"  # the state table is not the lookup
+    sample_stats().save(stats_file)
+    with pytest.raises(LineStatsError, match=re.escape(str(stats_file))):
+        SiteLineCounts.open(stats_file)
+    other = tmp_path / "other.arrow"
+    table = pa.table({"site": pa.array([1], pa.uint64())})
+    with pa.ipc.new_file(str(other), table.schema) as writer:
+        writer.write_table(table)
+    with pytest.raises(LineStatsError, match=re.escape(str(other)) + ".*format"):
+        SiteLineCounts.open(other)
+    renamed = tmp_path / "renamed.arrow"
+    schema = pa.schema(
+        [("site", pa.uint64()), ("line", pa.uint64()), ("docs", pa.uint8())],
+        metadata={"format": "pipeline-site-line-counts", "format_version": "1"},
+    )
+    with pa.ipc.new_file(str(renamed), schema) as writer:
+        writer.write_table(
+            pa.table([pa.array([1], pa.uint64()), pa.array([2], pa.uint64()), pa.array([1], pa.uint8())], schema=schema)
+        )
+    with pytest.raises(LineStatsError, match=re.escape(str(renamed)) + ".*columns"):
+        SiteLineCounts.open(renamed)
 
 
 # --- site_of and stable_hash ---------------------------------------------------------------
