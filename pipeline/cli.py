@@ -107,7 +107,7 @@ def _preload(config: str | None, workers: int) -> None:
 def _prepare(config: str | None, inputs: list[str], output: str) -> tuple[dict[str, Any], Path]:
     """Validate the config, plan the inputs, and return the common task parameters and the plan."""
     cfg = load_config(config)
-    plan = make_plan(inputs, cfg.input.files_per_shard)
+    plan = make_plan(inputs, cfg.input.files_per_shard, cfg.input.max_shards)
     plan_path = save_plan(plan, Path(output).resolve() / PLAN_DIR)
     return _common(config, output), plan_path
 

@@ -46,7 +46,14 @@ class InputConfig(_Section):
     """How input files are found and grouped into shards (the unit of one task)."""
 
     files_per_shard: Annotated[int, Field(ge=1, le=100_000)] = 64
-    """Input files per shard. Shards fix the corpus layout, so output does not depend on workers."""
+    """Input files per shard (more when `max_shards` would be passed). Output does not depend on it."""
+    max_shards: Annotated[int, Field(ge=1)] = 1000
+    """Most shards a run is cut into: a larger input gets shards of more than `files_per_shard` files.
+
+    Luigi's scheduler walks every pending task each time it hands one out, so its work grows
+    with the square of the task count (five per shard): on this project's 2-core machine about
+    4 CPU s for 1,000 tasks and 66 for 4,000; 1,000,000 files at 64 a shard would be hours.
+    """
     max_file_bytes: Annotated[int, Field(ge=1)] = 5_000_000_000
     """Files larger than this on disk are quarantined unread (WARC and JSON Lines files are streamed)."""
     max_document_bytes: Annotated[int, Field(ge=1)] = 20_000_000

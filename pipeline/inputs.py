@@ -1,9 +1,10 @@
 """Find input files and group them into shards: the plan a run's tasks are built from.
 
 A plan lists every input file (path relative to the input root, size, mtime) in sorted
-order, cut into shards of `files_per_shard`. It is stored under a name made of the hash of
-its content, so a task that names a plan names exactly one set of inputs; a file added,
-removed or changed gives a new plan and new task outputs.
+order, cut into shards of `files_per_shard` (more where that would make over `max_shards`).
+It is stored under a name made of the hash of its content, so a task that names a plan names
+exactly one set of inputs; a file added, removed or changed gives a new plan and new task
+outputs.
 """
 
 from __future__ import annotations
@@ -182,13 +183,23 @@ def list_input_files(arguments: list[str] | tuple[str, ...]) -> tuple[Path, list
     return root, files
 
 
-def make_plan(arguments: list[str] | tuple[str, ...], files_per_shard: int) -> Plan:
-    """List the inputs and cut them into shards of `files_per_shard` files, in path order."""
+def shard_size(n_files: int, files_per_shard: int, max_shards: int) -> int:
+    """Return the files per shard: `files_per_shard`, or more where that would make over `max_shards` shards.
+
+    >>> shard_size(1_000, 64, 1000), shard_size(1_000_000, 64, 1000), shard_size(64_001, 64, 1000)
+    (64, 1000, 65)
+    """
+    return max(files_per_shard, -(-n_files // max_shards))
+
+
+def make_plan(arguments: list[str] | tuple[str, ...], files_per_shard: int, max_shards: int) -> Plan:
+    """List the inputs and cut them into shards (see `shard_size`), in path order."""
     root, files = list_input_files(arguments)
     relative = sorted(path.relative_to(root).as_posix() for path in files)
+    size = shard_size(len(relative), files_per_shard, max_shards)
     shards = []
-    for start in range(0, len(relative), files_per_shard):
-        chunk = tuple(relative[start : start + files_per_shard])
+    for start in range(0, len(relative), size):
+        chunk = tuple(relative[start : start + size])
         shards.append(Shard(str(root), chunk, stamp_files(root, chunk)))
     return Plan(str(root), tuple(shards))
 

@@ -941,7 +941,7 @@ class DailyBatch(luigi.task.MixinNaiveBulkComplete, luigi.Task):
 
     def run(self) -> Iterator[luigi.Task]:
         cfg = load_config(self.config or None)
-        plan = make_plan(dated_inputs(list(self.inputs), self.date), cfg.input.files_per_shard)
+        plan = make_plan(dated_inputs(list(self.inputs), self.date), cfg.input.files_per_shard, cfg.input.max_shards)
         plan_path = save_plan(plan, Path(self.output_dir) / PLAN_DIR)
         yield WriteReport(plan=str(plan_path), batch=self.batch, config=self.config, output_dir=self.output_dir)
 

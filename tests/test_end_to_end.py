@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import SEEDS, Run
+from tests.conftest import SEEDS, Run, run_pipeline
 
 
 def _norm(text: str) -> str:
@@ -96,3 +98,16 @@ def test_corpus_fields(seeds_run: Run) -> None:
         == "Pakistan in no rush to recognise Taliban government in Afghanistan, say officials"
     )
     assert titles["002_15483e7a24de36bb.txt"] == "Pakistan Dismisses Recognition Of Taliban As ‘Speculation’"
+
+
+def test_the_shard_layout_does_not_change_the_corpus(seeds_run: Run, tmp_path: Path) -> None:
+    # One file a shard, at most two shards: the five seeds are cut 3 + 2 instead of one shard of 5.
+    run = run_pipeline(
+        tmp_path / "output", "run", "--input", str(SEEDS), config={"input": {"files_per_shard": 1, "max_shards": 2}}
+    )
+    assert run.returncode == 0, run.stderr
+    (plan,) = (run.output / "00_plan").glob("plan-*.json")
+    assert [len(shard["files"]) for shard in json.loads(plan.read_text(encoding="utf-8"))["shards"]] == [3, 2]
+    for table in ("data", "manifest", "removals"):
+        ours = [{k: v for k, v in row.items() if k != "config_hash"} for row in run.table(table)]
+        assert ours == [{k: v for k, v in row.items() if k != "config_hash"} for row in seeds_run.table(table)], table

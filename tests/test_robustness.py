@@ -29,7 +29,7 @@ def test_a_document_that_breaks_a_step_is_quarantined_and_the_shard_goes_on(
         return real_split(text, language)
 
     monkeypatch.setattr(tasks, "split_paragraphs", split_or_break)
-    plan = save_plan(make_plan([str(SEEDS)], 64), tmp_path / "00_plan")
+    plan = save_plan(make_plan([str(SEEDS)], 64, 1000), tmp_path / "00_plan")
     task = tasks.WriteCorpus(plan=str(plan), output_dir=str(tmp_path))
     assert luigi.build([task], local_scheduler=True, workers=1, log_level="ERROR")
     manifest = {row["source"]: row for row in _read(tmp_path / "corpus" / "manifest")}
