@@ -75,25 +75,70 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _parquet_options(compression: str) -> dict[str, Any]:
+    """Return the Parquet writer settings of every file written here: equal rows, equal bytes."""
+    return {
+        "compression": None if compression == "none" else compression,
+        "write_statistics": True,
+        "use_dictionary": False,
+        "store_schema": True,
+    }
+
+
 def atomic_write_parquet(path: Path, table: pa.Table, compression: str) -> None:
     """Write a Parquet file atomically, with settings that make equal tables equal bytes."""
     fd, tmp = _temporary_beside(path)
     os.close(fd)
     try:
-        pq.write_table(
-            table,
-            tmp,
-            compression=None if compression == "none" else compression,
-            write_statistics=True,
-            use_dictionary=False,
-            store_schema=True,
-        )
+        pq.write_table(table, tmp, **_parquet_options(compression))
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+class AtomicParquetWriter:
+    """Write a Parquet file a row group at a time into a temporary file beside `path`; `commit` renames it into place.
+
+    Only one row group is in memory at a time, whatever the size of the file. Until `commit`
+    nothing is under `path` (a kill leaves the hidden temporary, which `remove_orphaned_temporaries`
+    or the writer's own staging folder clears); `discard` removes it. The settings are
+    `atomic_write_parquet`'s, so the same row groups in the same order give the same bytes.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema, compression: str) -> None:
+        self.path = path
+        fd, self._tmp = _temporary_beside(path)
+        os.close(fd)
+        try:
+            self._writer = pq.ParquetWriter(self._tmp, schema, **_parquet_options(compression))
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+
+    def write(self, table: pa.Table) -> None:
+        """Append the rows of `table` as one row group (a table of no rows gives an empty one)."""
+        self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
+
+    def commit(self) -> None:
+        """Finish the file, sync it and rename it into place."""
+        try:
+            self._writer.close()
+            with self._tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            self._tmp.replace(self.path)
+        except BaseException:
+            self._tmp.unlink(missing_ok=True)
+            raise
+
+    def discard(self) -> None:
+        """Close and remove the temporary file: nothing is written under `path`."""
+        try:
+            self._writer.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
 
 
 def dump_record(record: dict[str, Any]) -> str:

@@ -4,9 +4,9 @@
     python -m tests.crash_harness --kill-at N -- run --input ...      # SIGKILL itself at point N
 
 A point is every place where a crash leaves something different on disk: each record written
-to a stage output, each fsync, each rename that publishes a file or folder, each Parquet file
-and each dedup index segment about to be written. Each is labelled with the Luigi task running
-at the time. Nothing in the package knows about this: the harness wraps the functions it calls.
+to a stage output, each fsync, each rename that publishes a file or folder, each Parquet file,
+Parquet row group and dedup index segment about to be written. Each is labelled with the Luigi
+task running at the time. Nothing in the package knows about this: the harness wraps the functions it calls.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ def run(argv: list[str]) -> int:
     _wrap(os, "fsync", "fsync")
     _wrap(pipeline.storage, "dump_record", "record")
     _wrap(pipeline.storage.pq, "write_table", "parquet")
+    _wrap(pipeline.storage.AtomicParquetWriter, "write", "row-group")
     _wrap(pipeline.dedup_index, "_write_segment", "index-segment")
     _wrap(pipeline.dedup_index, "_merge_segments", "index-merge")
     status = main([arg for arg in rest if arg != "--"])

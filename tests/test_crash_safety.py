@@ -27,7 +27,7 @@ from tests.conftest import REPO, SEEDS, reproducible_files, to_toml
 
 DAYS = ("2026-11-01", "2026-11-02")
 CONFIG = {"input": {"files_per_shard": 2}, "boilerplate": {"rules": {"line_classifier": False}}}
-ALWAYS = {"index-segment", "index-merge", "parquet"}
+ALWAYS = {"index-segment", "index-merge", "parquet", "row-group"}
 """Kinds of point killed at every time they occur, not only at the ends of a stage."""
 
 

@@ -235,6 +235,7 @@ def test_dataset_card_documents_every_field(seeds_run: Run) -> None:
     assert f"schema version: {SCHEMA_VERSION}" in card
     assert "| strip_boilerplate | read_more | 2 |" in card
     assert '"threshold": 0.8' in card
+    assert "row groups of at most 10,000 rows" in card
 
 
 # Tricky text for the members the partial reader skips: what looks like the member it looks for.
@@ -311,3 +312,58 @@ def _holds_float(value: object) -> bool:
     if isinstance(value, list | tuple):
         return any(_holds_float(item) for item in value)
     return False
+
+
+_REMOVAL_ROW = st.fixed_dictionaries(
+    {
+        "doc_id": st.text(alphabet="0123456789abcdef", min_size=1, max_size=4),
+        "text": st.text(max_size=40),
+        "position": st.integers(0, 2**31 - 1),
+        "score": st.none() | st.floats(allow_nan=False),
+    }
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(_REMOVAL_ROW, max_size=40),
+    st.integers(1, 9),
+    st.integers(1, 5),
+    st.integers(1, 60),
+)
+def test_corpus_parts_are_written_in_bounded_row_groups_and_read_back_in_order(
+    rows: list[dict[str, object]], rows_per_file: int, group_rows: int, group_chars: int
+) -> None:
+    """Parts of at most `rows_per_file` rows, row groups within both bounds (or one long row), the rows in order."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from pipeline.corpus import PartWriter
+    from pipeline.schema import REMOVAL_FIELDS
+
+    fields = tuple(spec for spec in REMOVAL_FIELDS if spec.name in rows[0]) if rows else REMOVAL_FIELDS[:1]
+    rows = [{spec.name: row[spec.name] for spec in fields} for row in rows]
+    written: list[dict[str, bytes]] = []
+    for _ in range(2):
+        with tempfile.TemporaryDirectory() as folder:
+            writer = PartWriter(Path(folder), fields, rows_per_file, "zstd", group_rows, group_chars)
+            for n, row in enumerate(rows):  # one at a time and several at once: the same files
+                (writer.add_all([row]) if n % 2 else writer.add(row))
+            parts = writer.close()
+            assert sorted(p.name for p in Path(folder).iterdir()) == parts  # no temporary left
+            assert len(parts) == max(1, -(-len(rows) // rows_per_file))
+            read: list[dict[str, object]] = []
+            for part in parts:
+                file = pq.ParquetFile(Path(folder) / part)
+                assert file.metadata.num_rows <= rows_per_file
+                for group in range(file.num_row_groups):
+                    table = file.read_row_group(group)
+                    chunk = table.to_pylist()
+                    assert table.num_rows <= group_rows
+                    chars = sum(len(row["text"]) for row in chunk)
+                    assert len(chunk) == 1 or chars <= group_chars
+                    read += chunk
+            assert read == rows
+            written.append(_files(Path(folder)))
+    assert written[0] == written[1]
