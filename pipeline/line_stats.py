@@ -391,7 +391,9 @@ class SiteLineStats:
         >>> stats.counts().document_counts("s", ["x", "y", "z"]).tolist()
         [2, 1, 0]
         """
-        return SiteLineCounts(self.site, self.line, np.count_nonzero(self.docs, axis=1).astype(np.uint8))
+        # A count never passes `slots`; one byte holds it, saturating at 255 for tables of more slots.
+        counts = np.minimum(np.count_nonzero(self.docs, axis=1), np.iinfo(np.uint8).max)
+        return SiteLineCounts(self.site, self.line, counts.astype(np.uint8))
 
     def pruned(self, max_entries: int) -> SiteLineStats:
         """Return the `max_entries` most valuable entries: most documents, then newest, then hash order.

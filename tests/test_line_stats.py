@@ -313,6 +313,13 @@ def test_the_saved_counts_lookup_answers_as_the_table(
         assert lookup.document_counts(site, asked).tolist() == stats.document_counts(site, asked).tolist()
 
 
+def test_counts_of_tables_with_more_than_255_slots_saturate_in_the_lookup() -> None:
+    params = LineStatsParams(slots=300)
+    stats = SiteLineStats.from_documents([("s", f"d{i}", ["menu"]) for i in range(260)], params, generation=1)
+    assert stats.document_counts("s", ["menu"]).tolist() == [260]
+    assert stats.counts().document_counts("s", ["menu"]).tolist() == [255]
+
+
 def test_the_counts_lookup_is_mapped_not_copied(tmp_path: Path) -> None:
     path = tmp_path / "counts.arrow"
     sample_stats().counts().save(path)
