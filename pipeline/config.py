@@ -46,7 +46,7 @@ class InputConfig(_Section):
     """How input files are found and grouped into shards (the unit of one task)."""
 
     files_per_shard: Annotated[int, Field(ge=1, le=100_000)] = 64
-    """Input files per shard (more when `max_shards` would be passed). Output does not depend on it."""
+    """Input files per shard (more past `max_shards`). Corpus rows do not depend on it but for `config_hash`."""
     max_shards: Annotated[int, Field(ge=1)] = 1000
     """Most shards a run is cut into: a larger input gets shards of more than `files_per_shard` files.
 
