@@ -245,13 +245,6 @@ class PartWriter:
             self._finish_part()
         return self.written
 
-    def discard(self) -> None:
-        """Remove the part being written, if any (the parts already written stay)."""
-        if self._part is not None:
-            self._part.discard()
-            self._part = None
-        self._group, self._group_chars, self._part_rows = [], 0, 0
-
     def _write_group(self) -> None:
         rows, self._group, self._group_chars = self._group, [], 0
         table = pa.table({spec.name: [row[spec.name] for row in rows] for spec in self.fields}, schema=self._schema)

@@ -103,8 +103,8 @@ class AtomicParquetWriter:
     """Write a Parquet file a row group at a time into a temporary file beside `path`; `commit` renames it into place.
 
     Only one row group is in memory at a time, whatever the size of the file. Until `commit`
-    nothing is under `path` (a kill leaves the hidden temporary, which `remove_orphaned_temporaries`
-    or the writer's own staging folder clears); `discard` removes it. The settings are
+    nothing is under `path` (a failure or a kill leaves the hidden temporary, which
+    `remove_orphaned_temporaries` or the writer's own staging folder clears). The settings are
     `atomic_write_parquet`'s, so the same row groups in the same order give the same bytes.
     """
 
@@ -132,13 +132,6 @@ class AtomicParquetWriter:
         except BaseException:
             self._tmp.unlink(missing_ok=True)
             raise
-
-    def discard(self) -> None:
-        """Close and remove the temporary file: nothing is written under `path`."""
-        try:
-            self._writer.close()
-        finally:
-            self._tmp.unlink(missing_ok=True)
 
 
 def dump_record(record: dict[str, Any]) -> str:

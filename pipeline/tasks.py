@@ -740,26 +740,21 @@ class WriteCorpus(PlanTask):
         root = Path(self.load().root)
         total = self.load().n_files
         config_hash = self.config_hash
-        try:
-            for n, (record, verdict) in enumerate(self.assembled()):
-                if record["status"] == Status.QUARANTINED.value:
-                    where = record.get("quarantine") or str(root / record["source"].split("#", 1)[0])
-                    quarantined.append({"source": record["source"], "reason": record["reason"], "bytes": where})
-                assembled = assemble_document(record, verdict, cfg, config_hash)
-                counts.add(assembled)
-                if assembled.document is not None:
-                    writers[DATA_DIR].add(assembled.document)
-                    keys = [key for key, _, _ in published_sentences(record, verdict, cfg.dedup.min_words)]
-                    published.update("".join(f"{key}\n" for key in keys).encode())
-                    n_published += len(keys)
-                writers[MANIFEST_DIR].add(assembled.manifest)
-                writers[REMOVALS_DIR].add_all(assembled.removals)
-                report_progress(self, n + 1, None, f"{n + 1} documents assembled ({total} input files)")
-            parts = {name: len(writer.close()) for name, writer in writers.items()}
-        except BaseException:
-            for writer in writers.values():
-                writer.discard()
-            raise
+        for n, (record, verdict) in enumerate(self.assembled()):
+            if record["status"] == Status.QUARANTINED.value:
+                where = record.get("quarantine") or str(root / record["source"].split("#", 1)[0])
+                quarantined.append({"source": record["source"], "reason": record["reason"], "bytes": where})
+            assembled = assemble_document(record, verdict, cfg, config_hash)
+            counts.add(assembled)
+            if assembled.document is not None:
+                writers[DATA_DIR].add(assembled.document)
+                keys = [key for key, _, _ in published_sentences(record, verdict, cfg.dedup.min_words)]
+                published.update("".join(f"{key}\n" for key in keys).encode())
+                n_published += len(keys)
+            writers[MANIFEST_DIR].add(assembled.manifest)
+            writers[REMOVALS_DIR].add_all(assembled.removals)
+            report_progress(self, n + 1, None, f"{n + 1} documents assembled ({total} input files)")
+        parts = {name: len(writer.close()) for name, writer in writers.items()}
         for name in TABLES:
             replace_folder(staging[name], finals[name])
         index = "".join(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n" for entry in quarantined)
