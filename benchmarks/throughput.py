@@ -26,6 +26,7 @@ ratios to baselines measured in the same invocation.
 Usage:
   python benchmarks/throughput.py          # --sizes 1000,10000 --html-sizes 1000; 1 worker at 1000 only
   python benchmarks/throughput.py --sizes 100000 --paths text --workers 2 --no-datatrove
+  python benchmarks/throughput.py --sizes 1000000 --paths text --workers 2 --no-datatrove --no-baselines --resume
   python benchmarks/throughput.py --sizes 1000 --paths text --profile  # py-spy of one run, summarised
 """
 
@@ -203,12 +204,15 @@ def stage_summary(timings: Path) -> dict[str, dict[str, float]]:
     return families
 
 
-def run_pipeline(corpus: CorpusInfo, workers: int, work: Path, profile: Path | None = None) -> Row:
-    """Run the whole job on a corpus into a fresh output folder; return its row."""
+def run_pipeline(
+    corpus: CorpusInfo, workers: int, work: Path, profile: Path | None = None, resume: bool = False
+) -> Row:
+    """Run the whole job on a corpus into a fresh output folder (or, resuming, the last one); return its row."""
     out = work / f"out-{Path(corpus.folder).name}-{workers}w"
-    shutil.rmtree(out, ignore_errors=True)
     timings = work / f"timings-{Path(corpus.folder).name}-{workers}w{'-profiled' if profile else ''}.jsonl"
-    timings.unlink(missing_ok=True)
+    if not resume:
+        shutil.rmtree(out, ignore_errors=True)
+        timings.unlink(missing_ok=True)
     command = [sys.executable, str(BENCHMARKS / "luigi_timings.py"), str(timings), "run"]
     command += ["--input", corpus.inputs, "--output", str(out), "--workers", str(workers)]
     if profile is not None:
@@ -222,6 +226,9 @@ def run_pipeline(corpus: CorpusInfo, workers: int, work: Path, profile: Path | N
     statuses = collections.Counter(rows)
     kept = data.count_rows() if data is not None else 0
     note = ", ".join(f"{n} {status}" for status, n in sorted(statuses.items()))
+    note += f"; output folder {folder_bytes(out) / MB:,.0f} MB"
+    if resume:
+        note += "; resumed: time, CPU and peak of this sitting only, stage figures of every sitting"
     shutil.rmtree(out, ignore_errors=True)
     return Row(
         corpus_path(corpus),
@@ -234,6 +241,11 @@ def run_pipeline(corpus: CorpusInfo, workers: int, work: Path, profile: Path | N
         note,
         stage_summary(timings),
     )
+
+
+def folder_bytes(folder: Path) -> int:
+    """Return the bytes of the files under a folder."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def corpus_path(corpus: CorpusInfo) -> str:
@@ -448,6 +460,12 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pipeline-throughput")
     parser.add_argument("--no-datatrove", action="store_true", help="skip datatrove (and its install)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip bare trafilatura and ftfy")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the pipeline runs of an earlier invocation that was stopped (the job redoes nothing finished)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="also profile one run of the smallest corpus of each path with py-spy"
     )
@@ -476,9 +494,9 @@ def main() -> None:
         for n in workers:
             if n != max(workers) and size > args.fewer_workers_max:
                 continue
-            rows.append(run_pipeline(corpus, n, args.work))
+            rows.append(run_pipeline(corpus, n, args.work, resume=args.resume))
             print_table(rows[-1:])
-        for name in ("trafilatura", "extract") if path == "html" else ("ftfy",):
+        for name in () if args.no_baselines else ("trafilatura", "extract") if path == "html" else ("ftfy",):
             rows.append(run_baseline(corpus, name, args.work))
             print_table(rows[-1:])
         if not args.no_datatrove:

@@ -38,7 +38,7 @@ from pipeline.report import (
 )
 from pipeline.schema import Stage, Status
 from pipeline.spans import removed_spans
-from pipeline.storage import gc_paused, read_record_fields, read_records
+from pipeline.storage import gc_paused, open_stage_output, read_record_fields, read_records
 
 Row = dict[str, Any]
 REPORT_DIR = "report"
@@ -198,7 +198,7 @@ class FinishedRun:
     ) -> Iterator[Row]:
         """Yield the records of a stage's outputs (`02_repaired` or `04_sentences`), in plan order."""
         for shard in self.shards if shards is None else shards:
-            with getattr(shard, kind).open(encoding="utf-8") as handle:
+            with open_stage_output(getattr(shard, kind)) as handle:
                 yield from read_records(handle)
 
     def record_fields(
@@ -206,7 +206,7 @@ class FinishedRun:
     ) -> Iterator[Row]:
         """Yield some members of the records of a stage's outputs, in plan order (see `read_record_fields`)."""
         for shard in self.shards:
-            with getattr(shard, kind).open(encoding="utf-8") as handle:
+            with open_stage_output(getattr(shard, kind)) as handle:
                 yield from read_record_fields(handle, leading, last)
 
     def quarantine_index(self) -> dict[str, Row]:

@@ -1,6 +1,6 @@
 """The Luigi task graph: thin tasks that read a target, call a pure step, write a target.
 
-Per-shard stages (one task per shard of input files, output `NN_stage/<fingerprint>/<shard>.jsonl`):
+Per-shard stages (one task per shard of input files, output `NN_stage/<fingerprint>/<shard>.jsonl.zst`):
 `ReadDocuments` -> `RepairEncoding` -> `StripBoilerplate` -> `SplitSentences`.
 Whole-run stages (one task per plan): `CountSiteLines` (between repair and stripping: which
 lines repeat across a site's documents, this run merged with `<output>/state/`), then
@@ -86,8 +86,11 @@ from pipeline.steps.language import identify_language, load_model
 from pipeline.steps.line_classifier import LineClassifier, default_classifier
 from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import (
+    STAGE_FORMAT,
+    STAGE_SUFFIX,
     atomic_write_bytes,
     atomic_write_text,
+    count_stage_records,
     gc_paused,
     read_record_fields,
     read_records,
@@ -198,7 +201,7 @@ class ShardTask(PipelineTask):
         return self.stamp or stamp_files(self.root, tuple(self.files))
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.stage_dir / f"{self.output_name()}.jsonl"), format=luigi.format.UTF8)
+        return luigi.LocalTarget(str(self.stage_dir / f"{self.output_name()}{STAGE_SUFFIX}"), format=STAGE_FORMAT)
 
     def output_name(self) -> str:
         """Return the output file's name without its suffix."""
@@ -215,7 +218,7 @@ class ShardTask(PipelineTask):
 
     def run(self) -> None:
         with self.input().open("r") as source, self.output().open("w") as target:
-            write_records(target, self.transform_all(read_records(source), _count_lines(self.input().path)))
+            write_records(target, self.transform_all(read_records(source), count_stage_records(self.input().path)))
 
     def transform_all(self, records: Iterator[Record], total: int) -> Iterator[Record]:
         """Transform records one by one, reporting progress to the scheduler."""
@@ -401,7 +404,7 @@ class StripBoilerplate(RunShardTask):
         if self.plan and _counts_site_lines(self.cfg):
             self._site_lines = SiteLineCounts.open(Path(self.input()[1].path))
         with self.input()[0].open("r") as source, self.output().open("w") as target:
-            write_records(target, self.transform_all(read_records(source), _count_lines(self.input()[0].path)))
+            write_records(target, self.transform_all(read_records(source), count_stage_records(self.input()[0].path)))
 
     def transform(self, record: Record) -> Record:
         if record["status"] != "ok":
@@ -513,12 +516,6 @@ def _flat_records(items: Sequence[Any]) -> list[Record]:
     """
     names = [field.name for field in fields(items[0])] if items else []
     return [{name: getattr(item, name) for name in names} for item in items]
-
-
-def _count_lines(path: str) -> int:
-    """Return the number of records in a JSON Lines stage output (for progress percentages)."""
-    with open(path, "rb") as handle:  # noqa: PTH123 - a plain binary read of a Luigi target's path
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 def _counts_site_lines(cfg: PipelineConfig) -> bool:

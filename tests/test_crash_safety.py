@@ -23,6 +23,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.storage import STAGE_SUFFIX, open_stage_output
 from tests.conftest import REPO, SEEDS, reproducible_files, to_toml
 
 DAYS = ("2026-11-01", "2026-11-02")
@@ -73,7 +74,10 @@ def _assert_nothing_partial(output: Path) -> None:
         if not path.is_file() or hidden or "-luigi-tmp-" in path.name:
             continue
         data = path.read_bytes()
-        if path.suffix == ".jsonl":
+        if path.name.endswith(STAGE_SUFFIX):
+            with open_stage_output(path) as handle:  # a cut frame does not decompress
+                data = handle.read().encode("utf-8")
+        if path.name.endswith((".jsonl", STAGE_SUFFIX)):
             assert not data or data.endswith(b"\n"), path
             for line in data.splitlines():
                 json.loads(line)

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from pipeline.storage import STAGE_SUFFIX, open_stage_output
 from tests.conftest import REPO, SEEDS, Run, reproducible_files, run_pipeline
 
 
@@ -56,7 +57,7 @@ def test_byte_identical_across_worker_counts(tmp_path: Path) -> None:
         "batches/default.json",
         "README.md",
     }
-    assert len(list((tmp_path / "w1" / "03_stripped").rglob("*.jsonl"))) == 4  # 7 files, 2 per shard
+    assert len(list((tmp_path / "w1" / "03_stripped").rglob(f"*{STAGE_SUFFIX}"))) == 4  # 7 files, 2 per shard
 
 
 def test_whole_document_duplicate_dropped_and_first_copy_survives(tmp_path: Path) -> None:
@@ -128,8 +129,8 @@ def test_failed_task_gives_nonzero_exit_naming_task_and_input(tmp_path: Path) ->
         run_pipeline(out, "task", "StripBoilerplate", "--doc", str(SEEDS / "002_15483e7a24de36bb.txt")).returncode == 0
     )
     # Corrupt the finished stage output: the next stage must fail loudly, not pass it on.
-    (stripped,) = (out / "03_stripped").rglob("*.jsonl")
-    stripped.write_text("{not json\n", encoding="utf-8")
+    (stripped,) = (out / "03_stripped").rglob(f"*{STAGE_SUFFIX}")
+    stripped.write_bytes(b"\x28\xb5\x2f\xfd not a whole zstd frame")
     run = run_pipeline(out, "task", "SplitSentences", "--doc", str(SEEDS / "002_15483e7a24de36bb.txt"))
     assert run.returncode == 1
     assert "FAILED SplitSentences on" in run.stderr and "002_15483e7a24de36bb.txt" in run.stderr
@@ -162,10 +163,10 @@ def test_single_task_on_one_document(tmp_path: Path) -> None:
     doc = SEEDS / "001_d07a408cf5f191c8.txt"
     run = run_pipeline(tmp_path / "out", "task", "StripBoilerplate", "--doc", str(doc))
     assert run.returncode == 0, run.stderr
-    (result,) = (tmp_path / "out" / "03_stripped").rglob("*.jsonl")
+    (result,) = (tmp_path / "out" / "03_stripped").rglob(f"*{STAGE_SUFFIX}")
     assert result.name.startswith("001_d07a408cf5f191c8.txt")
     assert str(result) in run.stdout
-    assert "Taboola" not in result.read_text(encoding="utf-8").split('"text"')[1].split('"removals"')[0]
+    assert "Taboola" not in _stage_text(result).split('"text"')[1].split('"removals"')[0]
     assert not (tmp_path / "out" / "04_sentences").exists()
     dedup = run_pipeline(tmp_path / "out", "task", "FindDuplicates", "--doc", str(doc))
     assert dedup.returncode == 0, dedup.stderr
@@ -184,16 +185,16 @@ def test_plain_luigi_command_line_form(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    (result,) = (tmp_path / "out" / "03_stripped").rglob("000_dc83cd2776310e7f.txt*.jsonl")
-    assert '"rule":"read_more"' in result.read_text(encoding="utf-8")
+    (result,) = (tmp_path / "out" / "03_stripped").rglob(f"000_dc83cd2776310e7f.txt*{STAGE_SUFFIX}")
+    assert '"rule":"read_more"' in _stage_text(result)
     # Named by hand, without the planner's stamp: an edited input still gives a fresh result.
     with (inputs / "000_dc83cd2776310e7f.txt").open("a", encoding="utf-8") as handle:
         handle.write("\nA new closing paragraph was added to the story later that evening by its editors.\n")
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
-    results = list((tmp_path / "out" / "03_stripped").rglob("000_dc83cd2776310e7f.txt*.jsonl"))
+    results = list((tmp_path / "out" / "03_stripped").rglob(f"000_dc83cd2776310e7f.txt*{STAGE_SUFFIX}"))
     assert len(results) == 2
-    assert any("A new closing paragraph" in path.read_text(encoding="utf-8") for path in results)
+    assert any("A new closing paragraph" in _stage_text(path) for path in results)
 
 
 def test_corpus_loads_with_pyarrow_datasets_and_duckdb(seeds_run: Run) -> None:
@@ -304,6 +305,44 @@ def test_stage_records_are_written_and_read_as_the_json_module_does(record: dict
     assert list(read_records([reference])) == [json.loads(reference)]  # a line written by the json module too
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=8), _RECORD_VALUE, max_size=6), max_size=30))
+def test_stage_outputs_are_zstd_json_lines_committed_only_when_whole(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, object]]
+) -> None:
+    import json
+
+    import luigi
+
+    from pipeline.storage import STAGE_FORMAT, count_stage_records, dump_record, read_records, write_records
+
+    assume(all(_encodes(dump_record(record)) for record in records))  # lone surrogates are quarantined at reading
+    path = tmp_path_factory.mktemp("stage") / f"shard{STAGE_SUFFIX}"
+    target = luigi.LocalTarget(str(path), format=STAGE_FORMAT)
+    with target.open("w") as handle:
+        write_records(handle, records)
+    assert path.read_bytes().startswith(b"\x28\xb5\x2f\xfd")  # one zstd frame
+    with target.open("r") as handle:
+        through_luigi = list(read_records(handle))
+    with open_stage_output(path) as handle:
+        assert list(read_records(handle)) == through_luigi
+    assert count_stage_records(path) == len(records)
+    assert through_luigi == [json.loads(dump_record(record)) for record in records]
+    failed = path.with_name(f"failed{STAGE_SUFFIX}")
+    with pytest.raises(RuntimeError), luigi.LocalTarget(str(failed), format=STAGE_FORMAT).open("w") as handle:
+        write_records(handle, records)
+        raise RuntimeError("the step broke mid-shard")
+    assert not failed.exists()  # nothing under the final name; Luigi's temporary is cleared
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _holds_float(value: object) -> bool:
     if isinstance(value, float):
         return True
@@ -367,3 +406,8 @@ def test_corpus_parts_are_written_in_bounded_row_groups_and_read_back_in_order(
             assert read == rows
             written.append(_files(Path(folder)))
     assert written[0] == written[1]
+
+
+def _stage_text(path: Path) -> str:
+    with open_stage_output(path) as handle:
+        return handle.read()
