@@ -896,15 +896,24 @@ class SpilledSurvivors:
         rows_out = np.lib.format.open_memmap(
             folder / "band_rows.npy", mode="w+", dtype=np.uint32, shape=(bands, n), fortran_order=True
         )
+        chunks = [slice(first, first + _ROW_CHUNK) for first in range(0, n, _ROW_CHUNK)]
         for band in range(bands):
-            keys = np.array(band_keys[:, band])
+            # A band is a column of the row-major spill file, and a row of the Fortran-order
+            # output: both are gone through a chunk of rows at a time, their pages let go after
+            # each, or every page of both files would count in RSS at once.
+            keys = np.empty(n, dtype=np.uint64)
+            for chunk in chunks:
+                keys[chunk] = band_keys[chunk, band]
+                _drop_pages(band_keys)
             order = stable_order(keys)[0]
             keys_out[band] = keys[order]
-            rows_out[band] = order.astype(np.uint32)
-            for array in (keys_out, rows_out):
-                array.flush()
-                _drop_pages(array)
-            _drop_pages(band_keys)
+            keys_out.flush()
+            _drop_pages(keys_out)
+            rows = order.astype(np.uint32)
+            for chunk in chunks:
+                rows_out[band, chunk] = rows[chunk]
+                rows_out.flush()
+                _drop_pages(rows_out)
         del keys_out, rows_out
         for name in ("band_keys.npy", "band_rows.npy"):
             _fsync_file(folder / name)
