@@ -200,7 +200,13 @@ STAGE_FORMAT: Final = luigi.format.UTF8 >> ZstdFormat()
 
 
 def open_stage_output(path: Path | str) -> TextIO:
-    """Open a per-shard stage output for reading text lines (see `read_records`)."""
+    """Open a per-shard stage output for reading text lines (see `read_records`).
+
+    Runs published before stage outputs were compressed name plain `.jsonl` files in their run
+    index; those are read as they are.
+    """
+    if not str(path).endswith(STAGE_SUFFIX):
+        return Path(path).open(encoding="utf-8")
     return zstd.open(path, "rt", encoding="utf-8")
 
 

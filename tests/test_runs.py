@@ -328,6 +328,10 @@ def test_stage_outputs_are_zstd_json_lines_committed_only_when_whole(
         assert list(read_records(handle)) == through_luigi
     assert count_stage_records(path) == len(records)
     assert through_luigi == [json.loads(dump_record(record)) for record in records]
+    plain = path.with_name("written-before-compression.jsonl")  # still named by older runs' indexes
+    plain.write_text("".join(dump_record(record) for record in records), encoding="utf-8")
+    with open_stage_output(plain) as handle:
+        assert list(read_records(handle)) == through_luigi
     failed = path.with_name(f"failed{STAGE_SUFFIX}")
     with pytest.raises(RuntimeError), luigi.LocalTarget(str(failed), format=STAGE_FORMAT).open("w") as handle:
         write_records(handle, records)
