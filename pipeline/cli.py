@@ -35,7 +35,7 @@ from pipeline.config import ConfigError, load_config, render_default_toml
 from pipeline.explain import explain_document, use_color
 from pipeline.inputs import DEFAULT_BATCH, InputError, check_batch_name, dated_inputs, make_plan, parse_date, save_plan
 from pipeline.monitoring import ProgressBar, stage_times
-from pipeline.runs import FinishedRun, RunNotFoundError
+from pipeline.runs import FinishedRun, RunNotFoundError, StageOutputError
 from pipeline.storage import LockedError, exclusive_lock, remove_orphaned_temporaries
 from pipeline.tasks import (
     PLAN_DIR,
@@ -291,11 +291,16 @@ def command_explain(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     color = use_color(sys.stdout, args.color)
     for number, (run, row) in enumerate(found[: args.limit]):
+        try:
+            trace = run.trace(row)
+        except StageOutputError as error:
+            print(f"pipeline: cannot explain {row['source']} of batch {run.batch}: {error}", file=sys.stderr)
+            return EXIT_FAILED
         if number:
             sys.stdout.write("\n" + "─" * 72 + "\n\n")
         if len(runs) > 1:
             sys.stdout.write(f"batch {run.batch}\n")
-        sys.stdout.write(explain_document(run.trace(row), color=color))
+        sys.stdout.write(explain_document(trace, color=color))
     if len(found) > args.limit:
         print(f"pipeline: {len(found) - args.limit} more documents match; use --limit to see them", file=sys.stderr)
     return EXIT_OK

@@ -14,10 +14,10 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import numpy as np
 import pyarrow as pa
@@ -38,7 +38,7 @@ from pipeline.report import (
 )
 from pipeline.schema import Stage, Status
 from pipeline.spans import removed_spans
-from pipeline.storage import gc_paused, open_stage_output, read_record_fields, read_records
+from pipeline.storage import STAGE_READ_ERRORS, gc_paused, open_stage_output, read_record_fields, read_records
 
 Row = dict[str, Any]
 REPORT_DIR = "report"
@@ -49,6 +49,10 @@ _SENTENCE_KEY = re.compile(r"^([0-9a-f]{16}):(\d+)$")
 
 class RunNotFoundError(LookupError):
     """The output folder holds no finished run."""
+
+
+class StageOutputError(Exception):
+    """A stage output that a run's index names is missing or cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -198,16 +202,14 @@ class FinishedRun:
     ) -> Iterator[Row]:
         """Yield the records of a stage's outputs (`02_repaired` or `04_sentences`), in plan order."""
         for shard in self.shards if shards is None else shards:
-            with open_stage_output(getattr(shard, kind)) as handle:
-                yield from read_records(handle)
+            yield from _stage_records(getattr(shard, kind), read_records)
 
     def record_fields(
         self, kind: Literal["repaired", "sentences"], leading: tuple[str, ...], last: str
     ) -> Iterator[Row]:
         """Yield some members of the records of a stage's outputs, in plan order (see `read_record_fields`)."""
         for shard in self.shards:
-            with open_stage_output(getattr(shard, kind)) as handle:
-                yield from read_record_fields(handle, leading, last)
+            yield from _stage_records(getattr(shard, kind), lambda handle: read_record_fields(handle, leading, last))
 
     def quarantine_index(self) -> dict[str, Row]:
         """Return the quarantine index entries by source."""
@@ -277,6 +279,15 @@ class FinishedRun:
             if finder.offer(record):
                 break
         return finder.found
+
+
+def _stage_records(path: Path, read: Callable[[TextIO], Iterator[Row]]) -> Iterator[Row]:
+    """Yield the records `read` finds in a stage output; raise `StageOutputError` naming it if it cannot be read."""
+    try:
+        with open_stage_output(path) as handle:
+            yield from read(handle)
+    except STAGE_READ_ERRORS as error:
+        raise StageOutputError(f"stage output {path} cannot be read: {type(error).__name__}: {error}") from error
 
 
 class _SentenceFinder:

@@ -210,6 +210,10 @@ def open_stage_output(path: Path | str) -> TextIO:
     return zstd.open(path, "rt", encoding="utf-8")
 
 
+STAGE_READ_ERRORS: Final = (OSError, EOFError, ValueError, zstd.ZstdError)
+"""What reading a missing, cut or corrupt stage output raises (a lost file, a cut frame, bad JSON)."""
+
+
 def count_stage_records(path: Path | str) -> int:
     """Return the number of records in a per-shard stage output (for progress percentages)."""
     with zstd.open(path, "rb") as handle:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.explain import use_color
+from pipeline.storage import STAGE_SUFFIX
 from tests.conftest import SEEDS, Run, run_pipeline
 
 SEED0, SEED0_ID = "000_dc83cd2776310e7f.txt", "7e39d7a06e6b2832"
@@ -116,3 +117,17 @@ def test_explain_reads_removal_rows_with_more_columns_than_the_schema(seeds_run:
     assert "exact_duplicate: sentence 1, Jaccard 1.00; reviewer_note: checked" in done.stdout
     # The run that published the surviving sentence is named.
     assert "(this document), batch default:" in done.stdout
+
+
+def test_explain_names_a_stage_output_that_is_gone_or_corrupt(seeds_run: Run, tmp_path: Path) -> None:
+    output = tmp_path / "output"
+    shutil.copytree(seeds_run.output, output)
+    (sentences,) = (output / "04_sentences").rglob(f"*{STAGE_SUFFIX}")
+    sentences.write_bytes(sentences.read_bytes()[:-20])  # cut: the frame does not end
+    cut = run_pipeline(output, "explain", SEED1_ID)
+    assert cut.returncode == 1 and not cut.stdout
+    assert f"cannot explain {SEED1} of batch default: stage output {sentences} cannot be read" in cut.stderr
+    assert "Traceback" not in cut.stderr
+    shutil.rmtree(output / "02_repaired")  # removed to save disk
+    gone = run_pipeline(output, "explain", SEED1_ID)
+    assert gone.returncode == 1 and "02_repaired" in gone.stderr and "FileNotFoundError" in gone.stderr
