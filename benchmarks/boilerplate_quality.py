@@ -156,7 +156,7 @@ def main() -> int:
 
     _, models = cross_validated_scores(prepared, FOLDS)
     threshold = default_classifier().threshold  # chosen on cross-validated scores by the training script
-    fold_classifiers = [classifier_from_models(first, second, threshold) for first, second in models]
+    fold_classifiers = [classifier_from_models(trained, threshold) for trained in models]
     print(f"cross-validation models trained at {time.perf_counter() - start:.0f}s", file=sys.stderr)
 
     c4 = c4_line_filter()

@@ -30,6 +30,7 @@ from pipeline.evaluation import DEFAULT_EVAL_DIR, load_pages  # noqa: E402
 from pipeline.steps.line_classifier import DEFAULT_MODEL_PATH  # noqa: E402
 from pipeline.storage import atomic_write_text  # noqa: E402
 from pipeline.training import (  # noqa: E402
+    LEXICON_MIN_SITES,
     RENDERINGS,
     ROUNDS,
     best_threshold,
@@ -39,7 +40,7 @@ from pipeline.training import (  # noqa: E402
     train_models,
 )
 
-MODEL_VERSION = "1.0"
+MODEL_VERSION = "2.0"
 THRESHOLDS = [round(t, 2) for t in np.arange(0.30, 0.76, 0.05)]
 
 
@@ -66,17 +67,19 @@ def main() -> int:
         cv[rendering] = round(best_threshold([p for p, _ in chosen], [s for _, s in chosen], truths, [threshold])[1], 4)
     print(f"cross-validated (5 folds by site): threshold {threshold}, macro word F1 {f1:.4f} {cv}")
 
-    first, second = train_models(pages)
+    models = train_models(pages)
     ids = ",".join(sorted(truths))
     notes = {
         "trained_on": "WCXB dev article pages, both plain-text renderings",
         "pages": len(labelled),
         "pages_digest": hashlib.sha256(ids.encode()).hexdigest()[:16],
         "rounds_per_stage": ROUNDS,
+        "lexicon_min_sites": LEXICON_MIN_SITES,
+        "lexicon_grams": len(models.lexicon.weights),
         "cross_validated_f1_lines_only": cv,
         "command": "python benchmarks/train_line_classifier.py",
     }
-    document = model_document(first, second, threshold, MODEL_VERSION, notes)
+    document = model_document(models, threshold, MODEL_VERSION, notes)
     text = json.dumps(document, sort_keys=True) + "\n"
     atomic_write_text(args.output, text)
     print(f"wrote {args.output} ({len(text.encode()) / 1e6:.2f} MB) in {time.perf_counter() - start:.0f}s total")

@@ -20,17 +20,20 @@ import numpy as np
 
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import LabelledPage, render_blocks, render_text_nodes, word_prf, word_tokens
-from pipeline.steps.boilerplate import SourceLine, judge_lines, language_sample, prepare_lines
+from pipeline.steps.boilerplate import SourceLine, judge_lines, language_sample, line_key, prepare_lines
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.language import identify_language
 from pipeline.steps.line_classifier import (
     FEATURES,
+    FIRST_STAGE_FEATURES,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
     STACKED_FEATURES,
     FloatArray,
+    Lexicon,
     LineClassifier,
     candidate_lines,
+    fit_lexicon,
     line_features,
     stacked_features,
 )
@@ -58,6 +61,9 @@ PARAMS: Final[dict[str, Any]] = {
 
 ROUNDS: Final = 300
 """Boosting rounds per stage (keeps the model file well under 5 MB)."""
+
+LEXICON_MIN_SITES: Final = 5
+"""Sites a word or word pair must be found on to enter the lexicon: phrases many sites share, not one page's topic."""
 
 
 def label_lines(lines: Sequence[str], main_content: str) -> FloatArray:
@@ -95,6 +101,7 @@ class PageLines:
     labels: FloatArray
     words: FloatArray
     judged_index: list[int] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
 
 
 def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> PageLines:
@@ -122,6 +129,7 @@ def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> Pag
         labels=label_lines([lines[i].text for i in judged], f"{page.title}\n{page.main_content}"),
         words=features[:, FEATURES.index("words")],
         judged_index=judged,
+        keys=[line_key(lines[i].text) for i in judged],
     )
 
 
@@ -163,66 +171,105 @@ def _targets(pages: Sequence[PageLines]) -> tuple[FloatArray, FloatArray]:
     return (labels < 0.5).astype(np.float64), np.concatenate(weights) if weights else np.zeros(0)
 
 
-def _first_stage_scores(model: Any, pages: Sequence[PageLines]) -> list[FloatArray]:
-    return [np.asarray(model.predict(page.features, num_threads=1), dtype=np.float64) for page in pages]
+@dataclass(frozen=True)
+class TrainedModels:
+    """Both stages' boosters and the lexicon the first stage reads."""
+
+    first: Any
+    second: Any
+    lexicon: Lexicon
 
 
-def train_models(pages: Sequence[PageLines], inner_folds: int = 4) -> tuple[Any, Any]:
+def page_lexicon(pages: Sequence[PageLines], min_sites: int = LEXICON_MIN_SITES) -> Lexicon:
+    """Fit the lexicon on pages' judged lines, each labelled as the classifier's target is."""
+    return fit_lexicon(
+        (
+            (page.site, key, bool(label < 0.5))
+            for page in pages
+            for key, label in zip(page.keys, page.labels.tolist(), strict=True)
+        ),
+        min_sites,
+    )
+
+
+def _first_stage_input(page: PageLines, lexicon: Lexicon) -> FloatArray:
+    return np.hstack([page.features, lexicon.features(page.keys)])
+
+
+def _out_of_fold_lexical_input(pages: Sequence[PageLines], folds: int) -> list[FloatArray]:
+    """Return each page's first-stage input with lexical columns from a lexicon fitted without its site.
+
+    Training on lexical scores of the lexicon's own lines would teach the model to trust them
+    more than a page it has not seen deserves.
+    """
+    inputs: list[FloatArray | None] = [None] * len(pages)
+    for fold in range(folds):
+        lexicon = page_lexicon([page for page in pages if fold_of(page.site + "#lexicon", folds) != fold])
+        for i, page in enumerate(pages):
+            if fold_of(page.site + "#lexicon", folds) == fold:
+                inputs[i] = _first_stage_input(page, lexicon)
+    return [x if x is not None else np.zeros((0, len(FIRST_STAGE_FEATURES))) for x in inputs]
+
+
+def _stack_arrays(arrays: Sequence[FloatArray], columns: int) -> FloatArray:
+    return np.concatenate(arrays) if arrays else np.zeros((0, columns))
+
+
+def train_models(pages: Sequence[PageLines], inner_folds: int = 4) -> TrainedModels:
     """Train both stages on `pages`; the second stage learns from out-of-fold first-stage scores."""
     targets, weights = _targets(pages)
-    first = _train_stage(_stack(pages, "features"), targets, weights, FEATURES)
+    inputs = _out_of_fold_lexical_input(pages, inner_folds)
+    first = _train_stage(_stack_arrays(inputs, len(FIRST_STAGE_FEATURES)), targets, weights, FIRST_STAGE_FEATURES)
     # Out-of-fold first-stage scores for the second stage, so it learns how the first stage errs
     # on pages it has not seen (as at run time) rather than on its own training pages.
     oof: dict[int, FloatArray] = {}
     for fold in range(inner_folds):
-        train = [page for page in pages if fold_of(page.site + "#inner", inner_folds) != fold]
+        train = [i for i, page in enumerate(pages) if fold_of(page.site + "#inner", inner_folds) != fold]
         held = [i for i, page in enumerate(pages) if fold_of(page.site + "#inner", inner_folds) == fold]
-        t_targets, t_weights = _targets(train)
-        model = _train_stage(_stack(train, "features"), t_targets, t_weights, FEATURES)
-        for i, scores in zip(held, _first_stage_scores(model, [pages[i] for i in held]), strict=True):
-            oof[i] = scores
-    stacked = (
-        np.concatenate([stacked_features(page.features, oof[i]) for i, page in enumerate(pages)])
-        if pages
-        else np.zeros((0, len(STACKED_FEATURES)))
-    )
+        t_targets, t_weights = _targets([pages[i] for i in train])
+        t_inputs = _stack_arrays([inputs[i] for i in train], len(FIRST_STAGE_FEATURES))
+        model = _train_stage(t_inputs, t_targets, t_weights, FIRST_STAGE_FEATURES)
+        for i in held:
+            oof[i] = np.asarray(model.predict(inputs[i], num_threads=1), dtype=np.float64)
+    stacked = _stack_arrays([stacked_features(inputs[i], oof[i]) for i in range(len(pages))], len(STACKED_FEATURES))
     second = _train_stage(stacked, targets, weights, STACKED_FEATURES)
-    return first, second
+    return TrainedModels(first, second, page_lexicon(pages))
 
 
-def model_document(first: Any, second: Any, threshold: float, version: str, notes: dict[str, Any]) -> dict[str, Any]:
-    """Return the JSON object of a model file holding both stages."""
+def model_document(models: TrainedModels, threshold: float, version: str, notes: dict[str, Any]) -> dict[str, Any]:
+    """Return the JSON object of a model file holding both stages and the lexicon."""
     return {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,
         "version": version,
         "threshold": threshold,
-        "features": list(FEATURES),
+        "features": list(FIRST_STAGE_FEATURES),
         "stacked_features": list(STACKED_FEATURES),
         "notes": notes,
-        "first": first.model_to_string(),
-        "second": second.model_to_string(),
+        "lexicon": models.lexicon.to_json(),
+        "first": models.first.model_to_string(),
+        "second": models.second.model_to_string(),
     }
 
 
-def classifier_from_models(first: Any, second: Any, threshold: float, version: str = "cv") -> LineClassifier:
-    """Wrap trained boosters the way the model file would, through the same loader."""
-    document = model_document(first, second, threshold, version, {})
+def classifier_from_models(models: TrainedModels, threshold: float, version: str = "cv") -> LineClassifier:
+    """Wrap trained models the way the model file would, through the same loader."""
+    document = model_document(models, threshold, version, {})
     return LineClassifier.from_json(json.loads(json.dumps(document)))
 
 
-def cross_validated_scores(pages: Sequence[PageLines], folds: int = 5) -> tuple[list[FloatArray], list[Any]]:
+def cross_validated_scores(pages: Sequence[PageLines], folds: int = 5) -> tuple[list[FloatArray], list[TrainedModels]]:
     """Return each page's boilerplate scores from models that never saw its site, and the fold models."""
     scores: list[FloatArray | None] = [None] * len(pages)
     models = []
     for fold in range(folds):
         train = [page for page in pages if fold_of(page.site, folds) != fold]
         held = [i for i, page in enumerate(pages) if fold_of(page.site, folds) == fold]
-        first, second = train_models(train)
-        models.append((first, second))
-        classifier = classifier_from_models(first, second, threshold=0.5)
+        trained = train_models(train)
+        models.append(trained)
+        classifier = classifier_from_models(trained, threshold=0.5)
         for i in held:
-            scores[i] = classifier.boilerplate_scores(pages[i].features)
+            scores[i] = classifier.boilerplate_scores(pages[i].features, pages[i].keys)
     return [s if s is not None else np.zeros(0) for s in scores], models
 
 

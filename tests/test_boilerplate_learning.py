@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -20,10 +21,16 @@ import pytest
 from pipeline.config import PipelineConfig
 from pipeline.evaluation import LabelledPage, load_pages, render_blocks, word_prf
 from pipeline.line_stats import LineStatsParams, SiteLineStats
-from pipeline.steps.boilerplate import prepare_lines, strip_boilerplate
-from pipeline.steps.line_classifier import DEFAULT_MODEL_PATH, LineClassifier, default_classifier, line_features
+from pipeline.steps.boilerplate import line_key, prepare_lines, strip_boilerplate
+from pipeline.steps.line_classifier import (
+    DEFAULT_MODEL_PATH,
+    FIRST_STAGE_FEATURES,
+    LineClassifier,
+    default_classifier,
+    line_features,
+)
 from pipeline.tasks import preload_models
-from pipeline.training import prepare_pages, train_models
+from pipeline.training import page_lexicon, prepare_pages, train_models
 from tests.conftest import SEEDS, Run, run_pipeline
 from tests.samples import eval_dir
 
@@ -188,17 +195,60 @@ def test_scores_of_some_lines_are_those_lines_of_every_score(some_pages: list[La
         lines, _ = prepare_lines(render_blocks(page.html), cfg.boilerplate)
         content = [line.text for line in lines if line.text]
         features = line_features(content, [None] * len(content), "en")
-        every = classifier.boilerplate_scores(features)
+        keys = [line_key(line) for line in content]
+        every = classifier.boilerplate_scores(features, keys)
         rows = list(range(0, len(content), 3))
-        np.testing.assert_array_equal(classifier.boilerplate_scores(features, rows), every[rows])
-        assert classifier.boilerplate_scores(features, []).shape == (0,)
+        np.testing.assert_array_equal(classifier.boilerplate_scores(features, keys, rows), every[rows])
+        assert classifier.boilerplate_scores(features, keys, []).shape == (0,)
+        with pytest.raises(ValueError, match="line keys"):
+            classifier.boilerplate_scores(features, keys[1:])
 
 
 def test_training_is_deterministic(some_pages: list[LabelledPage]) -> None:
     prepared = prepare_pages(some_pages[:24], PipelineConfig(), workers=1)
     models = [train_models(prepared, inner_folds=2) for _ in range(2)]
-    assert models[0][0].model_to_string() == models[1][0].model_to_string()
-    assert models[0][1].model_to_string() == models[1][1].model_to_string()
+    assert models[0].first.model_to_string() == models[1].first.model_to_string()
+    assert models[0].second.model_to_string() == models[1].second.model_to_string()
+    assert models[0].lexicon.to_json() == models[1].lexicon.to_json()
+    assert models[0].lexicon.weights  # 24 pages share enough phrases to weigh some
+    assert models[0].first.num_feature() == len(FIRST_STAGE_FEATURES)
+
+
+def test_lexicon_keeps_only_phrases_shared_by_several_sites(some_pages: list[LabelledPage]) -> None:
+    prepared = prepare_pages(some_pages[:24], PipelineConfig(), workers=1)
+    sites: dict[str, set[str]] = {}
+    for page in prepared:
+        for key in page.keys:
+            words = key.split()
+            for gram in {*words, *(" ".join(pair) for pair in itertools.pairwise(words))}:
+                sites.setdefault(gram, set()).add(page.site)
+    lexicon = page_lexicon(prepared, min_sites=3)
+    assert lexicon.weights
+    assert all(len(sites[gram]) >= 3 for gram in lexicon.weights)
+    # A phrase of one page only (its own topic) is never weighed, however often it repeats there.
+    assert not any(gram in lexicon.weights for gram, found in sites.items() if len(found) == 1)
+
+
+def test_shipped_lexicon_weighs_boilerplate_phrases_above_article_prose() -> None:
+    lexicon = default_classifier().lexicon
+    assert 0 < len(lexicon.weights) < 200_000
+    legal, promo, prose = lexicon.line_scores(
+        [
+            line_key("Copyright 2024 Example Media. All rights reserved."),
+            line_key("Sign up for our newsletter to get the latest news in your inbox."),
+            line_key(next(SEEDS.glob("001_*.txt")).read_text(encoding="utf-8").split("\n")[6]),
+        ]
+    )[:, 0]
+    assert legal > prose and promo > prose, (legal, promo, prose)
+
+
+def test_a_model_file_whose_lexicon_is_not_numbers_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "model.json"
+    document = json.loads(DEFAULT_MODEL_PATH.read_text(encoding="utf-8"))
+    document["lexicon"] = {"rights reserved": "high"}
+    bad.write_text(json.dumps(document), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"model\.json.*lexicon"):
+        LineClassifier.load(bad)
 
 
 def test_state_file_is_parquet_with_format_metadata(tmp_path: Path) -> None:
@@ -216,7 +266,7 @@ class _ScoresEverything:
     def __init__(self, only_last: bool) -> None:
         self.only_last = only_last
 
-    def boilerplate_scores(self, features: np.ndarray, rows: list[int] | None = None) -> np.ndarray:
+    def boilerplate_scores(self, features: np.ndarray, keys: list[str], rows: list[int] | None = None) -> np.ndarray:
         scores = np.full(len(features), 0.1 if self.only_last else 0.9)
         scores[-1] = 0.9
         return scores if rows is None else scores[rows]
@@ -251,3 +301,27 @@ def test_model_loads_without_importing_scikit_learn_which_still_imports_afterwar
         "    import sklearn.base\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+class _ScoresFirstAndLast:
+    """A stand-in classifier that calls the first and the last line it judges boilerplate."""
+
+    threshold = 0.5
+
+    def boilerplate_scores(self, features: np.ndarray, keys: list[str], rows: list[int] | None = None) -> np.ndarray:
+        scores = np.full(len(features), 0.1)
+        scores[[0, -1]] = 0.9
+        return scores if rows is None else scores[rows]
+
+
+def test_classifier_leaves_the_headline_and_its_copies_to_the_rules() -> None:
+    cfg = PipelineConfig.model_validate({"boilerplate": {"rules": {"line_classifier": True}}})
+    text = f"Bridge to close for repairs\n\nBridge to close for repairs\n\n{STORIES[0]}\n\n{BIO}"
+    out = strip_boilerplate(text, cfg.boilerplate, _ScoresFirstAndLast(), "en")  # type: ignore[arg-type]
+    assert [(r.rule, r.text) for r in out.removals] == [("line_classifier", BIO)]
+    # A title-like first line with no prose after it is no headline: a list of teasers stays judged.
+    teasers = "\n".join(
+        ["Bridge to close for repairs", "Bakery opens on Main Street", "Library hours extended", "Buses late", BIO]
+    )
+    out = strip_boilerplate(teasers, cfg.boilerplate, _ScoresFirstAndLast(), "en")  # type: ignore[arg-type]
+    assert [r.text for r in out.removals] == ["Bridge to close for repairs", BIO]

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from collections import Counter
 from dataclasses import asdict
-from itertools import combinations
+from itertools import combinations, pairwise
 from unittest import mock
 
 import ftfy
@@ -594,3 +594,30 @@ def test_trailing_promo_cuts_are_those_made_without_the_needles(sentences: list[
             slow: list[tuple[str, str]] = []
             assert bp._cut_trailing_sentences(line, "rule", pattern, slow) == kept
         assert fast == slow
+
+
+_GRAM_WORDS = st.sampled_from(["all", "rights", "reserved", "council", "the", "sign", "up", "bridge"])
+
+
+@given(
+    keys=st.lists(st.lists(_GRAM_WORDS, max_size=6).map(" ".join), max_size=12),
+    weights=st.dictionaries(
+        st.lists(_GRAM_WORDS, min_size=1, max_size=2).map(" ".join), st.floats(-4, 4, allow_nan=False), max_size=10
+    ),
+)
+def test_lexical_scores_are_the_mean_and_sum_of_each_line_grams_weights(
+    keys: list[str], weights: dict[str, float]
+) -> None:
+    lexicon = lc.Lexicon(weights)
+    for _ in range(2):  # the second pass reads the remembered scores
+        scores = lexicon.line_scores(keys)
+        for key, (mean, total) in zip(keys, scores.tolist(), strict=True):
+            words = key.split()
+            grams = set(words) | {f"{a} {b}" for a, b in pairwise(words)}
+            expected = sum(weights.get(gram, 0.0) for gram in grams)
+            assert total == pytest.approx(expected)
+            assert mean == pytest.approx(expected / len(grams) if grams else 0.0)
+    features = lexicon.features(keys)
+    assert features.shape == (len(keys), len(lc.LEXICAL_FEATURES))
+    if len(keys) > 1:
+        np.testing.assert_array_equal(features[1:, lc.LEXICAL_FEATURES.index("lexical_mean@-1")], features[:-1, 0])

@@ -756,7 +756,8 @@ def strip_boilerplate(
     least `cfg.site_min_documents` is removed as `site_repeated`, with that number as its
     score. When a `classifier` is given, it scores the lines still kept (`language`, an ISO
     639 code, picks its stop list) and removes those scoring at or above its threshold, as
-    `line_classifier` with the score recorded.
+    `line_classifier` with the score recorded; it leaves the page's headline (`_headline`)
+    and that line's copies to the named rules.
 
     >>> cfg = BoilerplateConfig()
     >>> out = strip_boilerplate("Rain fell all day in the capital on Monday, officials said.\\n"
@@ -791,10 +792,13 @@ def strip_boilerplate(
     if classifier is not None and rule_on(CLASSIFIER_RULE):
         threshold = cfg.classifier_threshold or classifier.threshold
         flagged = _lines_scored_as_boilerplate(classifier, threshold, lines, keys, rule_verdicts, verdicts, language)
+        headline = _headline(lines, verdicts)
         # The classifier judges which lines of a page are its article; it never judges that a
         # page has none (that is for the rules and the corpus's minimum length to say).
         if any(verdicts[i] is None and i not in flagged for i in content):
             for i, score in flagged.items():
+                if headline is not None and keys[i] == keys[headline]:
+                    continue  # a news corpus keeps the headline: the classifier leaves it and its copies alone
                 verdicts[i] = CLASSIFIER_RULE
                 scores[i] = score
 
@@ -824,6 +828,30 @@ def strip_boilerplate(
     )
 
 
+HEADLINE_PROSE_WITHIN: Final = 3
+"""Kept lines after a title-like first line among which prose must start for it to be the headline."""
+
+
+def _headline(lines: Sequence[SourceLine], verdicts: Sequence[str | None]) -> int | None:
+    """Return the index of the page's headline: its first kept line, if that reads as a title and prose follows it.
+
+    Reads as a title: 2 to 25 words, no closing stop (as `guess_title`). Prose must begin within
+    `HEADLINE_PROSE_WITHIN` kept lines after it, so a menu or teaser list at the top is not taken
+    for a headline.
+
+    >>> lines = [SourceLine(t, i) for i, t in enumerate(
+    ...     ["logo", "Bridge to close for repairs", "", "The council voted on Monday to close the old "
+    ...      "bridge over the river for six months of repairs, officials said."])]
+    >>> _headline(lines, ["ui_word", None, None, None]), _headline(lines[:2], ["ui_word", None])
+    (1, None)
+    """
+    kept = [i for i, line in enumerate(lines) if line.text and verdicts[i] is None]
+    if not kept or guess_title(lines[kept[0]].text) is None:
+        return None
+    following = kept[1 : 1 + HEADLINE_PROSE_WITHIN]
+    return kept[0] if any(is_prose(lines[i].text) for i in following) else None
+
+
 def _lines_scored_as_boilerplate(
     classifier: LineClassifier,
     threshold: float,
@@ -845,7 +873,7 @@ def _lines_scored_as_boilerplate(
     if not open_rows:
         return {}
     features = line_features([lines[i].text for i in content], content_rules, language, [keys[i] for i in content])
-    open_scores = classifier.boilerplate_scores(features, open_rows).tolist()
+    open_scores = classifier.boilerplate_scores(features, [keys[i] for i in judged], open_rows).tolist()
     return {
         judged[row]: round(score, 4) for row, score in zip(open_rows, open_scores, strict=True) if score >= threshold
     }

@@ -5,13 +5,16 @@ were gone: a removed ad block between two paragraphs does not split the article.
 describe a line (length, punctuation, capitals, function words, boilerplate vocabulary, how
 many rule-removed lines sat just above and below it and which rule removed them) and its
 surroundings (the same for its neighbours, how much prose lies around it, whether it falls
-inside the page's main run of prose). Two
-LightGBM models are stacked: the second also reads the first one's scores of the neighbouring
-lines, which lets a short heading inside an article survive and a long bio below it go.
+inside the page's main run of prose) and what its words say: a lexicon learned with the
+models weighs the words and word pairs that many sites use in boilerplate ("rights reserved",
+"sign up") against those they use in articles (see `Lexicon`). Two LightGBM models are stacked:
+the second also reads the first one's scores of the neighbouring lines, which lets a short
+heading inside an article survive and a long bio below it go.
 
 The models are LightGBM text dumps inside one JSON file shipped with the package
-(`pipeline/models/line_classifier.json`), loaded with `lightgbm.Booster(model_str=...)`: no
-pickle. `benchmarks/train_line_classifier.py` trains them from the labelled WCXB pages.
+(`pipeline/models/line_classifier.json`), with the lexicon as a JSON object of weights, loaded
+with `lightgbm.Booster(model_str=...)`: no pickle. `benchmarks/train_line_classifier.py` trains
+them from the labelled WCXB pages.
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ import json
 import re
 import sys
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import cache
-from itertools import islice
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import Any, Final
 
@@ -32,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 MODEL_FORMAT: Final = "pipeline-line-classifier"
-MODEL_FORMAT_VERSION: Final = 2
+MODEL_FORMAT_VERSION: Final = 3
 DEFAULT_MODEL_PATH: Final[Path] = Path(__file__).resolve().parent.parent / "models" / "line_classifier.json"
 
 FloatArray = npt.NDArray[np.float64]
@@ -205,6 +208,100 @@ STACKED_FEATURES: Final[tuple[str, ...]] = (
     "in_main_run",
 )
 """Second-stage features: the first stage's scores around a line, and a few of its own features."""
+
+_RECENT_LEXICAL_SCORES: Final = 1 << 15
+"""Line keys whose lexical scores a `Lexicon` remembers before it starts again."""
+
+LEXICAL_FEATURES: Final[tuple[str, ...]] = ("lexical_mean", "lexical_sum", "lexical_mean@-1", "lexical_mean@+1")
+"""First-stage features read from the model's lexicon (see `Lexicon`), after `FEATURES`."""
+
+FIRST_STAGE_FEATURES: Final[tuple[str, ...]] = FEATURES + LEXICAL_FEATURES
+"""Every column the first stage reads, in order."""
+
+
+def line_grams(key: str) -> list[str]:
+    """Return the distinct words and adjacent word pairs of a line key (`line_key`), in order.
+
+    >>> line_grams("all rights reserved all")
+    ['all', 'rights', 'reserved', 'all rights', 'rights reserved', 'reserved all']
+    """
+    words = key.split()
+    return list(dict.fromkeys([*words, *(f"{a} {b}" for a, b in pairwise(words))]))
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Weights of words and word pairs by how much more often sites use them in boilerplate than in articles.
+
+    A gram's weight is the log ratio of the number of sites whose boilerplate lines hold it to
+    the number whose article lines hold it (each plus one). Only grams found on at least a
+    minimum number of sites are kept (`fit_lexicon`), so a weight says what many sites share
+    ("rights reserved", "sign up"), not what one page is about.
+    """
+
+    weights: dict[str, float]
+    recent: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False, repr=False)
+    """Scores of the line keys seen last: a site's menus and footers recur on every page of a shard."""
+
+    def line_scores(self, keys: Sequence[str]) -> FloatArray:
+        """Return, per line key, the mean weight of its grams (unknown grams weigh 0) and their sum.
+
+        >>> Lexicon({"rights reserved": 3.0, "council": -1.0}).line_scores(["all rights reserved", ""]).tolist()
+        [[0.6, 3.0], [0.0, 0.0]]
+        """
+        get, recent = self.weights.get, self.recent
+        out = np.zeros((len(keys), 2))
+        for row, key in enumerate(keys):
+            scores = recent.get(key)
+            if scores is None:
+                grams = line_grams(key)
+                total = sum(get(gram, 0.0) for gram in grams)
+                scores = (total / len(grams), total) if grams else (0.0, 0.0)
+                if len(recent) >= _RECENT_LEXICAL_SCORES:
+                    recent.clear()
+                recent[key] = scores
+            out[row] = scores
+        return out
+
+    def features(self, keys: Sequence[str]) -> FloatArray:
+        """Return the `LEXICAL_FEATURES` columns for the candidate lines' keys, in page order."""
+        scores = self.line_scores(keys)
+        mean = scores[:, 0]
+        return np.column_stack([mean, scores[:, 1], _shifted(mean, -1), _shifted(mean, 1)])
+
+    def to_json(self) -> dict[str, float]:
+        """Return the weights as a JSON object, keys sorted, values rounded (the same lexicon gives the same text)."""
+        return {gram: round(weight, 4) for gram, weight in sorted(self.weights.items())}
+
+
+def fit_lexicon(lines: Iterable[tuple[str, str, bool]], min_sites: int = 5, min_weight: float = 0.05) -> Lexicon:
+    """Fit a `Lexicon` from (site, line key, is boilerplate) triples.
+
+    A gram is kept when the sites holding it, in boilerplate or article lines, number at least
+    `min_sites` and its weight is at least `min_weight` either way.
+
+    >>> rows = [(f"s{i}", "all rights reserved", True) for i in range(6)]
+    >>> rows += [(f"s{i}", "the council met", False) for i in range(6)]
+    >>> lexicon = fit_lexicon(rows, min_sites=5)
+    >>> round(lexicon.weights["rights reserved"], 3), round(lexicon.weights["council"], 3)
+    (1.946, -1.946)
+    """
+    boilerplate_sites: dict[str, set[str]] = {}
+    article_sites: dict[str, set[str]] = {}
+    for site, key, is_boilerplate in lines:
+        chosen = boilerplate_sites if is_boilerplate else article_sites
+        for gram in line_grams(key):
+            chosen.setdefault(gram, set()).add(site)
+    weights: dict[str, float] = {}
+    for gram in sorted(boilerplate_sites.keys() | article_sites.keys()):
+        in_boilerplate = boilerplate_sites.get(gram, set())
+        in_articles = article_sites.get(gram, set())
+        if len(in_boilerplate | in_articles) < min_sites:
+            continue
+        weight = float(np.log((len(in_boilerplate) + 1.0) / (len(in_articles) + 1.0)))
+        if abs(weight) >= min_weight:
+            weights[gram] = weight
+    return Lexicon(weights)
 
 
 @cache
@@ -650,10 +747,11 @@ def stacked_features(features: FloatArray, scores: FloatArray, rows: Sequence[in
 
 @dataclass(frozen=True)
 class LineClassifier:
-    """Two stacked LightGBM boosters and the score above which a line is boilerplate."""
+    """Two stacked LightGBM boosters, the first one's lexicon and the score above which a line is boilerplate."""
 
     first: Any
     second: Any
+    lexicon: Lexicon
     threshold: float
     version: str
 
@@ -663,11 +761,18 @@ class LineClassifier:
         lightgbm = _import_lightgbm()
         if document.get("format") != MODEL_FORMAT or document.get("format_version") != MODEL_FORMAT_VERSION:
             raise ValueError(f"not a {MODEL_FORMAT} v{MODEL_FORMAT_VERSION} model")
-        if tuple(document["features"]) != FEATURES or tuple(document["stacked_features"]) != STACKED_FEATURES:
+        if (
+            tuple(document["features"]) != FIRST_STAGE_FEATURES
+            or tuple(document["stacked_features"]) != STACKED_FEATURES
+        ):
             raise ValueError("the model was trained on other features; retrain it")
+        weights = document["lexicon"]
+        if not isinstance(weights, dict) or not all(isinstance(w, int | float) for w in weights.values()):
+            raise ValueError("its lexicon is not an object of numbers")
         return cls(
             first=lightgbm.Booster(model_str=document["first"]),
             second=lightgbm.Booster(model_str=document["second"]),
+            lexicon=Lexicon({str(gram): float(weight) for gram, weight in weights.items()}),
             threshold=float(document["threshold"]),
             version=str(document["version"]),
         )
@@ -681,17 +786,23 @@ class LineClassifier:
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ValueError(f"line classifier model {path}: {error}") from error
 
-    def boilerplate_scores(self, features: FloatArray, rows: Sequence[int] | None = None) -> FloatArray:
+    def boilerplate_scores(
+        self, features: FloatArray, keys: Sequence[str], rows: Sequence[int] | None = None
+    ) -> FloatArray:
         """Return each line's probability of being boilerplate (first stage, then stacked).
 
-        `rows`, when given, are the only rows (in that order) whose scores are wanted: the
-        first stage still scores every line, since the second reads the scores around each.
+        `features` are `line_features`' rows and `keys` the same lines' keys (`line_key`), which
+        the lexicon reads. `rows`, when given, are the only rows (in that order) whose scores are
+        wanted: the first stage still scores every line, since the second reads the scores around each.
         """
         wanted = range(len(features)) if rows is None else rows
         if len(wanted) == 0:
             return np.zeros(0)
-        first = np.asarray(self.first.predict(features, num_threads=1), dtype=np.float64)
-        stacked = stacked_features(features, first, rows)
+        if len(keys) != len(features):
+            raise ValueError(f"{len(keys)} line keys for {len(features)} rows of features")
+        first_input = np.hstack([features, self.lexicon.features(keys)])
+        first = np.asarray(self.first.predict(first_input, num_threads=1), dtype=np.float64)
+        stacked = stacked_features(first_input, first, rows)
         return np.asarray(self.second.predict(stacked, num_threads=1), dtype=np.float64)
 
 
