@@ -211,12 +211,16 @@ class FinishedRun:
         for shard in self.shards:
             yield from _stage_records(getattr(shard, kind), lambda handle: read_record_fields(handle, leading, last))
 
-    def quarantine_index(self) -> dict[str, Row]:
-        """Return the quarantine index entries by source."""
+    def quarantine_index(self, sources: Collection[str] | None = None) -> dict[str, Row]:
+        """Return the quarantine index entries by source (only those of `sources`, when given)."""
         if not self.quarantine.exists():
             return {}
         with self.quarantine.open(encoding="utf-8") as handle:
-            return {entry["source"]: entry for entry in read_records(handle)}
+            return {
+                entry["source"]: entry
+                for entry in read_records(handle)
+                if sources is None or entry["source"] in sources
+            }
 
     def kept_bytes(self, entry: Row) -> str:
         """Return where a quarantined unit's bytes are: relative to the output folder when inside it."""
@@ -392,22 +396,21 @@ def _collect_report(
     run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple[tuple[str, str], ...], store: SpillStore
 ) -> ReportData:
     statuses: Counter[str] = Counter()
-    quarantined: list[tuple[str, str, str]] = []
+    quarantined_rows: list[Row] = []
+    """The first `max_rows` quarantined documents' manifest rows."""
     doc_duplicate_counts = SpillCounter(store, "document_duplicates")
     """Documents dropped as duplicates of each document."""
     chosen: list[Row] = []
     dropped_whole = SpillCounter(store, "dropped_whole", sums=0)
     read_chars = kept_chars = 0
-    where = run.quarantine_index()
     for row in run.table(MANIFEST_DIR):
         status = str(row["status"])
         statuses[status] += 1
         if len(chosen) < cfg.max_documents:
             chosen.append(row)
         if status == Status.QUARANTINED.value:
-            if len(quarantined) < cfg.max_rows:
-                entry = where.get(row["source"], {})
-                quarantined.append((str(row["source"]), str(row["reason"]), run.kept_bytes(entry)))
+            if len(quarantined_rows) < cfg.max_rows:
+                quarantined_rows.append(row)
         elif status != Status.SKIPPED.value:
             read_chars += int(row["chars_before"])
         if status == Status.DUPLICATE.value:
@@ -415,11 +418,20 @@ def _collect_report(
             doc_duplicate_counts.add(str(row["duplicate_of"]), (1,))
         kept_chars += int(row["chars_after"] or 0)
     selected = {str(row["source"]) for row in chosen}
+    most_duplicated = doc_duplicate_counts.top(cfg.max_rows)
+    doc_duplicates = _documents_dropped_as_duplicates(run, [doc for doc, _ in most_duplicated], cfg.max_rows)
+    where = run.quarantine_index({row["source"] for row in quarantined_rows})
+    quarantined = [
+        (str(row["source"]), str(row["reason"]), run.kept_bytes(where.get(row["source"], {})))
+        for row in quarantined_rows
+    ]
 
     tally = RemovalTally(store)
     removals_read = _tally_removals(run, tally, selected)
     doc_removals, view_keys = removals_read.shown, removals_read.view_keys
     cluster_keys = tally.top_clusters(cfg.max_rows)
+    dedup_columns = ["stage", "duplicate_of", "source"]
+    tally.collect_cluster_documents(run.tables(REMOVALS_DIR, dedup_columns) if cluster_keys else (), cluster_keys)
     survivors_of = _SentenceFinder(set(cluster_keys) | view_keys)
 
     repaired: dict[str, Row] = {}
@@ -481,8 +493,6 @@ def _collect_report(
         ),
     )
 
-    dedup_columns = ["stage", "duplicate_of", "source"]
-    tally.collect_cluster_documents(run.tables(REMOVALS_DIR, dedup_columns) if cluster_keys else (), cluster_keys)
     views = []
     for number, row in enumerate(chosen):
         source = str(row["source"])
@@ -504,8 +514,6 @@ def _collect_report(
                 survivors,
             )
         )
-    most_duplicated = doc_duplicate_counts.top(cfg.max_rows)
-    doc_duplicates = _documents_dropped_as_duplicates(run, [doc for doc, _ in most_duplicated], cfg.max_rows)
     document_duplicates = tuple((doc, n, tuple(doc_duplicates[doc])) for doc, n in most_duplicated)
     return ReportData(
         title=title,
