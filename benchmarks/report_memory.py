@@ -17,10 +17,11 @@ import hashlib
 import inspect
 import resource
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+import pyarrow as pa
 
 from pipeline import __version__
 from pipeline.config import load_config
@@ -28,12 +29,14 @@ from pipeline.report import render_report_bytes
 from pipeline.runs import FinishedRun, collect_report
 
 
-def peak_rss_mib() -> float:
-    """Return this process's peak resident set size (`VmHWM`), in MiB."""
+def memory_status() -> dict[str, float]:
+    """Return this process's memory figures from `/proc/self/status` (VmHWM: peak RSS; RssAnon, RssFile), in MiB."""
+    figures = {}
     for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+        name, _, value = line.partition(":")
+        if name in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+            figures[name] = int(value.split()[0]) / 1024
+    return figures
 
 
 def main() -> None:
@@ -72,9 +75,11 @@ def main() -> None:
         shutil.rmtree(scratch)
     cpu = time.process_time() - started
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    memory = memory_status()
     print(
-        f"{args.page}: peak RSS {peak_rss_mib():.0f} MiB (VmHWM), {cpu:.1f} CPU s collecting and rendering, "
-        f"{usage.ru_utime + usage.ru_stime:.1f} CPU s in all; python {sys.version.split()[0]}"
+        f"{args.page}: peak RSS {memory['VmHWM']:.0f} MiB (VmHWM; at the end RssAnon {memory['RssAnon']:.0f}, "
+        f"RssFile {memory['RssFile']:.0f}), Arrow pool peak {pa.default_memory_pool().max_memory() / 2**20:.0f} MiB, "
+        f"{cpu:.1f} CPU s collecting and rendering, {usage.ru_utime + usage.ru_stime:.1f} CPU s in all"
     )
 
 

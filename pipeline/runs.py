@@ -368,13 +368,16 @@ def _documents_dropped_as_duplicates(run: FinishedRun, of: Collection[str], limi
     if not found:
         return found
     for table in run.tables(MANIFEST_DIR, columns=["status", "duplicate_of", "source"]):
-        if not table.num_rows:
+        statuses, status_at = column_codes(table, "status", None)
+        if Status.DUPLICATE.value not in statuses:
             continue
-        dropped = table.filter(pc.equal(table["status"], Status.DUPLICATE.value))
-        for key, source in zip(dropped["duplicate_of"].to_pylist(), dropped["source"].to_pylist(), strict=True):
-            sources = found.get(str(key))
-            if sources is not None and len(sources) < limit:
-                sources.append(str(source))
+        rows = np.flatnonzero(status_at == statuses.index(Status.DUPLICATE.value))
+        targets, target_at = column_codes(table, "duplicate_of", "None")  # `str()` of a null, as counted
+        sources, source_at = column_codes(table, "source", "None")
+        for target, source in zip(target_at[rows].tolist(), source_at[rows].tolist(), strict=True):
+            dropped = found.get(str(targets[target]))
+            if dropped is not None and len(dropped) < limit:
+                dropped.append(str(sources[source]))
     return found
 
 
