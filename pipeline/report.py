@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from pipeline.schema import REMOVAL_FIELDS, Stage, Status
 from pipeline.spans import KINDS, Span, removal_kind, segments
+from pipeline.spill import SpillCounter, SpillStore
 from pipeline.storage import gc_paused
 
 Row = dict[str, Any]
@@ -156,26 +157,29 @@ class RemovalTally:
     documents are counted, not collected. `add` counts one row; `add_table` counts a table of
     them at once (columns stage, rule, text, source and duplicate_of), as `add` would row by row.
     The documents of the largest clusters are gathered by a second pass over the dedup rows
-    (`collect_cluster_documents`).
+    (`collect_cluster_documents`). What grows with the run (a count per distinct line, cluster
+    and source) is kept in `SpillCounter`s, which go to `store` beyond their memory budget.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, store: SpillStore | None = None) -> None:
         self.rules: Counter[tuple[str, str]] = Counter()
         self.rule_chars: Counter[tuple[str, str]] = Counter()
         self.kinds: dict[tuple[str, str], str] = {}
-        self.lines: Counter[str] = Counter()
-        self.line_docs: Counter[str] = Counter()
-        """Documents each line was removed from."""
-        self._line_doc: dict[str, int] = {}
-        self.line_rules: dict[str, str] = {}
-        """Rules that removed each line, one per line of the value."""
-        self.clusters: Counter[str] = Counter()
-        self.cluster_docs: dict[str, set[str]] = {}
-        self.cluster_example: dict[str, str] = {}
-        self.duplicate_chars: Counter[str] = Counter()
+        self.lines = SpillCounter(store, "lines", sums=2)
+        """Removals and documents of each line."""
+        self.line_rules = SpillCounter(store, "line_rules", key_columns=2, sums=0)
+        """(line, rule) pairs: the rules that removed each line."""
+        self.clusters = SpillCounter(store, "clusters", sums=1, firsts=1)
+        """Removed duplicates of each surviving sentence, and the first one's text."""
+        self.cluster_sources = SpillCounter(store, "cluster_sources", key_columns=2, sums=0)
+        """(surviving sentence, source) pairs of the clusters `collect_cluster_documents` gathered."""
+        self.duplicate_chars = SpillCounter(store, "duplicate_chars", sums=1)
         """Characters of duplicate sentences removed, by source."""
+        self._cluster_documents: dict[str, int] = {}
         self._source = ""
         self._documents = 0
+        self._document_lines: set[str] = set()
+        """The lines of the last document counted (numbered `_documents`): one that goes on in the next table."""
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Count one removal row."""
@@ -188,24 +192,16 @@ class RemovalTally:
         if source != self._source:
             self._source = source
             self._documents += 1
+            self._document_lines = set()
         if row["stage"] == _DEDUP:
             target = str(row.get("duplicate_of"))
-            self.clusters[target] += 1
-            self.cluster_example.setdefault(target, text)
-            self.duplicate_chars[source] += len(text)
+            self.clusters.add(target, (1,), (text,))
+            self.duplicate_chars.add(source, (len(text),))
         else:
-            self.lines[text] += 1
-            if self._line_doc.get(text) != self._documents:
-                self._line_doc[text] = self._documents
-                self.line_docs[text] += 1
-            self._add_rule(text, key[1])
-
-    def _add_rule(self, text: str, rule: str) -> None:
-        rule, rules = sys.intern(rule), self.line_rules.get(text)
-        if rules is None:
-            self.line_rules[text] = rule
-        elif rule not in rules.split("\n"):
-            self.line_rules[text] = f"{rules}\n{rule}"
+            new_document = text not in self._document_lines
+            self._document_lines.add(text)
+            self.lines.add(text, (1, int(new_document)))
+            self.line_rules.add((text, sys.intern(key[1])))
 
     def add_table(self, table: pa.Table | pa.RecordBatch) -> None:
         """Count the rows of a table of removals, in order: what `add` gives row by row.
@@ -234,6 +230,8 @@ class RemovalTally:
         changed[0] = sources[source_at[0]] != self._source
         changed[1:] = source_at[1:] != source_at[:-1]
         document_at = self._documents + np.cumsum(changed)
+        going_on = self._documents if not changed[0] else None
+        """The document the previous table ended with, when this one goes on with it."""
         self._documents = int(document_at[-1])
         self._source = str(sources[source_at[-1]])
 
@@ -256,8 +254,13 @@ class RemovalTally:
                 targets, target_at[rows], stripped, text_at[rows], length_at[rows], sources, source_at[rows]
             )
         lines = np.flatnonzero(~dedup)
+        last = self._documents
+        carried = self._document_lines if going_on == last else set()
         if len(lines):
-            self._add_lines(text_at[lines], document_at[lines], rule_at[lines], stripped, rules)
+            self._add_lines(text_at[lines], document_at[lines], rule_at[lines], stripped, rules, going_on)
+            in_last = lines[document_at[lines] == last]
+            carried |= {stripped[code] for code in np.unique(text_at[in_last]).tolist()}
+        self._document_lines = carried
 
     def _add_duplicates(
         self,
@@ -273,18 +276,22 @@ class RemovalTally:
         present, first = np.unique(target_at, return_index=True)
         counts = np.bincount(target_at)
         for code, at in zip(present.tolist(), first.tolist(), strict=True):
-            key = targets[code]
-            self.clusters[key] += int(counts[code])
-            self.cluster_example.setdefault(key, stripped[text_at[at]])
+            self.clusters.add(targets[code], (int(counts[code]),), (stripped[text_at[at]],))
         by_source = np.bincount(source_at, weights=length_at, minlength=len(sources)).astype(np.int64)
         for code in np.unique(source_at).tolist():
-            self.duplicate_chars[sources[code]] += int(by_source[code])
+            self.duplicate_chars.add(sources[code], (int(by_source[code]),))
 
     def _add_lines(
-        self, text_at: np.ndarray, document_at: np.ndarray, rule_at: np.ndarray, stripped: list[str], rules: list[str]
+        self,
+        text_at: np.ndarray,
+        document_at: np.ndarray,
+        rule_at: np.ndarray,
+        stripped: list[str],
+        rules: list[str],
+        going_on: int | None,
     ) -> None:
         counts = np.bincount(text_at, minlength=len(stripped))
-        # Distinct (text, document) pairs, sorted by text then document: a text's first and last documents.
+        # Distinct (text, document) pairs, sorted by text then document: a text's first document.
         first_document = int(document_at.min())
         width = int(document_at.max()) - first_document + 1
         pairs = np.unique(text_at * width + (document_at - first_document))
@@ -293,32 +300,34 @@ class RemovalTally:
         documents = np.bincount(pair_text, minlength=len(stripped))
         present = np.unique(pair_text)
         lowest = pair_document[np.searchsorted(pair_text, present, side="left")]
-        highest = pair_document[np.searchsorted(pair_text, present, side="right") - 1]
-        for code, low, high in zip(present.tolist(), lowest.tolist(), highest.tolist(), strict=True):
+        going_on_lines = self._document_lines
+        for code, low in zip(present.tolist(), lowest.tolist(), strict=True):
             text = stripped[code]
-            self.lines[text] += int(counts[code])
             # A document the previous table ended with may go on in this one: counted once.
-            self.line_docs[text] += int(documents[code]) - (self._line_doc.get(text) == low)
-            self._line_doc[text] = high
+            counted_before = low == going_on and text in going_on_lines
+            self.lines.add(text, (int(counts[code]), int(documents[code]) - counted_before))
         for code in np.unique(text_at * len(rules) + rule_at).tolist():
-            self._add_rule(stripped[code // len(rules)], rules[code % len(rules)])
+            self.line_rules.add((stripped[code // len(rules)], sys.intern(rules[code % len(rules)])))
 
     def collect_cluster_documents(self, tables: Iterable[pa.Table], keys: Iterable[str]) -> None:
         """Gather the documents of the clusters `keys` from the removals (read again: stage, duplicate_of, source)."""
         wanted = set(keys)
-        self.cluster_docs = {key: set() for key in wanted}
-        if not wanted:
-            return
-        for table in tables:
-            stages, stage_at = column_codes(table, "stage", "None")
-            if _DEDUP not in stages:
-                continue
-            targets, target_at = column_codes(table, "duplicate_of", "None")
-            sources, source_at = column_codes(table, "source", "None")
-            is_wanted = np.array([target in wanted for target in targets], dtype=bool)
-            rows = np.flatnonzero((stage_at == stages.index(_DEDUP)) & is_wanted[target_at])
-            for target, source in zip(target_at[rows].tolist(), source_at[rows].tolist(), strict=True):
-                self.cluster_docs[targets[target]].add(str(sources[source]))
+        if wanted:
+            for table in tables:
+                stages, stage_at = column_codes(table, "stage", "None")
+                if _DEDUP not in stages:
+                    continue
+                targets, target_at = column_codes(table, "duplicate_of", "None")
+                sources, source_at = column_codes(table, "source", "None")
+                is_wanted = np.array([target in wanted for target in targets], dtype=bool)
+                rows = np.flatnonzero((stage_at == stages.index(_DEDUP)) & is_wanted[target_at])
+                for target, source in set(zip(target_at[rows].tolist(), source_at[rows].tolist(), strict=True)):
+                    self.cluster_sources.add((targets[target], str(sources[source])))
+        self._cluster_documents = self.cluster_sources.count_seconds(wanted)
+
+    def cluster_documents(self, key: str) -> list[str]:
+        """Return the sources of the documents in a cluster gathered by `collect_cluster_documents`, sorted."""
+        return self.cluster_sources.seconds([key])[key]
 
     def rule_counts(self) -> tuple[RuleCount, ...]:
         """Return removals per rule, most first."""
@@ -326,23 +335,28 @@ class RemovalTally:
         return tuple(RuleCount(s, r, self.kinds[(s, r)], n, self.rule_chars[(s, r)]) for (s, r), n in ordered)
 
     def top_lines(self, limit: int) -> tuple[LineCount, ...]:
-        """Return the most frequently removed lines."""
-        ordered = sorted(self.lines.items(), key=lambda item: (-item[1], -self.line_docs[item[0]], item[0]))
-        return tuple(
-            LineCount(text, n, self.line_docs[text], tuple(sorted(self.line_rules[text].split("\n"))))
-            for text, n in ordered[:limit]
-        )
+        """Return the most frequently removed lines (then those in the most documents, then by text)."""
+        top = self.lines.top(limit)
+        rules = self.line_rules.seconds([text for text, _, _ in top])
+        return tuple(LineCount(text, n, documents, tuple(rules[text])) for text, n, documents in top)
 
     def top_clusters(self, limit: int) -> list[str]:
         """Return the keys of the surviving sentences with the most duplicates."""
-        ordered = sorted(self.clusters.items(), key=lambda item: (-item[1], item[0]))
-        return [key for key, _ in ordered[:limit]]
+        return [key for key, _, _ in self.clusters.top(limit)]
+
+    def duplicate_chars_of(self, source: str) -> int:
+        """Return the characters of the duplicate sentences removed from one document."""
+        counted = self.duplicate_chars.get(source)
+        return 0 if counted is None else int(counted[0])
 
     def cluster(self, key: str, survivors: Mapping[str, Mapping[str, Any]]) -> Cluster:
         """Return the cluster of one surviving sentence (one of those `collect_cluster_documents` gathered)."""
         survivor = survivors.get(key)
-        documents = set(self.cluster_docs[key]) | ({str(survivor["source"])} if survivor else set())
-        return Cluster(key, self.clusters[key] + 1, len(documents), survivor, self.cluster_example[key])
+        copies, example = self.clusters.get(key) or (0, "")
+        documents = self._cluster_documents[key]
+        if survivor and (key, str(survivor["source"])) not in self.cluster_sources:
+            documents += 1
+        return Cluster(key, copies + 1, documents, survivor, example)
 
 
 def column_codes(table: pa.Table | pa.RecordBatch, name: str, null: Any) -> tuple[list[Any], np.ndarray]:

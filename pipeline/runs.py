@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -34,10 +34,10 @@ from pipeline.report import (
     column_codes,
     status_counts,
     take_rows,
-    take_table,
 )
 from pipeline.schema import Stage, Status
 from pipeline.spans import removed_spans
+from pipeline.spill import SpillCounter, SpillStore
 from pipeline.storage import STAGE_READ_ERRORS, gc_paused, open_stage_output, read_record_fields, read_records
 
 Row = dict[str, Any]
@@ -211,12 +211,16 @@ class FinishedRun:
         for shard in self.shards:
             yield from _stage_records(getattr(shard, kind), lambda handle: read_record_fields(handle, leading, last))
 
-    def quarantine_index(self) -> dict[str, Row]:
-        """Return the quarantine index entries by source."""
+    def quarantine_index(self, sources: Collection[str] | None = None) -> dict[str, Row]:
+        """Return the quarantine index entries by source (only those of `sources`, when given)."""
         if not self.quarantine.exists():
             return {}
         with self.quarantine.open(encoding="utf-8") as handle:
-            return {entry["source"]: entry for entry in read_records(handle)}
+            return {
+                entry["source"]: entry
+                for entry in read_records(handle)
+                if sources is None or entry["source"] in sources
+            }
 
     def kept_bytes(self, entry: Row) -> str:
         """Return where a quarantined unit's bytes are: relative to the output folder when inside it."""
@@ -329,8 +333,6 @@ class _RemovalsRead:
     """The rows of the documents shown, by source."""
     view_keys: set[str] = field(default_factory=set)
     """The surviving sentences that those documents' duplicates point to."""
-    duplicates: list[pa.Table] = field(default_factory=list)
-    """Every dedup row (stage, duplicate_of and source), for the documents of the largest clusters."""
 
 
 def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> _RemovalsRead:
@@ -344,8 +346,6 @@ def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> _
         tally.add_table(table)
         stages, stage_at = column_codes(table, "stage", "None")
         dedup = stage_at == stages.index(_DEDUP) if _DEDUP in stages else np.zeros(table.num_rows, dtype=bool)
-        if dedup.any():
-            read.duplicates.append(take_table(table.select(["stage", "duplicate_of", "source"]), np.flatnonzero(dedup)))
         sources, source_at = column_codes(table, "source", None)
         picked = np.flatnonzero(np.array([source in shown for source in sources], dtype=bool)[source_at])
         if not len(picked):
@@ -362,42 +362,79 @@ def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> _
     return read
 
 
+def _documents_dropped_as_duplicates(run: FinishedRun, of: Collection[str], limit: int) -> dict[str, list[str]]:
+    """Return the first `limit` documents (sources, in manifest order) dropped as duplicates of each of `of`."""
+    found: dict[str, list[str]] = {key: [] for key in of}
+    if not found:
+        return found
+    for table in run.tables(MANIFEST_DIR, columns=["status", "duplicate_of", "source"]):
+        statuses, status_at = column_codes(table, "status", None)
+        if Status.DUPLICATE.value not in statuses:
+            continue
+        rows = np.flatnonzero(status_at == statuses.index(Status.DUPLICATE.value))
+        targets, target_at = column_codes(table, "duplicate_of", "None")  # `str()` of a null, as counted
+        sources, source_at = column_codes(table, "source", "None")
+        for target, source in zip(target_at[rows].tolist(), source_at[rows].tolist(), strict=True):
+            dropped = found.get(str(targets[target]))
+            if dropped is not None and len(dropped) < limit:
+                dropped.append(str(sources[source]))
+    return found
+
+
 @gc_paused()
-def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple[tuple[str, str], ...]) -> ReportData:
-    """Read a finished run once more and return what its report shows (bounded by `cfg`)."""
+def collect_report(
+    run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple[tuple[str, str], ...], scratch: Path
+) -> ReportData:
+    """Read a finished run once more and return what its report shows (bounded by `cfg`).
+
+    What grows with the run (counts per removed line, duplicate cluster and document) stays in
+    memory up to a budget and goes on in a file of the folder `scratch` (`pipeline/spill.py`),
+    removed before returning; the folder must not be shared with another report being collected.
+    """
+    with SpillStore(scratch) as store:
+        return _collect_report(run, cfg, title, facts, store)
+
+
+def _collect_report(
+    run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple[tuple[str, str], ...], store: SpillStore
+) -> ReportData:
     statuses: Counter[str] = Counter()
-    quarantined: list[tuple[str, str, str]] = []
-    doc_duplicates: dict[str, list[str]] = {}
-    """The first `max_rows` documents dropped as duplicates of each document."""
-    doc_duplicate_counts: Counter[str] = Counter()
+    quarantined_rows: list[Row] = []
+    """The first `max_rows` quarantined documents' manifest rows."""
+    doc_duplicate_counts = SpillCounter(store, "document_duplicates")
+    """Documents dropped as duplicates of each document."""
     chosen: list[Row] = []
-    dropped_whole: set[str] = set()
+    dropped_whole = SpillCounter(store, "dropped_whole", sums=0)
     read_chars = kept_chars = 0
-    where = run.quarantine_index()
     for row in run.table(MANIFEST_DIR):
         status = str(row["status"])
         statuses[status] += 1
         if len(chosen) < cfg.max_documents:
             chosen.append(row)
         if status == Status.QUARANTINED.value:
-            if len(quarantined) < cfg.max_rows:
-                entry = where.get(row["source"], {})
-                quarantined.append((str(row["source"]), str(row["reason"]), run.kept_bytes(entry)))
+            if len(quarantined_rows) < cfg.max_rows:
+                quarantined_rows.append(row)
         elif status != Status.SKIPPED.value:
             read_chars += int(row["chars_before"])
         if status == Status.DUPLICATE.value:
             dropped_whole.add(str(row["source"]))
-            of = str(row["duplicate_of"])
-            doc_duplicate_counts[of] += 1
-            if doc_duplicate_counts[of] <= cfg.max_rows:
-                doc_duplicates.setdefault(of, []).append(str(row["source"]))
+            doc_duplicate_counts.add(str(row["duplicate_of"]), (1,))
         kept_chars += int(row["chars_after"] or 0)
     selected = {str(row["source"]) for row in chosen}
+    most_duplicated = doc_duplicate_counts.top(cfg.max_rows)
+    doc_duplicates = _documents_dropped_as_duplicates(run, [doc for doc, _ in most_duplicated], cfg.max_rows)
+    where = run.quarantine_index({row["source"] for row in quarantined_rows})
+    quarantined = [
+        (str(row["source"]), str(row["reason"]), run.kept_bytes(where.get(row["source"], {})))
+        for row in quarantined_rows
+    ]
 
-    tally = RemovalTally()
+    tally = RemovalTally(store)
     removals_read = _tally_removals(run, tally, selected)
     doc_removals, view_keys = removals_read.shown, removals_read.view_keys
     cluster_keys = tally.top_clusters(cfg.max_rows)
+    dedup_columns = ["stage", "duplicate_of", "source"]
+    tally.collect_cluster_documents(run.tables(REMOVALS_DIR, dedup_columns) if cluster_keys else (), cluster_keys)
     survivors_of = _SentenceFinder(set(cluster_keys) | view_keys)
 
     repaired: dict[str, Row] = {}
@@ -425,7 +462,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         stripped_docs += 1
         stripped_chars += chars
         if record["source"] not in dropped_whole:
-            deduplicated_chars += max(0, chars - tally.duplicate_chars[record["source"]])
+            deduplicated_chars += max(0, chars - tally.duplicate_chars_of(record["source"]))
         if record["source"] in selected:
             sentences[record["source"]] = record
     survivors = survivors_of.found
@@ -459,7 +496,6 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
         ),
     )
 
-    tally.collect_cluster_documents(removals_read.duplicates, cluster_keys)
     views = []
     for number, row in enumerate(chosen):
         source = str(row["source"])
@@ -481,10 +517,7 @@ def collect_report(run: FinishedRun, cfg: ReportConfig, title: str, facts: tuple
                 survivors,
             )
         )
-    document_duplicates = tuple(
-        (doc, n, tuple(doc_duplicates[doc]))
-        for doc, n in sorted(doc_duplicate_counts.items(), key=lambda item: (-item[1], item[0]))[: cfg.max_rows]
-    )
+    document_duplicates = tuple((doc, n, tuple(doc_duplicates[doc])) for doc, n in most_duplicated)
     return ReportData(
         title=title,
         facts=facts,

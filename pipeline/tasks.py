@@ -881,8 +881,13 @@ class WriteReport(PlanTask):
             ("config hash", corpus.config_hash),
             ("corpus", "corpus/" if corpus.folder == Path(self.output_dir) / "corpus" else str(corpus.folder)),
         )
-        data = collect_report(run, self.cfg.report, f"{self.cfg.corpus.name}: what was removed and why", facts)
+        # Counts beyond the memory budget go to a hidden folder beside the page, emptied first (a
+        # killed attempt's leftovers) and removed once the page is written.
+        scratch = staging_folder(self.folder / "counts")
+        title = f"{self.cfg.corpus.name}: what was removed and why"
+        data = collect_report(run, self.cfg.report, title, facts, scratch=scratch)
         atomic_write_bytes(self.folder / self.PAGE, render_report_bytes(data))  # the page is never one string
+        shutil.rmtree(scratch)
         atomic_write_text(Path(self.output().path), json.dumps(run.index(), indent=1, sort_keys=True) + "\n")
         report_progress(self, 1, 1, "report written", force=True)
 

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
+from unittest.mock import patch
 
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pipeline.spill
 from pipeline.report import DocumentView, RemovalTally, ReportData, StageCount, render_report
 from pipeline.spans import Span
-from tests.conftest import SEEDS, Run, run_pipeline
+from pipeline.spill import SpillStore
+from tests.conftest import REPO, SEEDS, Run, run_pipeline, to_toml
 
 
 def _page(run: Run) -> str:
@@ -114,15 +121,18 @@ def _tally_state(tally: RemovalTally) -> dict[str, object]:
         "rules": tally.rule_counts(),
         "lines": tally.top_lines(1000),
         "clusters": tally.top_clusters(1000),
-        "cluster_counts": dict(tally.clusters),
-        "examples": tally.cluster_example,
-        "duplicate_chars": +tally.duplicate_chars,
-        "line_rules": {text: sorted(rules.split("\n")) for text, rules in tally.line_rules.items()},
+        "cluster_counts": list(tally.clusters.items()),
+        "line_counts": list(tally.lines.items()),
+        "duplicate_chars": [(source, n) for source, n in tally.duplicate_chars.items() if n],
+        "line_rules": list(tally.line_rules.items()),
     }
 
 
-def _tally_both_ways(rows: list[dict[str, object]], cuts: list[int]) -> tuple[RemovalTally, RemovalTally]:
-    by_row, by_table = RemovalTally(), RemovalTally()
+def _tally_both_ways(
+    rows: list[dict[str, object]], cuts: list[int], store: SpillStore | None = None
+) -> tuple[RemovalTally, RemovalTally]:
+    """Count rows one by one in memory, and as tables cut at `cuts` into `store` (spilling if it is given)."""
+    by_row, by_table = RemovalTally(), RemovalTally(store)
     for row in rows:
         by_row.add(row)
     table = pa.Table.from_pylist(rows, schema=_TALLY_SCHEMA)
@@ -132,18 +142,28 @@ def _tally_both_ways(rows: list[dict[str, object]], cuts: list[int]) -> tuple[Re
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(_ROW, max_size=40), st.lists(st.integers(0, 40), max_size=3))
-def test_a_table_of_removals_counts_as_its_rows_do(rows: list[dict[str, object]], cuts: list[int]) -> None:
-    """`add_table` (Arrow and numpy) gives what `add` gives row by row, in tables cut anywhere (mid-document too)."""
+@given(st.lists(_ROW, max_size=40), st.lists(st.integers(0, 40), max_size=3), st.sampled_from([None, 1, 2, 5]))
+def test_a_table_of_removals_counts_as_its_rows_do(
+    rows: list[dict[str, object]], cuts: list[int], budget: int | None
+) -> None:
+    """`add_table` (Arrow and numpy) gives what `add` gives row by row, in tables cut anywhere (mid-document too),
+    with its counts in memory or spilled to disk a few keys at a time."""
     cuts = [cut for cut in cuts if cut <= len(rows)]
-    by_row, by_table = _tally_both_ways(rows, cuts)
-    assert _tally_state(by_table) == _tally_state(by_row)
-    keys = by_row.top_clusters(1000)
-    by_row.collect_cluster_documents([pa.Table.from_pylist(rows, schema=_TALLY_SCHEMA)], keys)
-    assert by_row.cluster_docs == {
-        key: {str(r["source"]) for r in rows if r["stage"] == "find_duplicates" and str(r["duplicate_of"]) == key}
-        for key in keys
-    }
+    with tempfile.TemporaryDirectory() as scratch, SpillStore(Path(scratch)) as store:
+        with patch.object(pipeline.spill, "SPILL_ENTRIES", budget or pipeline.spill.SPILL_ENTRIES):
+            by_row, by_table = _tally_both_ways(rows, cuts, store if budget else None)
+        assert _tally_state(by_table) == _tally_state(by_row)
+        assert by_table.lines.spilled == (budget is not None and len(by_row.lines) >= budget)
+        keys = by_row.top_clusters(1000)
+        for tally in (by_row, by_table):
+            tally.collect_cluster_documents([pa.Table.from_pylist(rows, schema=_TALLY_SCHEMA)], keys)
+            for key in keys:
+                sources = {
+                    str(r["source"]) for r in rows if r["stage"] == "find_duplicates" and str(r["duplicate_of"]) == key
+                }
+                assert tally.cluster_documents(key) == sorted(sources)
+                survivor = {"source": "b.txt", "text": "It rained."}
+                assert tally.cluster(key, {key: survivor}).documents == len(sources | {"b.txt"})
 
 
 def test_the_removals_of_a_run_count_as_their_rows_do(seeds_run: Run) -> None:
@@ -151,3 +171,74 @@ def test_the_removals_of_a_run_count_as_their_rows_do(seeds_run: Run) -> None:
     columns = ["source", "stage", "rule", "text", "duplicate_of"]
     by_row, by_table = _tally_both_ways([{name: row[name] for name in columns} for row in rows], [len(rows) // 3])
     assert _tally_state(by_table) == _tally_state(by_row) and by_row.rules.total() == len(rows) > 50
+    with tempfile.TemporaryDirectory() as scratch, SpillStore(Path(scratch)) as store:
+        with patch.object(pipeline.spill, "SPILL_ENTRIES", 3):
+            _, spilled = _tally_both_ways([{name: row[name] for name in columns} for row in rows], [], store)
+        assert _tally_state(spilled) == _tally_state(by_row) and spilled.lines.spilled
+
+
+# --------------------------------------------------------------------------- counts spilled to disk
+
+# The real CLI with every report counter spilling at its first key (`SPILL_ENTRIES` = 1), each
+# spill recorded by counter name in the file given first.
+_SPILLING_RUN = """
+import sys
+from pathlib import Path
+import pipeline.spill
+from pipeline.cli import main
+pipeline.spill.SPILL_ENTRIES = 1
+spill = pipeline.spill.SpillCounter.spill
+def recorded(counter):
+    if counter._memory:
+        with Path(sys.argv[1]).open("a", encoding="utf-8") as log:
+            log.write(counter.name + "\\n")
+    spill(counter)
+pipeline.spill.SpillCounter.spill = recorded
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _inputs_with_copies(folder: Path) -> Path:
+    """Seeds, each with one or two whole copies: documents tie on their copies."""
+    folder.mkdir(parents=True)
+    for n, seed in enumerate(sorted(SEEDS.glob("*.txt"))):
+        text = seed.read_text(encoding="utf-8")
+        (folder / seed.name).write_text(text, encoding="utf-8")
+        for copy in range(1 + n % 2):
+            (folder / f"copy{copy}_{seed.name}").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_report_is_byte_identical_when_its_counts_spill_to_disk(tmp_path: Path) -> None:
+    """Counts spilled key by key to SQLite (2 workers) give the report the in-memory counts give, and leave nothing."""
+    inputs = _inputs_with_copies(tmp_path / "in")
+    # Three rows a table: the ranked tables are cut among ties.
+    config = {"input": {"files_per_shard": 3}, "report": {"max_rows": 3, "max_documents": 4}}
+    in_memory = run_pipeline(tmp_path / "memory", "run", "--input", str(inputs), config=config)
+    assert in_memory.returncode == 0, in_memory.stderr
+
+    out, log = tmp_path / "spilled", tmp_path / "spills.txt"
+    leftover = out / "report" / "default" / ".counts.tmp-staging"  # as a killed attempt leaves it
+    leftover.mkdir(parents=True)
+    (leftover / "counts.sqlite").write_bytes(b"not a database")
+    config_file = tmp_path / "spilled-config.toml"
+    config_file.write_text(to_toml(config), encoding="utf-8")
+    command = [sys.executable, "-c", _SPILLING_RUN, str(log), "run", "--input", str(inputs)]
+    command += ["--output", str(out), "--workers", "2", "--config", str(config_file)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+
+    spilled = set(log.read_text(encoding="utf-8").split())
+    assert spilled >= {"lines", "line_rules", "clusters", "duplicate_chars", "dropped_whole", "document_duplicates"}
+    assert "cluster_sources" in spilled
+    report = {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted((out / "report").rglob("*")) if p.is_file()}
+    expected = in_memory.output / "report"
+    assert report == {
+        p.relative_to(in_memory.output).as_posix(): p.read_bytes() for p in sorted(expected.rglob("*")) if p.is_file()
+    }
+    assert set(report) == {"report/default/index.html", "report/default/run.json"}
+    assert not leftover.exists()
+    page = report["report/default/index.html"].decode("utf-8")
+    duplicates = re.search(r"<h3>Documents dropped whole as duplicates</h3>(.*?)</section>", page, re.S)
+    assert duplicates is not None and duplicates.group(1).count("<tr>") == 1 + 3  # cut at max_rows
