@@ -3,7 +3,8 @@
 Reads the labelled WCXB dev article pages (`../shared/eval/wcxb-dev-articles/`, or
 `$PIPELINE_EVAL_DIR`), renders each both ways a scraper saves text, cleans it up to the
 classifier with the pipeline's own steps, and labels each line by its overlap with the
-human-checked main content (`pipeline.training`). Five folds grouped by site give
+human-checked main content (`pipeline.training`); the lexicon of words and word pairs shared
+by at least `LEXICON_MIN_SITES` sites is fitted from the same labels. Five folds grouped by site give
 cross-validated scores; the threshold with the best cross-validated macro word F1 over both
 renderings is kept; the final models are then trained on every page. Training is single-threaded
 and seeded, so the same data gives the same file.

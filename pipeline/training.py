@@ -4,7 +4,8 @@ Each labelled page is rendered to plain text both ways a scraper saves it (one l
 one line per text node), cleaned up to the boilerplate step exactly as the pipeline does
 (encoding repair, rejoining, the named rules), and each remaining line is labelled by how much
 of it belongs to the page's human-checked title and main content. Folds are drawn by site (URL host), so
-no page of a site is scored by a model that saw another page of it.
+no page of a site is scored by a model that saw another page of it. The first stage's lexicon is
+fitted from the same labels (`page_lexicon`), and training lines read it out of fold by site.
 """
 
 from __future__ import annotations
