@@ -325,3 +325,23 @@ def test_classifier_leaves_the_headline_and_its_copies_to_the_rules() -> None:
     )
     out = strip_boilerplate(teasers, cfg.boilerplate, _ScoresFirstAndLast(), "en")  # type: ignore[arg-type]
     assert [r.text for r in out.removals] == ["Bridge to close for repairs", BIO]
+
+
+def test_run_time_scores_are_the_training_features_scores(some_pages: list[LabelledPage]) -> None:
+    """The pipeline scores a line from the same features and lexicon keys the training path gives it."""
+    cfg = PipelineConfig.model_validate({"boilerplate": {"rules": {"line_classifier": True}}})
+    classifier = default_classifier()
+    compared = 0
+    for prepared in prepare_pages(some_pages[:6], cfg, workers=1):
+        expected = classifier.boilerplate_scores(prepared.features, prepared.keys)
+        assert not np.array_equal(expected, classifier.boilerplate_scores(prepared.features, [""] * len(expected)))
+        by_position = {
+            prepared.lines[i].position: round(score, 4)
+            for i, score in zip(prepared.judged_index, expected.tolist(), strict=True)
+        }
+        out = strip_boilerplate(prepared.text, cfg.boilerplate, classifier, prepared.language)
+        for removal in out.removals:
+            if removal.rule == "line_classifier":
+                assert removal.score == by_position[removal.position], removal.text
+                compared += 1
+    assert compared > 20
