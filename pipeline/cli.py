@@ -43,7 +43,6 @@ from pipeline.tasks import (
     DailyBatch,
     PipelineTask,
     PlanTask,
-    RunShardTask,
     ShardTask,
     WriteCorpus,
     WriteReport,
@@ -257,11 +256,8 @@ def command_task(args: argparse.Namespace) -> int:
     common, plan_path = _prepare(args.config, [args.doc], args.output)
     task: PipelineTask
     if issubclass(stage, ShardTask):
-        shard = json.loads(plan_path.read_text(encoding="utf-8"))["shards"][0]
-        shard_params = {"root": str(Path(args.doc).resolve().parent), "files": shard["files"], "stamp": shard["stamp"]}
-        if issubclass(stage, RunShardTask):  # the one-document plan: its lines are counted against earlier runs' state
-            shard_params["plan"] = str(plan_path)
-        task = stage(**shard_params, **common)
+        # The one-document plan's only shard; its lines are counted against earlier runs' state.
+        task = stage(plan=str(plan_path), index=0, **common)
     elif stage in (WriteCorpus, WriteReport):
         corpus_dir = Path(common["output_dir"]) / "debug" / Path(args.doc).name / "corpus"
         task = stage(plan=str(plan_path), corpus_dir=str(corpus_dir), **common)

@@ -16,6 +16,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pipeline.storage import atomic_write_text
@@ -229,3 +230,9 @@ def load_plan(path: str | Path) -> Plan:
     """Read a plan written by `save_plan`."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     return Plan(data["root"], tuple(Shard(data["root"], tuple(s["files"]), s["stamp"]) for s in data["shards"]))
+
+
+@lru_cache(maxsize=4)
+def cached_plan(path: str) -> Plan:
+    """Return `load_plan(path)`, read once per process (a plan's name is the hash of its content)."""
+    return load_plan(path)

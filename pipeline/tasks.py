@@ -62,9 +62,9 @@ from pipeline.inputs import (
     InputError,
     Plan,
     Shard,
+    cached_plan,
     dated_inputs,
     list_input_files,
-    load_plan,
     make_plan,
     parse_date,
     save_plan,
@@ -189,32 +189,55 @@ PipelineTask.event_handler(luigi.Event.PROCESSING_TIME)(record_task_time)
 
 
 class ShardTask(PipelineTask):
-    """A stage run over one shard of input files."""
+    """A stage run over one shard of input files.
 
-    root = luigi.Parameter(description="Input root folder; `files` are relative to it")
-    files = luigi.ListParameter(description="Input files of this shard, relative to `root`")
+    A shard is named by the run's `plan` and its `index` there (as the job names it: a few
+    bytes, so the scheduler's memory and its task ids do not grow with the shard's files), or,
+    for a task called by hand, by `root` and `files`. Both name the same output for the same files.
+    """
+
+    root = luigi.Parameter(default="", description="Input root of a shard named by hand; `files` are relative to it")
+    files = luigi.ListParameter(default=(), description="Input files of a shard named by hand, relative to `root`")
     stamp = luigi.Parameter(default="", description="Hash of the files' sizes and mtimes (set by the planner)")
+    plan = luigi.Parameter(
+        default="", description="Plan of the run: names the shard (with `index`) when `files` is empty"
+    )
+    index = luigi.IntParameter(default=-1, description="The shard's place in `plan`, when `files` is empty")
 
     @property
-    def effective_stamp(self) -> str:
-        """Return the planner's stamp, or one computed now when the task was named by hand."""
-        return self.stamp or stamp_files(self.root, tuple(self.files))
+    def input_shard(self) -> Shard:
+        """Return the shard this task reads: `files` under `root`, else shard `index` of `plan`."""
+        if self.files:
+            return Shard(self.root, tuple(self.files), self.stamp or stamp_files(self.root, tuple(self.files)))
+        if not self.plan:
+            raise InputError(f"{self.task_family} needs `files` (with `root`) or a `plan` and an `index`")
+        shards = cached_plan(self.plan).shards
+        if not 0 <= self.index < len(shards):
+            raise InputError(f"plan {self.plan} has {len(shards)} shards, not one numbered {self.index}")
+        return shards[self.index]
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.stage_dir / f"{self.output_name()}{STAGE_SUFFIX}"), format=STAGE_FORMAT)
 
     def output_name(self) -> str:
         """Return the output file's name without its suffix."""
-        return shard_name(tuple(self.files), self.effective_stamp)
+        shard = self.input_shard
+        return shard_name(shard.files, shard.stamp)
 
     def shard(self) -> dict[str, Any]:
-        """Return the parameters naming this shard, for upstream tasks."""
-        return {"root": self.root, "files": self.files, "stamp": self.effective_stamp, **self.common()}
+        """Return the parameters naming this shard (and the run's plan), for upstream tasks."""
+        if self.files:
+            named = {"root": self.root, "files": self.files, "stamp": self.input_shard.stamp, "plan": self.plan}
+            return {**named, **self.common()}
+        return {"plan": self.plan, "index": self.index, **self.common()}
 
     def describe_input(self) -> str:
-        files = list(self.files)
-        more = f" (+{len(files) - 1} more files)" if len(files) > 1 else ""
-        return f"{Path(self.root) / files[0]}{more}"
+        try:
+            shard = self.input_shard
+        except (InputError, OSError, ValueError):  # a plan that cannot be read still names the shard
+            return f"shard {self.index} of plan {self.plan}"
+        more = f" (+{len(shard.files) - 1} more files)" if len(shard.files) > 1 else ""
+        return f"{Path(shard.root) / shard.files[0]}{more}"
 
     def run(self) -> None:
         with self.input().open("r") as source, self.output().open("w") as target:
@@ -261,11 +284,12 @@ class ReadDocuments(ShardTask):
 
     def read_shard(self) -> Iterator[Record]:
         """Yield one record per unit of the shard's files, in file order."""
-        for n, relative in enumerate(self.files):
-            report_progress(self, n, len(self.files), f"reading {relative} ({n + 1}/{len(self.files)} files)")
-            for item in read_input(self.root, relative, self.cfg.input):
+        shard = self.input_shard
+        for n, relative in enumerate(shard.files):
+            report_progress(self, n, len(shard.files), f"reading {relative} ({n + 1}/{len(shard.files)} files)")
+            for item in read_input(shard.root, relative, self.cfg.input):
                 yield self.open_item(item, relative)
-        report_progress(self, 1, 1, f"read {len(self.files)} files", force=True)
+        report_progress(self, 1, 1, f"read {len(shard.files)} files", force=True)
 
     def open_item(self, item: RawDocument | Rejected, relative: str) -> Record:
         """Return the record of one unit: its decoded text and metadata, or why it was not read."""
@@ -342,7 +366,7 @@ class ReadDocuments(ShardTask):
     def keep_copy(self, data: bytes | None, relative: str) -> str:
         """Store a bad unit's bytes in the quarantine folder; return where they are (or the input path)."""
         if data is None:
-            return str(Path(self.root) / relative)
+            return str(Path(self.input_shard.root) / relative)
         name = f"{hashlib.sha256(data).hexdigest()[:16]}.bin"
         path = Path(self.output_dir) / QUARANTINE_DIR / "copies" / name
         if not path.exists():
@@ -367,9 +391,10 @@ class RepairEncoding(ShardTask):
 
 
 class RunShardTask(ShardTask):
-    """A per-shard stage whose output depends on the whole run (its plan), not only on its shard."""
+    """A per-shard stage whose output depends on the whole run (its plan), not only on its shard.
 
-    plan = luigi.Parameter(default="", description="Plan of the run, for cross-document line counts")
+    A shard named by hand may still give a `plan`, for the run's cross-document line counts.
+    """
 
     def output_name(self) -> str:
         return f"{super().output_name()}-{Path(self.plan).stem if self.plan else 'noplan'}"
@@ -443,7 +468,7 @@ class SplitSentences(RunShardTask):
     SECTIONS = ("input", "html", "encoding", "boilerplate", "language", "sentences")
 
     def requires(self) -> StripBoilerplate:
-        return StripBoilerplate(plan=self.plan, **self.shard())
+        return StripBoilerplate(**self.shard())
 
     def transform(self, record: Record) -> Record:
         if record["status"] != "ok":
@@ -471,14 +496,14 @@ class PlanTask(PipelineTask):
 
     def load(self) -> Plan:
         """Return the plan."""
-        return load_plan(self.plan)
+        return cached_plan(self.plan)
 
     def shard_tasks(self) -> list[SplitSentences]:
         """Return the last per-shard task of every shard, in plan order."""
-        return [SplitSentences(plan=self.plan, **self._shard_params(shard)) for shard in self.load().shards]
+        return [SplitSentences(**self._shard_params(index)) for index in range(len(self.load().shards))]
 
-    def _shard_params(self, shard: Shard) -> dict[str, Any]:
-        return {"root": shard.root, "files": list(shard.files), "stamp": shard.stamp, **self.common()}
+    def _shard_params(self, index: int) -> dict[str, Any]:
+        return {"plan": self.plan, "index": index, **self.common()}
 
     def describe_input(self) -> str:
         return f"plan {self.plan}"
@@ -542,7 +567,7 @@ class CountSiteLines(PlanTask):
     SECTIONS = ("input", "html", "encoding", "boilerplate")
 
     def requires(self) -> list[luigi.Task]:
-        return [RepairEncoding(**self._shard_params(shard)) for shard in self.load().shards]
+        return [RepairEncoding(**self._shard_params(index)) for index in range(len(self.load().shards))]
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.arrow"), format=luigi.format.Nop)
@@ -854,10 +879,10 @@ class WriteReport(PlanTask):
         shards = tuple(
             ShardOutputs(
                 tuple(shard.files),
-                Path(RepairEncoding(**self._shard_params(shard)).output().path),
+                Path(RepairEncoding(**self._shard_params(index)).output().path),
                 Path(task.output().path),
             )
-            for shard, task in zip(plan.shards, self.shard_tasks(), strict=True)
+            for index, (shard, task) in enumerate(zip(plan.shards, self.shard_tasks(), strict=True))
         )
         return FinishedRun(
             base=corpus.folder.parent,

@@ -7,8 +7,11 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import luigi
+import luigi.task
 import pytest
 
+from pipeline import tasks
 from tests.conftest import SEEDS, Run, run_pipeline
 
 
@@ -111,3 +114,35 @@ def test_the_shard_layout_does_not_change_the_corpus(seeds_run: Run, tmp_path: P
     for table in ("data", "manifest", "removals"):
         ours = [{k: v for k, v in row.items() if k != "config_hash"} for row in run.table(table)]
         assert ours == [{k: v for k, v in row.items() if k != "config_hash"} for row in seeds_run.table(table)], table
+
+
+def _task_graph(task: luigi.Task) -> dict[str, luigi.Task]:
+    graph: dict[str, luigi.Task] = {}
+    stack = [task]
+    while stack:
+        current = stack.pop()
+        if current.task_id not in graph:
+            graph[current.task_id] = current
+            stack.extend(luigi.task.flatten(current.requires()))
+    return graph
+
+
+def test_job_shard_tasks_are_named_by_plan_and_a_task_named_by_hand_finds_their_output(seeds_run: Run) -> None:
+    (plan,) = (seeds_run.output / "00_plan").glob("plan-*.json")
+    planned = json.loads(plan.read_text(encoding="utf-8"))
+    shards = planned["shards"]
+    graph = _task_graph(tasks.WriteReport(plan=str(plan), output_dir=str(seeds_run.output)))
+    shard_tasks = [task for task in graph.values() if isinstance(task, tasks.ShardTask)]
+    # Four stages a shard; none carries its files (a scheduler holds every task's parameters).
+    assert len(shard_tasks) == 4 * len(shards)
+    assert all(task.files == () and task.index >= 0 for task in shard_tasks)
+    for task in shard_tasks:
+        by_hand = type(task)(
+            root=planned["root"],
+            files=shards[task.index]["files"],
+            plan=task.plan if isinstance(task, tasks.RunShardTask) else "",
+            output_dir=str(seeds_run.output),
+        )
+        assert by_hand.task_id != task.task_id
+        assert by_hand.output().path == task.output().path
+        assert Path(task.output().path).exists()
