@@ -227,9 +227,12 @@ def save_plan(plan: Plan, folder: Path) -> Path:
 
 
 def load_plan(path: str | Path) -> Plan:
-    """Read a plan written by `save_plan`."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return Plan(data["root"], tuple(Shard(data["root"], tuple(s["files"]), s["stamp"]) for s in data["shards"]))
+    """Read a plan written by `save_plan`; raise InputError naming the file if it cannot be read as one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return Plan(data["root"], tuple(Shard(data["root"], tuple(s["files"]), s["stamp"]) for s in data["shards"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise InputError(f"plan {path}: not a readable plan ({type(error).__name__}: {error})") from error
 
 
 @lru_cache(maxsize=4)

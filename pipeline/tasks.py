@@ -193,7 +193,9 @@ class ShardTask(PipelineTask):
 
     A shard is named by the run's `plan` and its `index` there (as the job names it: a few
     bytes, so the scheduler's memory and its task ids do not grow with the shard's files), or,
-    for a task called by hand, by `root` and `files`. Both name the same output for the same files.
+    for a task called by hand, by `root` and `files`. A shard named by hand with the plan's root
+    (absolute, as the planner records it), the same files and, for the run stages, the same
+    `plan` has the same output file as the job's.
     """
 
     root = luigi.Parameter(default="", description="Input root of a shard named by hand; `files` are relative to it")
@@ -208,6 +210,8 @@ class ShardTask(PipelineTask):
     def input_shard(self) -> Shard:
         """Return the shard this task reads: `files` under `root`, else shard `index` of `plan`."""
         if self.files:
+            if not self.root:
+                raise InputError(f"{self.task_family}: `files` are relative to a `root`, and none was given")
             return Shard(self.root, tuple(self.files), self.stamp or stamp_files(self.root, tuple(self.files)))
         if not self.plan:
             raise InputError(f"{self.task_family} needs `files` (with `root`) or a `plan` and an `index`")
@@ -225,17 +229,26 @@ class ShardTask(PipelineTask):
         return shard_name(shard.files, shard.stamp)
 
     def shard(self) -> dict[str, Any]:
-        """Return the parameters naming this shard (and the run's plan), for upstream tasks."""
+        """Return the parameters naming this shard (and the run's plan), for upstream tasks.
+
+        A shard named by hand that is also a shard of the given plan is passed on by the plan's
+        name for it, so that upstream it is the same task as the run's (one task id, run once).
+        """
         if self.files:
-            named = {"root": self.root, "files": self.files, "stamp": self.input_shard.stamp, "plan": self.plan}
+            shard = self.input_shard
+            planned = cached_plan(self.plan).shards if self.plan else ()
+            if shard in planned:
+                return {"plan": self.plan, "index": planned.index(shard), **self.common()}
+            named = {"root": self.root, "files": self.files, "stamp": shard.stamp, "plan": self.plan}
             return {**named, **self.common()}
         return {"plan": self.plan, "index": self.index, **self.common()}
 
     def describe_input(self) -> str:
         try:
             shard = self.input_shard
-        except (InputError, OSError, ValueError):  # a plan that cannot be read still names the shard
-            return f"shard {self.index} of plan {self.plan}"
+        except Exception as error:  # a failure message must never fail itself: name what is known
+            named = f"shard {self.index} of plan {self.plan}" if self.plan else f"files {list(self.files)}"
+            return f"{named} ({type(error).__name__}: {error})"
         more = f" (+{len(shard.files) - 1} more files)" if len(shard.files) > 1 else ""
         return f"{Path(shard.root) / shard.files[0]}{more}"
 

@@ -103,16 +103,20 @@ def test_corpus_fields(seeds_run: Run) -> None:
     assert titles["002_15483e7a24de36bb.txt"] == "Pakistan Dismisses Recognition Of Taliban As ‘Speculation’"
 
 
-def test_the_shard_layout_does_not_change_the_corpus(seeds_run: Run, tmp_path: Path) -> None:
-    # One file a shard, at most two shards: the five seeds are cut 3 + 2 instead of one shard of 5.
-    run = run_pipeline(
-        tmp_path / "output", "run", "--input", str(SEEDS), config={"input": {"files_per_shard": 1, "max_shards": 2}}
-    )
+@pytest.fixture(scope="module")
+def two_shard_run(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """The seeds cut into two shards (3 + 2 files): one file a shard, at most two shards."""
+    output = tmp_path_factory.mktemp("two_shards") / "output"
+    run = run_pipeline(output, "run", "--input", str(SEEDS), config={"input": {"files_per_shard": 1, "max_shards": 2}})
     assert run.returncode == 0, run.stderr
-    (plan,) = (run.output / "00_plan").glob("plan-*.json")
+    return run
+
+
+def test_the_shard_layout_does_not_change_the_corpus(seeds_run: Run, two_shard_run: Run) -> None:
+    (plan,) = (two_shard_run.output / "00_plan").glob("plan-*.json")
     assert [len(shard["files"]) for shard in json.loads(plan.read_text(encoding="utf-8"))["shards"]] == [3, 2]
     for table in ("data", "manifest", "removals"):
-        ours = [{k: v for k, v in row.items() if k != "config_hash"} for row in run.table(table)]
+        ours = [{k: v for k, v in row.items() if k != "config_hash"} for row in two_shard_run.table(table)]
         assert ours == [{k: v for k, v in row.items() if k != "config_hash"} for row in seeds_run.table(table)], table
 
 
@@ -127,22 +131,26 @@ def _task_graph(task: luigi.Task) -> dict[str, luigi.Task]:
     return graph
 
 
-def test_job_shard_tasks_are_named_by_plan_and_a_task_named_by_hand_finds_their_output(seeds_run: Run) -> None:
-    (plan,) = (seeds_run.output / "00_plan").glob("plan-*.json")
+def test_job_shard_tasks_are_named_by_plan_and_a_task_named_by_hand_finds_their_output(two_shard_run: Run) -> None:
+    (plan,) = (two_shard_run.output / "00_plan").glob("plan-*.json")
     planned = json.loads(plan.read_text(encoding="utf-8"))
     shards = planned["shards"]
-    graph = _task_graph(tasks.WriteReport(plan=str(plan), output_dir=str(seeds_run.output)))
+    config = two_shard_run.output.parent / "output-config.toml"  # where `run_pipeline` wrote the run's config
+    common = {"config": str(config), "output_dir": str(two_shard_run.output)}
+    graph = _task_graph(tasks.WriteReport(plan=str(plan), **common))
     shard_tasks = [task for task in graph.values() if isinstance(task, tasks.ShardTask)]
     # Four stages a shard; none carries its files (a scheduler holds every task's parameters).
-    assert len(shard_tasks) == 4 * len(shards)
-    assert all(task.files == () and task.index >= 0 for task in shard_tasks)
+    assert len(shard_tasks) == 4 * len(shards) == 8
+    assert all(task.files == () for task in shard_tasks)
+    assert sorted(task.index for task in shard_tasks) == [0] * 4 + [1] * 4
     for task in shard_tasks:
-        by_hand = type(task)(
-            root=planned["root"],
-            files=shards[task.index]["files"],
-            plan=task.plan if isinstance(task, tasks.RunShardTask) else "",
-            output_dir=str(seeds_run.output),
-        )
-        assert by_hand.task_id != task.task_id
-        assert by_hand.output().path == task.output().path
+        files = shards[task.index]["files"]
+        by_hand = type(task)(root=planned["root"], files=files, plan=str(plan), **common)
         assert Path(task.output().path).exists()
+        assert by_hand.output().path == task.output().path, (type(task).__name__, task.index)
+        if not isinstance(task, tasks.RunShardTask):  # whose output does not depend on the plan
+            assert type(task)(root=planned["root"], files=files, **common).output().path == task.output().path
+        # Upstream, the shard named by hand is the run's own task: one task id, run once.
+        assert [t.task_id for t in luigi.task.flatten(by_hand.requires())] == [
+            t.task_id for t in luigi.task.flatten(task.requires())
+        ]
