@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -336,24 +336,44 @@ class SiteLineStats:
     ) -> SiteLineStats:
         """Return `self.merge(from_documents(documents, ...)).pruned(max_entries)`, in memory bounded by the table.
 
-        The documents' counts go to files under `scratch` (an empty folder) a chunk at a time,
-        each chunk's entries grouped by the top bits of the line hash; then each group of every
-        chunk and of this table is merged alone and only its `max_entries` best entries are
-        kept. The best of the whole merge are among those, so the result is the same table.
+        The documents are counted `_CHUNK_DOCUMENTS` at a time, each chunk a table merged in as
+        `merged_with_tables` merges tables.
         """
-        if generation < 0:
-            raise ValueError(f"generation must not be negative, not {generation}")
-        params = self.params
-        chunks: list[tuple[Path, npt.NDArray[np.int64]]] = []
+        return self.merged_with_tables(self._chunk_tables(documents, generation), generation, scratch)
+
+    def _chunk_tables(
+        self, documents: Iterable[tuple[str, str, Iterable[str]]], generation: int
+    ) -> Iterator[SiteLineStats]:
         known: dict[str, int] = {}
         chunk: list[tuple[str, str, Iterable[str]]] = []
         for document in documents:
             chunk.append(document)
             if len(chunk) >= _CHUNK_DOCUMENTS:
-                chunks.append(_write_chunk(self._count_chunk(chunk, params, generation, known), scratch, len(chunks)))
+                yield self._count_chunk(chunk, self.params, generation, known)
                 chunk = []
         if chunk:
-            chunks.append(_write_chunk(self._count_chunk(chunk, params, generation, known), scratch, len(chunks)))
+            yield self._count_chunk(chunk, self.params, generation, known)
+
+    def merged_with_tables(self, tables: Iterable[SiteLineStats], generation: int, scratch: Path) -> SiteLineStats:
+        """Return this table merged with tables of one run, pruned to `max_entries`, in memory bounded by the table.
+
+        The run's entries get `last_seen = generation` (a table counted apart, a shard at a
+        time, does not know the run's generation). Each table goes to files under `scratch` (an
+        empty folder) as it comes, its entries grouped by the top bits of the line hash; then
+        each group of every table and of this one is merged alone and only its `max_entries`
+        best entries are kept. The best of the whole merge are among those, so the result is
+        `self.merge(...)` of all of them, pruned, whatever tables the run's documents were cut into.
+        """
+        if generation < 0:
+            raise ValueError(f"generation must not be negative, not {generation}")
+        params = self.params
+        chunks: list[tuple[Path, npt.NDArray[np.int64]]] = []
+        for table in tables:
+            if table.params.slots != params.slots:
+                raise ValueError(f"cannot merge tables of {table.params.slots} and {params.slots} slots")
+            seen = np.full(len(table), generation, dtype=np.int64)
+            stamped = SiteLineStats(params, table.site, table.line, table.docs, seen, generation)
+            chunks.append(_write_chunk(stamped, scratch, len(chunks)))
         own = _by_group(self)
         best: list[SiteLineStats] = []
         kept = 0

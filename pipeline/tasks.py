@@ -21,7 +21,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import fields
 from functools import cache
 from importlib.metadata import version
@@ -564,13 +564,49 @@ def _site_line_params(cfg: PipelineConfig) -> LineStatsParams:
     return LineStatsParams(slots=SITE_LINE_SLOTS, max_entries=cfg.boilerplate.site_max_lines)
 
 
+class CountShardLines(ShardTask):
+    """Count in how many documents of each site every line of one shard occurs, for `CountSiteLines`.
+
+    Splits and rejoins each repaired document's lines as `StripBoilerplate` does and writes the
+    shard's table (`SiteLineStats`, Parquet). Counting a shard at a time lets every worker take
+    a part of what one whole-run task would otherwise do alone; `CountSiteLines` merges the
+    tables, which gives the table of counting the run's documents at once.
+    """
+
+    STAGE = "03_shard_lines"
+    SECTIONS = ("input", "html", "encoding", "boilerplate")
+
+    def requires(self) -> RepairEncoding:
+        return RepairEncoding(**self.shard())
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.stage_dir / f"{self.output_name()}.parquet"), format=luigi.format.Nop)
+
+    def run(self) -> None:
+        with self.input().open("r") as handle:
+            documents = site_line_keys(read_records(handle), self.cfg)
+            counted = SiteLineStats.from_documents(documents, _site_line_params(self.cfg), generation=0)
+        counted.save(Path(self.output().path))
+        report_progress(self, 1, 1, f"lines of {self.describe_input()} counted", force=True)
+
+
+def site_line_keys(records: Iterable[Record], cfg: PipelineConfig) -> Iterator[tuple[str, str, list[str]]]:
+    """Yield (site, document id, line keys) of every readable document, lines split and rejoined as in stripping."""
+    for record in records:
+        if record["status"] != "ok":
+            continue
+        lines, _ = prepare_lines(record["text"], cfg.boilerplate)
+        keys = [key for key in (line_key(line.text) for line in lines) if key]
+        yield site_of(record.get("url"), record["source"]), record["doc_id"], keys
+
+
 class CountSiteLines(PlanTask):
     """Count in how many documents of each site every line occurs, this run merged with earlier ones.
 
-    Reads the repaired text of every shard, splits and rejoins lines as `StripBoilerplate`
-    does, and merges the counts into what earlier runs left in `<output>/state/` (kept within
-    `boilerplate.site_max_lines`). Its output is the merged table's document counts, the lookup
-    this run's stripping reads (`SiteLineCounts`, memory-mapped by every shard task); the state
+    Merges every shard's counts (`CountShardLines`, counted by the workers in parallel) into what
+    earlier runs left in `<output>/state/` (kept within `boilerplate.site_max_lines`). Its output
+    is the merged table's document counts, the lookup this run's stripping reads
+    (`SiteLineCounts`, memory-mapped by every shard task); the state
     is saved first, recording the plan merged, then the output: a run killed between the two
     does not merge again when restarted. Merging is idempotent anyway, so a rerun of the same
     documents changes no count.
@@ -580,7 +616,7 @@ class CountSiteLines(PlanTask):
     SECTIONS = ("input", "html", "encoding", "boilerplate")
 
     def requires(self) -> list[luigi.Task]:
-        return [RepairEncoding(**self._shard_params(index)) for index in range(len(self.load().shards))]
+        return [CountShardLines(**self._shard_params(index)) for index in range(len(self.load().shards))]
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.arrow"), format=luigi.format.Nop)
@@ -597,24 +633,14 @@ class CountSiteLines(PlanTask):
         if SiteLineStats.last_merged(self.state_path) == run:  # merged by a run killed before its output
             merged = stored
         else:
-            # The run's counts go through files beside the output (removed after), a chunk at a time.
+            # The shards' counts go through files beside the output (removed after), one shard at a time.
             scratch = staging_folder(Path(self.output().path).with_suffix(".counts"))
-            merged = stored.merged_with_documents(self.documents(), stored.generation + 1, scratch)
+            shard_tables = (SiteLineStats.load(Path(task.output().path), params) for task in self.requires())
+            merged = stored.merged_with_tables(shard_tables, stored.generation + 1, scratch)
             shutil.rmtree(scratch)
             merged.save(self.state_path, merged=run)
         merged.counts().save(Path(self.output().path))
         report_progress(self, 1, 1, "site line counts merged", force=True)
-
-    def documents(self) -> Iterator[tuple[str, str, list[str]]]:
-        """Yield (site, document id, line keys) for every readable document of the run."""
-        for task in self.requires():
-            with task.output().open("r") as handle:
-                for record in read_records(handle):
-                    if record["status"] != "ok":
-                        continue
-                    lines, _ = prepare_lines(record["text"], self.cfg.boilerplate)
-                    keys = [key for key in (line_key(line.text) for line in lines) if key]
-                    yield site_of(record.get("url"), record["source"]), record["doc_id"], keys
 
 
 class FindDuplicates(PlanTask):
@@ -991,6 +1017,7 @@ STAGES: dict[str, type[PipelineTask]] = {
     for task in (
         ReadDocuments,
         RepairEncoding,
+        CountShardLines,
         CountSiteLines,
         StripBoilerplate,
         SplitSentences,

@@ -139,10 +139,10 @@ def test_job_shard_tasks_are_named_by_plan_and_a_task_named_by_hand_finds_their_
     common = {"config": str(config), "output_dir": str(two_shard_run.output)}
     graph = _task_graph(tasks.WriteReport(plan=str(plan), **common))
     shard_tasks = [task for task in graph.values() if isinstance(task, tasks.ShardTask)]
-    # Four stages a shard; none carries its files (a scheduler holds every task's parameters).
-    assert len(shard_tasks) == 4 * len(shards) == 8
+    # Five stages a shard; none carries its files (a scheduler holds every task's parameters).
+    assert len(shard_tasks) == 5 * len(shards) == 10
     assert all(task.files == () for task in shard_tasks)
-    assert sorted(task.index for task in shard_tasks) == [0] * 4 + [1] * 4
+    assert sorted(task.index for task in shard_tasks) == [0] * 5 + [1] * 5
     for task in shard_tasks:
         files = shards[task.index]["files"]
         by_hand = type(task)(root=planned["root"], files=files, plan=str(plan), **common)

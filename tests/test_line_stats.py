@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -149,6 +150,29 @@ def test_merge_is_commutative_associative_and_idempotent(
     assert_same(x.merge(y), y.merge(x))
     assert_same(x.merge(y).merge(z), x.merge(y.merge(z)))
     assert_same(x.merge(y).merge(y), x.merge(y))
+
+
+@settings(max_examples=60, deadline=None)
+@given(documents, documents, st.lists(st.integers(min_value=0, max_value=12), max_size=4))
+def test_a_run_counted_by_shard_merges_into_the_stored_table_as_counted_at_once(
+    earlier: list[Document], run: list[Document], cuts: list[int]
+) -> None:
+    # What `CountShardLines` and `CountSiteLines` do: each shard counted apart (at generation 0,
+    # through its Parquet file), then merged into the stored table with the run's generation,
+    # group by group and pruned; small `max_entries` so that pruning decides.
+    params = LineStatsParams(slots=3, max_entries=5)
+    stored = build(earlier, generation=1, params=params).pruned(params.max_entries)
+    bounds = [0, *sorted(min(cut, len(run)) for cut in cuts), len(run)]
+    shards = [run[lo:hi] for lo, hi in itertools.pairwise(bounds)]
+    expected = stored.merge(build(run, generation=2, params=params)).pruned(params.max_entries)
+    with tempfile.TemporaryDirectory() as folder:
+        tables = []
+        for n, shard in enumerate(shards):
+            path = Path(folder) / f"shard-{n}.parquet"
+            build(shard, generation=0, params=params).save(path)
+            tables.append(SiteLineStats.load(path, params))
+        assert_same(stored.merged_with_tables(tables, 2, Path(folder) / "by-shard"), expected)
+        assert_same(stored.merged_with_documents(run, 2, Path(folder) / "at-once"), expected)
 
 
 def test_tables_with_different_parameters_do_not_merge() -> None:
