@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -330,29 +330,6 @@ class SiteLineStats:
         keep = np.ones(len(site), dtype=bool)
         keep[second] = False
         return SiteLineStats(self.params, site[keep], line[keep], docs[keep], last_seen[keep], generation)
-
-    def merged_with_documents(
-        self, documents: Iterable[tuple[str, str, Iterable[str]]], generation: int, scratch: Path
-    ) -> SiteLineStats:
-        """Return `self.merge(from_documents(documents, ...)).pruned(max_entries)`, in memory bounded by the table.
-
-        The documents are counted `_CHUNK_DOCUMENTS` at a time, each chunk a table merged in as
-        `merged_with_tables` merges tables.
-        """
-        return self.merged_with_tables(self._chunk_tables(documents, generation), generation, scratch)
-
-    def _chunk_tables(
-        self, documents: Iterable[tuple[str, str, Iterable[str]]], generation: int
-    ) -> Iterator[SiteLineStats]:
-        known: dict[str, int] = {}
-        chunk: list[tuple[str, str, Iterable[str]]] = []
-        for document in documents:
-            chunk.append(document)
-            if len(chunk) >= _CHUNK_DOCUMENTS:
-                yield self._count_chunk(chunk, self.params, generation, known)
-                chunk = []
-        if chunk:
-            yield self._count_chunk(chunk, self.params, generation, known)
 
     def merged_with_tables(self, tables: Iterable[SiteLineStats], generation: int, scratch: Path) -> SiteLineStats:
         """Return this table merged with tables of one run, pruned to `max_entries`, in memory bounded by the table.
