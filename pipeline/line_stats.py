@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -55,7 +55,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.storage import atomic_write_bytes, atomic_write_parquet
+from pipeline.storage import AtomicParquetWriter, atomic_write_bytes, atomic_write_parquet
 
 FORMAT_NAME = "pipeline-site-line-stats"
 FORMAT_VERSION = "1"
@@ -331,6 +331,24 @@ class SiteLineStats:
         keep[second] = False
         return SiteLineStats(self.params, site[keep], line[keep], docs[keep], last_seen[keep], generation)
 
+    @classmethod
+    def chunks_of_documents(
+        cls, documents: Iterable[tuple[str, str, Iterable[str]]], params: LineStatsParams, generation: int
+    ) -> Iterator[SiteLineStats]:
+        """Yield the tables of `_CHUNK_DOCUMENTS` documents at a time (see `from_documents`), unmerged.
+
+        Their merge is `from_documents(documents)`; only one chunk is in memory at a time.
+        """
+        known: dict[str, int] = {}
+        chunk: list[tuple[str, str, Iterable[str]]] = []
+        for document in documents:
+            chunk.append(document)
+            if len(chunk) >= _CHUNK_DOCUMENTS:
+                yield cls._count_chunk(chunk, params, generation, known)
+                chunk = []
+        if chunk:
+            yield cls._count_chunk(chunk, params, generation, known)
+
     def merged_with_tables(self, tables: Iterable[SiteLineStats], generation: int, scratch: Path) -> SiteLineStats:
         """Return this table merged with tables of one run, pruned to `max_entries`, in memory bounded by the table.
 
@@ -424,25 +442,23 @@ class SiteLineStats:
         `merged` names the last batch of documents merged in (read back by `last_merged`), so
         that a merge interrupted after the save is not done twice.
         """
-        slots = self.params.slots
-        docs = pa.FixedSizeListArray.from_arrays(pa.array(self.docs.reshape(-1), type=pa.uint64()), slots)
-        schema = pa.schema(
-            [
-                pa.field("site", pa.uint64(), nullable=False),
-                pa.field("line", pa.uint64(), nullable=False),
-                pa.field("docs", docs.type, nullable=False),
-                pa.field("last_seen", pa.int64(), nullable=False),
-            ],
-            metadata={
-                "format": FORMAT_NAME,
-                "format_version": FORMAT_VERSION,
-                "slots": str(slots),
-                "generation": str(self.generation),
-                "merged": merged,
-            },
-        )
-        table = pa.table([pa.array(self.site), pa.array(self.line), docs, pa.array(self.last_seen)], schema=schema)
-        atomic_write_parquet(path, table, _COMPRESSION)
+        atomic_write_parquet(path, self._arrow(_schema(self.params.slots, self.generation, merged)), _COMPRESSION)
+
+    @staticmethod
+    def save_chunks(path: Path, tables: Iterable[SiteLineStats], params: LineStatsParams) -> None:
+        """Write tables (of one run, at generation 0) as the row groups of one Parquet file, one in memory at a time.
+
+        `load_chunks` reads them back one at a time. The file is renamed into place when whole.
+        """
+        schema = _schema(params.slots, 0, "")
+        writer = AtomicParquetWriter(path, schema, _COMPRESSION)
+        for table in tables:
+            writer.write(table._arrow(schema))
+        writer.commit()
+
+    def _arrow(self, schema: pa.Schema) -> pa.Table:
+        docs = pa.FixedSizeListArray.from_arrays(pa.array(self.docs.reshape(-1), type=pa.uint64()), self.params.slots)
+        return pa.table([pa.array(self.site), pa.array(self.line), docs, pa.array(self.last_seen)], schema=schema)
 
     @staticmethod
     def last_merged(path: Path) -> str:
@@ -464,25 +480,27 @@ class SiteLineStats:
             table = pq.read_table(path)
         except (pa.ArrowException, OSError, ValueError) as error:  # pyarrow's kinds of "cannot read this"
             raise LineStatsError(f"{path}: not a readable Parquet file ({error})") from error
-        metadata = {key.decode(): value.decode() for key, value in (table.schema.metadata or {}).items()}
-        if metadata.get("format") != FORMAT_NAME:
-            raise LineStatsError(f"{path}: format is {metadata.get('format')!r}, expected {FORMAT_NAME!r}")
-        if metadata.get("format_version") != FORMAT_VERSION:
-            raise LineStatsError(
-                f"{path}: format version is {metadata.get('format_version')!r}, expected {FORMAT_VERSION!r}"
-            )
+        generation = _checked_generation(path, table.schema, params)
+        return cls._from_arrow(path, table, params, generation)
+
+    @classmethod
+    def load_chunks(cls, path: Path, params: LineStatsParams) -> Iterator[SiteLineStats]:
+        """Yield the tables `save_chunks` wrote, a row group at a time (`LineStatsError` if missing or bad)."""
         try:
-            slots, generation = int(metadata["slots"]), int(metadata["generation"])
-        except (KeyError, ValueError) as error:
-            raise LineStatsError(f"{path}: metadata 'slots' or 'generation' missing or not an integer") from error
-        if slots != params.slots:
-            raise LineStatsError(
-                f"{path}: written with slots={slots} but slots={params.slots} is configured; "
-                "set slots back or delete the file to start counting afresh"
-            )
-        problem = _schema_problem(table.schema, slots)
-        if problem is not None:
-            raise LineStatsError(f"{path}: {problem}")
+            parquet = pq.ParquetFile(path)
+        except (pa.ArrowException, OSError, ValueError) as error:  # pyarrow's kinds of "cannot read this"
+            raise LineStatsError(f"{path}: not a readable Parquet file ({error})") from error
+        with parquet:
+            generation = _checked_generation(path, parquet.schema_arrow, params)
+            for group in range(parquet.num_row_groups):
+                try:
+                    table = parquet.read_row_group(group)
+                except (pa.ArrowException, OSError, ValueError) as error:
+                    raise LineStatsError(f"{path}: row group {group} is not readable ({error})") from error
+                yield cls._from_arrow(path, table, params, generation)
+
+    @classmethod
+    def _from_arrow(cls, path: Path, table: pa.Table, params: LineStatsParams, generation: int) -> SiteLineStats:
         if any(column.null_count for column in table.columns):
             raise LineStatsError(f"{path}: a column holds nulls")
         docs_column = table.column("docs").combine_chunks()
@@ -490,7 +508,7 @@ class SiteLineStats:
             params,
             table.column("site").to_numpy(),
             table.column("line").to_numpy(),
-            docs_column.flatten().to_numpy().reshape(len(table), slots),
+            docs_column.flatten().to_numpy().reshape(len(table), params.slots),
             table.column("last_seen").to_numpy(),
             generation,
         )
@@ -498,6 +516,49 @@ class SiteLineStats:
         if problem is not None:
             raise LineStatsError(f"{path}: {problem}")
         return stats
+
+
+def _schema(slots: int, generation: int, merged: str) -> pa.Schema:
+    """Return the Parquet schema of a table of `slots` slots, with its metadata."""
+    return pa.schema(
+        [
+            pa.field("site", pa.uint64(), nullable=False),
+            pa.field("line", pa.uint64(), nullable=False),
+            pa.field("docs", pa.list_(pa.uint64(), slots), nullable=False),
+            pa.field("last_seen", pa.int64(), nullable=False),
+        ],
+        metadata={
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "slots": str(slots),
+            "generation": str(generation),
+            "merged": merged,
+        },
+    )
+
+
+def _checked_generation(path: Path, schema: pa.Schema, params: LineStatsParams) -> int:
+    """Return the generation a saved table's schema records; raise `LineStatsError` if it is not one of ours."""
+    metadata = {key.decode(): value.decode() for key, value in (schema.metadata or {}).items()}
+    if metadata.get("format") != FORMAT_NAME:
+        raise LineStatsError(f"{path}: format is {metadata.get('format')!r}, expected {FORMAT_NAME!r}")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise LineStatsError(
+            f"{path}: format version is {metadata.get('format_version')!r}, expected {FORMAT_VERSION!r}"
+        )
+    try:
+        slots, generation = int(metadata["slots"]), int(metadata["generation"])
+    except (KeyError, ValueError) as error:
+        raise LineStatsError(f"{path}: metadata 'slots' or 'generation' missing or not an integer") from error
+    if slots != params.slots:
+        raise LineStatsError(
+            f"{path}: written with slots={slots} but slots={params.slots} is configured; "
+            "set slots back or delete the file to start counting afresh"
+        )
+    problem = _schema_problem(schema, slots)
+    if problem is not None:
+        raise LineStatsError(f"{path}: {problem}")
+    return generation
 
 
 class SiteLineCounts:

@@ -1,9 +1,9 @@
 """The Luigi task graph: thin tasks that read a target, call a pure step, write a target.
 
 Per-shard stages (one task per shard of input files, output `NN_stage/<fingerprint>/<shard>.jsonl.zst`):
-`ReadDocuments` -> `RepairEncoding` -> `StripBoilerplate` -> `SplitSentences`.
+`ReadDocuments` -> `RepairEncoding` -> (`CountShardLines`) -> `StripBoilerplate` -> `SplitSentences`.
 Whole-run stages (one task per plan): `CountSiteLines` (between repair and stripping: which
-lines repeat across a site's documents, this run merged with `<output>/state/`), then
+lines repeat across a site's documents, the shards' counts merged with `<output>/state/`), then
 `FindDuplicates` -> `WriteCorpus` -> `WriteReport` (the HTML report and the run index that
 `python -m pipeline explain` reads). The stages after `CountSiteLines` depend on the whole run,
 so their shard outputs are named after the plan too.
@@ -11,7 +11,8 @@ so their shard outputs are named after the plan too.
 The fingerprint in each stage folder hashes the pipeline version and the config sections the
 stage depends on, so a changed setting re-runs exactly the stages it affects. Every task can
 run alone, e.g. `luigi --module pipeline.tasks StripBoilerplate --root seeds
---files '["001_d07a408cf5f191c8.txt"]' --local-scheduler`.
+--files '["001_d07a408cf5f191c8.txt"]' --local-scheduler`, or a shard of a run's plan with
+`--plan output/00_plan/plan-<hash>.json --index 0`.
 """
 
 from __future__ import annotations
@@ -568,9 +569,10 @@ class CountShardLines(ShardTask):
     """Count in how many documents of each site every line of one shard occurs, for `CountSiteLines`.
 
     Splits and rejoins each repaired document's lines as `StripBoilerplate` does and writes the
-    shard's table (`SiteLineStats`, Parquet). Counting a shard at a time lets every worker take
-    a part of what one whole-run task would otherwise do alone; `CountSiteLines` merges the
-    tables, which gives the table of counting the run's documents at once.
+    shard's counts (`SiteLineStats`, Parquet: one row group per chunk of documents, unmerged, so
+    memory stays bounded however many documents a shard's files hold). Counting a shard at a
+    time lets every worker take a part of what one whole-run task would otherwise do alone;
+    `CountSiteLines` merges the chunks, which gives the table of counting the run at once.
     """
 
     STAGE = "03_shard_lines"
@@ -583,10 +585,13 @@ class CountShardLines(ShardTask):
         return luigi.LocalTarget(str(self.stage_dir / f"{self.output_name()}.parquet"), format=luigi.format.Nop)
 
     def run(self) -> None:
+        params = _site_line_params(self.cfg)
         with self.input().open("r") as handle:
             documents = site_line_keys(read_records(handle), self.cfg)
-            counted = SiteLineStats.from_documents(documents, _site_line_params(self.cfg), generation=0)
-        counted.save(Path(self.output().path))
+            # A chunk of documents at a time, left unmerged: memory does not grow with the shard.
+            SiteLineStats.save_chunks(
+                Path(self.output().path), SiteLineStats.chunks_of_documents(documents, params, 0), params
+            )
         report_progress(self, 1, 1, f"lines of {self.describe_input()} counted", force=True)
 
 
@@ -633,9 +638,13 @@ class CountSiteLines(PlanTask):
         if SiteLineStats.last_merged(self.state_path) == run:  # merged by a run killed before its output
             merged = stored
         else:
-            # The shards' counts go through files beside the output (removed after), one shard at a time.
+            # The shards' counts go through files beside the output (removed after), a chunk at a time.
             scratch = staging_folder(Path(self.output().path).with_suffix(".counts"))
-            shard_tables = (SiteLineStats.load(Path(task.output().path), params) for task in self.requires())
+            shard_tables = (
+                chunk
+                for task in self.requires()
+                for chunk in SiteLineStats.load_chunks(Path(task.output().path), params)
+            )
             merged = stored.merged_with_tables(shard_tables, stored.generation + 1, scratch)
             shutil.rmtree(scratch)
             merged.save(self.state_path, merged=run)

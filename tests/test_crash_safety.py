@@ -126,9 +126,9 @@ def test_killed_anywhere_and_restarted_ends_byte_identical(tmp_path: Path) -> No
     stages = {(day, label.split(":")[0]) for day, _, label in points}
     assert len(points) >= 20
     for day in DAYS:
-        for stage in ("ReadDocuments", "RepairEncoding", "CountSiteLines", "StripBoilerplate", "SplitSentences"):
+        for stage in ("ReadDocuments", "RepairEncoding", "CountShardLines", "StripBoilerplate", "SplitSentences"):
             assert (day, stage) in stages, (day, stage)
-        for stage in ("FindDuplicates", "WriteCorpus", "WriteReport"):
+        for stage in ("CountSiteLines", "FindDuplicates", "WriteCorpus", "WriteReport"):
             assert (day, stage) in stages, (day, stage)
     kinds = {label.split(":")[1] for _, _, label in points}
     assert {"record", "fsync", "rename", "parquet", "index-segment", "index-merge"} <= kinds

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline import line_stats
 from pipeline.line_stats import (
     FORMAT_NAME,
     LineStatsError,
@@ -157,21 +158,32 @@ def test_merge_is_commutative_associative_and_idempotent(
 def test_a_run_counted_by_shard_merges_into_the_stored_table_as_counted_at_once(
     earlier: list[Document], run: list[Document], cuts: list[int]
 ) -> None:
-    # What `CountShardLines` and `CountSiteLines` do: each shard counted apart (at generation 0,
-    # through its Parquet file), then merged into the stored table with the run's generation,
+    # What `CountShardLines` and `CountSiteLines` do: each shard counted apart (at generation 0, a
+    # chunk of documents a row group of its Parquet file), then merged into the stored table with the run's generation,
     # group by group and pruned; small `max_entries` so that pruning decides.
     params = LineStatsParams(slots=3, max_entries=5)
     stored = build(earlier, generation=1, params=params).pruned(params.max_entries)
     bounds = [0, *sorted(min(cut, len(run)) for cut in cuts), len(run)]
     shards = [run[lo:hi] for lo, hi in itertools.pairwise(bounds)]
     expected = stored.merge(build(run, generation=2, params=params)).pruned(params.max_entries)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(line_stats, "_CHUNK_DOCUMENTS", 2)  # several row groups a shard
         tables = []
         for n, shard in enumerate(shards):
             path = Path(folder) / f"shard-{n}.parquet"
-            build(shard, generation=0, params=params).save(path)
-            tables.append(SiteLineStats.load(path, params))
+            SiteLineStats.save_chunks(path, SiteLineStats.chunks_of_documents(shard, params, 0), params)
+            chunks = list(SiteLineStats.load_chunks(path, params))
+            assert len(chunks) == (len(shard) + 1) // 2
+            tables.extend(chunks)
         assert_same(stored.merged_with_tables(tables, 2, Path(folder) / "scratch"), expected)
+
+
+def test_a_missing_or_broken_shard_count_file_is_refused_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(LineStatsError, match=re.escape(str(tmp_path / "absent.parquet"))):
+        list(SiteLineStats.load_chunks(tmp_path / "absent.parquet", PARAMS))
+    (tmp_path / "broken.parquet").write_bytes(b"not parquet")
+    with pytest.raises(LineStatsError, match=r"broken\.parquet: not a readable Parquet file"):
+        list(SiteLineStats.load_chunks(tmp_path / "broken.parquet", PARAMS))
 
 
 def test_tables_with_different_parameters_do_not_merge() -> None:
