@@ -690,7 +690,7 @@ def _read_group(
         with (folder / name).open("rb") as handle:
             handle.seek(lo * width * 8)
             values = np.fromfile(handle, dtype=dtype, count=(hi - lo) * width)
-        columns.append(values.reshape(hi - lo, width) if width > 1 else values)
+        columns.append(values.reshape(hi - lo, width) if name == "docs" else values)
     site, line, docs, last_seen = columns
     return SiteLineStats(params, site, line, docs, last_seen, generation)
 

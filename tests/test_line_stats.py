@@ -178,6 +178,13 @@ def test_a_run_counted_by_shard_merges_into_the_stored_table_as_counted_at_once(
         assert_same(stored.merged_with_tables(tables, 2, Path(folder) / "scratch"), expected)
 
 
+def test_a_one_slot_table_merges_through_its_scratch_files(tmp_path: Path) -> None:
+    params = LineStatsParams(slots=1, max_entries=10)
+    run = [("s", "d1", ["nav", "story"]), ("s", "d2", ["nav"])]
+    merged = SiteLineStats.empty(params).merged_with_tables([build(run, 0, params)], 1, tmp_path / "scratch")
+    assert_same(merged, build(run, 1, params))
+
+
 def test_a_missing_or_broken_shard_count_file_is_refused_naming_it(tmp_path: Path) -> None:
     with pytest.raises(LineStatsError, match=re.escape(str(tmp_path / "absent.parquet"))):
         list(SiteLineStats.load_chunks(tmp_path / "absent.parquet", PARAMS))
