@@ -227,18 +227,13 @@ class SiteLineStats:
         # binary counter: tables of similar size merge), so no Python object per line outlives
         # its chunk. The union of sketches is exact, so the result is the table of all at once.
         tables: list[SiteLineStats] = []
-        known: dict[str, int] = {}
-        chunk: list[tuple[str, str, Iterable[str]]] = []
-        for document in documents:
-            chunk.append(document)
-            if len(chunk) >= _CHUNK_DOCUMENTS:
-                tables.append(cls._count_chunk(chunk, params, generation, known))
-                chunk = []
-                while len(tables) >= 2 and len(tables[-2]) <= 2 * len(tables[-1]):
-                    newer = tables.pop()
-                    tables.append(tables.pop().merge(newer))
-        if chunk or not tables:
-            tables.append(cls._count_chunk(chunk, params, generation, known))
+        for table in cls.chunks_of_documents(documents, params, generation):
+            tables.append(table)
+            while len(tables) >= 2 and len(tables[-2]) <= 2 * len(tables[-1]):
+                newer = tables.pop()
+                tables.append(tables.pop().merge(newer))
+        if not tables:  # no documents: an empty table, at this generation
+            tables.append(cls._count_chunk([], params, generation, {}))
         while len(tables) >= 2:
             newer = tables.pop()
             tables.append(tables.pop().merge(newer))
