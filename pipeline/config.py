@@ -277,15 +277,30 @@ class PipelineConfig(_Section):
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def fingerprint(self, *sections: str) -> str:
-        """Return a short hash over the named sections (all of them when none are named).
+        """Return a short hash over the named sections or settings (all sections when none are named).
 
-        Stage outputs are stored under the fingerprint of the sections they depend on, so a
+        Stage outputs are stored under the fingerprint of the settings they depend on, so a
         changed setting never reuses a stale result and an unrelated change reuses everything.
+        A dotted name picks one setting of a section:
+
+        >>> tuned = parse_config({"boilerplate": {"site_min_documents": 3}})
+        >>> tuned.fingerprint("boilerplate.enabled") == PipelineConfig().fingerprint("boilerplate.enabled")
+        True
+        >>> tuned.fingerprint("boilerplate") == PipelineConfig().fingerprint("boilerplate")
+        False
         """
         data = self.model_dump(mode="json")
-        chosen = {name: data[name] for name in (sections or tuple(data))}
+        chosen = {name: _setting(data, name) for name in (sections or tuple(data))}
         blob = json.dumps(chosen, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _setting(data: dict[str, Any], name: str) -> Any:
+    """Return the value at a dotted name ("boilerplate.rules.site_repeated") of a dumped config."""
+    value: Any = data
+    for part in name.split("."):
+        value = value[part]  # a KeyError here is a misspelt name in a stage's SECTIONS
+    return value
 
 
 def _toml_value(value: Any) -> str:

@@ -557,6 +557,19 @@ def _flat_records(items: Sequence[Any]) -> list[Record]:
     return [{name: getattr(item, name) for name in names} for item in items]
 
 
+SITE_LINE_SECTIONS: tuple[str, ...] = (
+    "input",
+    "html",
+    "encoding",
+    "boilerplate.enabled",
+    "boilerplate.rejoin_broken_lines",
+    "boilerplate.site_max_lines",
+    "boilerplate.rules.site_repeated",
+)
+"""What counting site lines depends on: the repaired text, how it is split into lines, and the cap.
+Not the thresholds or the other rules, so tuning those reuses every shard's counts."""
+
+
 def _counts_site_lines(cfg: PipelineConfig) -> bool:
     return cfg.boilerplate.enabled and cfg.boilerplate.rules.site_repeated
 
@@ -576,7 +589,7 @@ class CountShardLines(ShardTask):
     """
 
     STAGE = "03_shard_lines"
-    SECTIONS = ("input", "html", "encoding", "boilerplate")
+    SECTIONS = SITE_LINE_SECTIONS
 
     def requires(self) -> RepairEncoding:
         return RepairEncoding(**self.shard())
@@ -618,7 +631,7 @@ class CountSiteLines(PlanTask):
     """
 
     STAGE = "03_site_lines"
-    SECTIONS = ("input", "html", "encoding", "boilerplate")
+    SECTIONS = SITE_LINE_SECTIONS
 
     def requires(self) -> list[luigi.Task]:
         return [CountShardLines(**self._shard_params(index)) for index in range(len(self.load().shards))]

@@ -93,8 +93,14 @@ def test_changed_config_reruns_only_affected_stages(tmp_path: Path) -> None:
     assert "READ MORE: China open" in changed.texts()["000_dc83cd2776310e7f.txt"]
     assert len(list((out / "02_repaired").iterdir())) == 1  # upstream of the change: reused
     assert len(list((out / "03_stripped").iterdir())) == 2  # the changed stage: run again
+    for counts in ("03_shard_lines", "03_site_lines"):  # a rule's switch does not change the counts
+        assert len(list((out / counts).iterdir())) == 1, counts
     hash_after = {row["config_hash"] for row in changed.table("data")}
     assert len(hash_before) == len(hash_after) == 1 and hash_before != hash_after
+    unjoined = run_pipeline(out, "run", "--input", str(SEEDS), config={"boilerplate": {"rejoin_broken_lines": False}})
+    assert unjoined.returncode == 0, unjoined.stderr
+    for counts in ("03_shard_lines", "03_site_lines"):  # how text is cut into lines does
+        assert len(list((out / counts).iterdir())) == 2, counts
 
 
 @pytest.mark.parametrize(
