@@ -12,9 +12,12 @@ by a model trained without any page of its site (`pipeline.training`). The shipp
 trained on all these pages, is not used for the figures. Baselines measured in the same run:
 no cleaning; C4's line filter (datatrove's `C4QualityFilter`, line rules only: its page-level
 sentence count needs an NLTK download); trafilatura on the HTML (`extract`, defaults). The
-HTML path is the pipeline's: trafilatura main content (comments excluded), encoding repair,
-then the named rules; the classifier is scored on it too, to show why the pipeline leaves it
-out of that path. Ends with the ten worst pages of the plain-text path and what went wrong on each.
+HTML path is the pipeline's, both ways `html.main_content` sets it: `trafilatura` (its main
+content, comments excluded, then encoding repair and the named rules; the plain-text classifier
+is scored on it too, to show why the pipeline leaves it out of that path) and `lines` (the whole
+page one line per block with each line's markup context, encoding repair, the named rules and the
+page classifier, cross-validated the same way). Ends with the ten worst pages of the plain-text
+path and what went wrong on each.
 
 Usage: `python benchmarks/boilerplate_quality.py [--limit N] [--workers 2]`
 """
@@ -43,9 +46,10 @@ from pipeline.evaluation import (  # noqa: E402
 )
 from pipeline.steps.boilerplate import strip_boilerplate  # noqa: E402
 from pipeline.steps.encoding import repair_encoding  # noqa: E402
-from pipeline.steps.extract import NoMainContentError, extract_main_content  # noqa: E402
-from pipeline.steps.line_classifier import LineClassifier, default_classifier  # noqa: E402
+from pipeline.steps.extract import DOM_FEATURES, NoMainContentError, extract_main_content, extract_page_lines  # noqa: E402
+from pipeline.steps.line_classifier import LineClassifier, default_classifier, default_page_classifier  # noqa: E402
 from pipeline.training import (  # noqa: E402
+    PAGE_RENDERING,
     RENDERINGS,
     PageLines,
     classifier_from_models,
@@ -114,6 +118,16 @@ def html_path(page: LabelledPage, cfg: PipelineConfig, classifier: LineClassifie
     return strip_boilerplate(text, cfg.boilerplate, classifier, language).text
 
 
+def page_lines_path(page: LabelledPage, cfg: PipelineConfig, classifier: LineClassifier, language: str | None) -> str:
+    """Return the pipeline's text for the page's HTML rendered whole: its lines and context, repair, line cleaning."""
+    try:
+        extracted = extract_page_lines(page.html, page.url or None)
+    except NoMainContentError:
+        return ""
+    text = repair_encoding(extracted.text, cfg.encoding).text
+    return strip_boilerplate(text, cfg.boilerplate, classifier, language, line_context=extracted.line_context).text
+
+
 def what_went_wrong(prepared: PageLines, cleaned: str, page: LabelledPage) -> str:
     """Describe a page's biggest errors: the longest boilerplate line kept and article line removed."""
     truth = set(word_tokens(page.main_content))
@@ -157,6 +171,11 @@ def main() -> int:
     _, models = cross_validated_scores(prepared, FOLDS)
     threshold = default_classifier().threshold  # chosen on cross-validated scores by the training script
     fold_classifiers = [classifier_from_models(trained, threshold) for trained in models]
+    whole_pages = prepare_pages(labelled, cfg, args.workers, renderings=(PAGE_RENDERING,))
+    _, page_models = cross_validated_scores(whole_pages, FOLDS)
+    page_threshold = default_page_classifier(DOM_FEATURES).threshold
+    page_classifiers = [classifier_from_models(trained, page_threshold) for trained in page_models]
+    page_languages = {item.file_id: item.language for item in whole_pages}
     print(f"cross-validation models trained at {time.perf_counter() - start:.0f}s", file=sys.stderr)
 
     c4 = c4_line_filter()
@@ -185,11 +204,15 @@ def main() -> int:
         table.setdefault(("pipeline HTML path + classifier (CV; not used)", "html"), Scores()).add(
             html_path(page, cfg, classifier, languages.get(page.file_id)), page
         )
+        page_classifier = page_classifiers[fold_of(site_of_page(page), FOLDS)]
+        table.setdefault(('pipeline HTML path, `main_content = "lines"` (page classifier, CV)', "html"), Scores()).add(
+            page_lines_path(page, cfg, page_classifier, page_languages.get(page.file_id)), page
+        )
     print(f"scored at {time.perf_counter() - start:.0f}s", file=sys.stderr)
 
     print(
         f"\n{len(labelled)} WCXB dev article pages; macro-averaged word scores; "
-        f"classifier threshold {threshold}, {FOLDS} folds grouped by site\n"
+        f"classifier threshold {threshold} (page classifier {page_threshold}), {FOLDS} folds grouped by site\n"
     )
     print("| system | input | precision | recall | F1 | `without` gone | `with` kept |")
     print("|---|---|---|---|---|---|---|")

@@ -205,7 +205,12 @@ def stage_summary(timings: Path) -> dict[str, dict[str, float]]:
 
 
 def run_pipeline(
-    corpus: CorpusInfo, workers: int, work: Path, profile: Path | None = None, resume: bool = False
+    corpus: CorpusInfo,
+    workers: int,
+    work: Path,
+    profile: Path | None = None,
+    resume: bool = False,
+    config: Path | None = None,
 ) -> Row:
     """Run the whole job on a corpus into a fresh output folder (or, resuming, the last one); return its row."""
     out = work / f"out-{Path(corpus.folder).name}-{workers}w"
@@ -215,6 +220,8 @@ def run_pipeline(
         timings.unlink(missing_ok=True)
     command = [sys.executable, str(BENCHMARKS / "luigi_timings.py"), str(timings), "run"]
     command += ["--input", corpus.inputs, "--output", str(out), "--workers", str(workers)]
+    if config is not None:
+        command += ["--config", str(config)]
     if profile is not None:
         spy = [str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses", "--format", "raw"]
         command = [*spy, "--rate", "50", "-o", str(profile), "--", *command]
@@ -459,6 +466,7 @@ def main() -> None:
         help="run the smaller worker counts only on corpora of at most this many documents (the largest always)",
     )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pipeline-throughput")
+    parser.add_argument("--config", type=Path, default=None, help="pipeline config file (default: embedded defaults)")
     parser.add_argument("--no-datatrove", action="store_true", help="skip datatrove (and its install)")
     parser.add_argument("--no-baselines", action="store_true", help="skip bare trafilatura and ftfy")
     parser.add_argument(
@@ -494,7 +502,7 @@ def main() -> None:
         for n in workers:
             if n != max(workers) and size > args.fewer_workers_max:
                 continue
-            rows.append(run_pipeline(corpus, n, args.work, resume=args.resume))
+            rows.append(run_pipeline(corpus, n, args.work, resume=args.resume, config=args.config))
             print_table(rows[-1:])
         for name in () if args.no_baselines else ("trafilatura", "extract") if path == "html" else ("ftfy",):
             rows.append(run_baseline(corpus, name, args.work))
@@ -504,7 +512,7 @@ def main() -> None:
             print_table(rows[-1:])
         if args.profile and size == min(n for p, n in plan if p == path):
             raw = args.work / f"profile-{Path(corpus.folder).name}.txt"
-            run_pipeline(corpus, 1, args.work, profile=raw)
+            run_pipeline(corpus, 1, args.work, profile=raw, config=args.config)
             print(f"\nProfile of the whole job on {path} {size:,} (1 worker), raw in {raw}:\n")
             print(summarize_profile(raw))
     print(f"\nload average at the end {os.getloadavg()}\n")

@@ -149,6 +149,10 @@ class HtmlConfig(_Section):
     """Keep the text of tables inside the main content."""
     favor: Literal["balanced", "precision", "recall"] = "balanced"
     """trafilatura's trade-off: `precision` drops more doubtful blocks, `recall` keeps more."""
+    main_content: Literal["trafilatura", "lines"] = "trafilatura"
+    """`trafilatura`: its choice of main content goes on to the line rules (the three settings above
+    apply). `lines`: the whole page, one line per block, goes on with each line's markup context
+    (links, nesting, class names, landmarks), and the line classifier for HTML pages removes boilerplate."""
 
 
 class LanguageConfig(_Section):

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pyarrow as pa
 
@@ -376,6 +376,13 @@ class RunSummary:
     """Task family -> (tasks, seconds summed over them), in pipeline order."""
 
 
+_HTML_STEP: Final[dict[str, str]] = {
+    "trafilatura": "HTML goes through trafilatura for its main content and metadata.",
+    "lines": "HTML pages are rendered whole, one line per block, each line with its markup context "
+    "(the boilerplate stage's page classifier chooses the article's lines); trafilatura reads their metadata.",
+}
+
+
 def render_dataset_card(cfg: PipelineConfig, batches: list[dict[str, Any]], latest: RunSummary | None) -> str:
     """Return the dataset card (README.md) of a corpus of batches, with Hugging Face YAML front matter.
 
@@ -502,7 +509,7 @@ document is a row group of its own).
 1. `01_read`: each input file is recognised by content and name (plain text, HTML, WARC,
    JSON Lines; gzip, bzip2 or zstd), split into documents (WARC response records, JSON lines)
    and decoded (byte-order mark, declared charset, `<meta charset>`, UTF-8, then detection).
-   HTML goes through trafilatura for its main content and metadata. What cannot be read is
+   {_HTML_STEP[cfg.html.main_content]} What cannot be read is
    quarantined with its reason (`quarantine/<batch>/index.jsonl` beside the corpus lists them);
    WARC records that are not pages are skipped. The id hashes the URL (and capture date) when
    known, else the normalised text.

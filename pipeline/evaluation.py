@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from lxml import etree
 
+from pipeline.steps.extract import BLOCK_TAGS, SKIPPED_TAGS, TEXT_EVENT, render_block_lines, walk_visible
 from pipeline.steps.identify import decode_document
 
 __all__ = [
@@ -44,28 +45,7 @@ DEFAULT_EVAL_DIR: Final[Path] = Path(
 )
 """Labelled pages folder; ``$PIPELINE_EVAL_DIR`` (read at import time) overrides the default."""
 
-BLOCK_TAGS: Final[frozenset[str]] = frozenset(
-    {
-        "address", "article", "aside", "blockquote", "body", "br", "caption", "center", "dd",
-        "details", "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer",
-        "form", "frameset", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "html",
-        "legend", "li", "listing", "main", "menu", "nav", "ol", "p", "plaintext", "pre", "section",
-        "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul", "xmp",
-    }
-)  # fmt: skip
-"""Elements that start and end a line in :func:`render_blocks`; every other element is inline."""
-
-SKIPPED_TAGS: Final[frozenset[str]] = frozenset(
-    {"title", "script", "style", "noscript", "template", "svg", "math", "iframe", "object"}
-)
-"""Elements whose contents are never rendered (their tail text, which follows them, still is).
-
-``<head>`` itself is not skipped: it holds no text once these are gone, except body content that
-libxml2 (unlike an HTML5 parser) leaves in ``<head>``, e.g. a ``<nav>`` after an unclosed head.
-"""
-
 _WORD_RE: Final = re.compile(r"\w+")
-_BREAK: Final = None  # marker yielded by _walk at block boundaries
 # An HTML5 parser ignores </body> and </html> and keeps what follows in <body>; libxml2 drops it.
 _END_BODY_RE: Final = re.compile(r"</(?:body|html)\s*>", re.I)
 # Typographic quotes and dashes fold to ASCII for snippet matching: the ground-truth snippets are
@@ -152,63 +132,19 @@ def _parse(html: str) -> Any:
     return etree.fromstring(data, parser)
 
 
-def _walk(html: str) -> Iterator[str | None]:
-    """Yield the page's visible text nodes in document order, and ``None`` at block boundaries."""
-    root = _parse(html)
-    if root is None:
-        return
-    # Iterative depth-first walk: deeply nested pages would overflow recursion.
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    while stack:
-        node, closing = stack.pop()
-        tag = node.tag
-        name = tag.lower() if isinstance(tag, str) else ""
-        if closing:
-            if name in BLOCK_TAGS:
-                yield _BREAK
-        elif not name or name in SKIPPED_TAGS:  # comment, processing instruction, or skipped element
-            pass
-        else:
-            if name in BLOCK_TAGS:
-                yield _BREAK
-            if node.text:
-                yield node.text
-            stack.append((node, True))
-            stack.extend((child, False) for child in reversed(node))
-            continue
-        if node.tail and node is not root:
-            yield node.tail
-
-
-def _collapse(text: str) -> str:
-    """Collapse runs of whitespace (Unicode, including no-break space) to one space; strip."""
-    return " ".join(text.split())
-
-
 def render_blocks(html: str) -> str:
     """Render a page to visible text with boilerplate kept, one line per block-level element.
 
     Inline elements stay inside their line; ``<title>``, scripts, styles, ``noscript``,
-    templates, SVG/MathML and iframe/object fallbacks are dropped.
+    templates, SVG/MathML and iframe/object fallbacks are dropped (`render_block_lines`, the
+    pipeline's own rendering of HTML pages).
 
     >>> render_blocks("<title>T</title><nav><a href=/>Home</a></nav>"
     ...               "<p>One <a href=x>link</a> here.<br>Two</p><div>  a\\n b </div>")
     'Home\\nOne link here.\\nTwo\\na b'
     """
-    lines: list[str] = []
-    parts: list[str] = []
-    for piece in _walk(html):
-        if piece is _BREAK:
-            line = _collapse("".join(parts))
-            if line:
-                lines.append(line)
-            parts.clear()
-        else:
-            parts.append(piece)
-    line = _collapse("".join(parts))
-    if line:
-        lines.append(line)
-    return "\n".join(lines)
+    root = _parse(html)
+    return "" if root is None else "\n".join(render_block_lines(root))
 
 
 def render_text_nodes(html: str) -> str:
@@ -217,7 +153,10 @@ def render_text_nodes(html: str) -> str:
     >>> render_text_nodes("<p>One <a href=x>link</a> here.</p><p>Two</p>")
     'One\\nlink\\nhere.\\nTwo'
     """
-    lines = (_collapse(piece) for piece in _walk(html) if piece)
+    root = _parse(html)
+    if root is None:
+        return ""
+    lines = (" ".join(text.split()) for event, text in walk_visible(root) if event == TEXT_EVENT)
     return "\n".join(line for line in lines if line)
 
 
@@ -265,7 +204,7 @@ def normalise_snippet_text(text: str) -> str:
     >>> normalise_snippet_text("  Isn\u2019t\\n\\tBAR \u2014 ok")
     "isn't bar - ok"
     """
-    return _collapse(text.translate(_SNIPPET_FOLD).lower())
+    return " ".join(text.translate(_SNIPPET_FOLD).lower().split())
 
 
 def snippet_survival(text: str, snippets: Iterable[str]) -> float:

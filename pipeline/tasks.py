@@ -81,10 +81,10 @@ from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, St
 from pipeline.steps.boilerplate import guess_title, language_sample, line_key, prepare_lines, strip_boilerplate
 from pipeline.steps.dedup import DocumentInput, DocumentVerdict, MinHasher, find_duplicates
 from pipeline.steps.encoding import repair_encoding
-from pipeline.steps.extract import extract_main_content
+from pipeline.steps.extract import DOM_FEATURES, extract_page
 from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
 from pipeline.steps.language import identify_language, load_model
-from pipeline.steps.line_classifier import LineClassifier, default_classifier
+from pipeline.steps.line_classifier import LineClassifier, default_classifier, default_page_classifier
 from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import (
     STAGE_FORMAT,
@@ -344,10 +344,12 @@ class ReadDocuments(ShardTask):
         try:
             text = self.decode(item, record)
             if item.kind == "html":
-                page = extract_main_content(text, self.cfg.html, item.url, item.fetched)
+                page = extract_page(text, self.cfg.html, item.url, item.fetched)
                 text = page.text
+                if page.line_context is not None:
+                    record["line_context"] = page.line_context
                 record.update(
-                    extractor="trafilatura",
+                    extractor="page_lines" if page.line_context is not None else "trafilatura",
                     title=item.title or page.title,
                     author=page.author,
                     date=item.date or page.date,
@@ -429,6 +431,7 @@ class StripBoilerplate(RunShardTask):
         super().__init__(*args, **kwargs)
         self._site_lines: SiteLineCounts | None = None
         self._classifier: LineClassifier | None = None
+        self._page_classifier: LineClassifier | None = None
 
     def requires(self) -> list[luigi.Task]:
         needs: list[luigi.Task] = [RepairEncoding(**self.shard())]
@@ -440,6 +443,8 @@ class StripBoilerplate(RunShardTask):
         cfg = self.cfg.boilerplate
         if cfg.enabled and cfg.rules.line_classifier:
             self._classifier = default_classifier()
+            if self.cfg.html.main_content == "lines":
+                self._page_classifier = default_page_classifier(DOM_FEATURES)
         if self.plan and _counts_site_lines(self.cfg):
             self._site_lines = SiteLineCounts.open(Path(self.input()[1].path))
         with self.input()[0].open("r") as source, self.output().open("w") as target:
@@ -449,11 +454,16 @@ class StripBoilerplate(RunShardTask):
         if record["status"] != "ok":
             return record
         text = record["text"]
+        line_context = record.pop("line_context", None)
         language = self.cfg.language
-        # The classifier learned from whole pages: it judges plain-text scrapes, not the main
-        # content an extractor already chose from a page's HTML (where it does worse than rules
-        # alone; see benchmarks/boilerplate_quality.py).
-        classifier = self._classifier if record.get("extractor") is None else None
+        # The classifier learned from whole pages: it judges plain-text scrapes, and HTML pages
+        # rendered whole (with a model that reads their markup too), not the main content an
+        # extractor already chose (where it does worse than rules alone; see
+        # benchmarks/boilerplate_quality.py).
+        if line_context is not None:
+            classifier = self._page_classifier
+        else:
+            classifier = self._classifier if record.get("extractor") is None else None
         # Only the classifier reads the language (for its stop list); the rules do not. It is read
         # from the page's opening prose, as in training: the menus above it say less, at more cost.
         identify = classifier is not None and language.enabled
@@ -465,6 +475,7 @@ class StripBoilerplate(RunShardTask):
             classifier=classifier,
             language=guess.code if guess else None,
             site_documents=(lambda keys: stats.document_counts(site, keys).tolist()) if stats is not None else None,
+            line_context=line_context if classifier is not None else None,
         )
         return {
             **record,
@@ -544,6 +555,8 @@ def preload_models(cfg: PipelineConfig) -> None:
     """
     if cfg.boilerplate.enabled and cfg.boilerplate.rules.line_classifier:
         default_classifier()
+        if cfg.html.main_content == "lines":
+            default_page_classifier(DOM_FEATURES)
     if cfg.language.enabled:
         load_model()
 

@@ -23,10 +23,11 @@ from pipeline.config import PipelineConfig
 from pipeline.evaluation import LabelledPage, render_blocks, render_text_nodes, word_prf, word_tokens
 from pipeline.steps.boilerplate import SourceLine, judge_lines, language_sample, line_key, prepare_lines
 from pipeline.steps.encoding import repair_encoding
+from pipeline.steps.extract import DOM_FEATURES, NoMainContentError, extract_page_lines
 from pipeline.steps.language import identify_language
 from pipeline.steps.line_classifier import (
     FEATURES,
-    FIRST_STAGE_FEATURES,
+    LEXICAL_FEATURES,
     MODEL_FORMAT,
     MODEL_FORMAT_VERSION,
     STACKED_FEATURES,
@@ -41,6 +42,9 @@ from pipeline.steps.line_classifier import (
 
 RENDERINGS: Final[dict[str, Callable[[str], str]]] = {"blocks": render_blocks, "text_nodes": render_text_nodes}
 """The two plain-text renderings of a page, by name."""
+
+PAGE_RENDERING: Final = "page"
+"""The HTML path's rendering (`html.main_content = "lines"`): one line per block, with each line's `DOM_FEATURES`."""
 
 PARAMS: Final[dict[str, Any]] = {
     "objective": "binary",
@@ -103,11 +107,21 @@ class PageLines:
     words: FloatArray
     judged_index: list[int] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    context: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    """The judged lines' `DOM_FEATURES` (page rendering only; no columns otherwise)."""
 
 
 def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> PageLines:
     """Render, repair and judge a labelled page the way the pipeline's steps do before the classifier."""
-    raw = RENDERINGS[rendering](page.html)
+    line_context: list[list[float]] | None = None
+    if rendering == PAGE_RENDERING:
+        try:
+            extracted = extract_page_lines(page.html, page.url or None)
+            raw, line_context = extracted.text, extracted.line_context
+        except NoMainContentError:
+            raw, line_context = "", []
+    else:
+        raw = RENDERINGS[rendering](page.html)
     text = repair_encoding(raw, cfg.encoding).text
     lines, _ = prepare_lines(text, cfg.boilerplate)
     verdicts = judge_lines(lines, cfg.boilerplate)
@@ -117,6 +131,11 @@ def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> Pag
     content_rules = [verdicts[i] for i in content]
     features = line_features([lines[i].text for i in content], content_rules, language)
     judged = [content[k] for k in candidate_lines(content_rules)]
+    if line_context is None:
+        context = np.zeros((len(judged), 0))
+    else:
+        rows = [line_context[lines[i].position] for i in judged]
+        context = np.array(rows, dtype=np.float64).reshape(len(judged), len(DOM_FEATURES))
     return PageLines(
         file_id=page.file_id,
         site=site_of_page(page),
@@ -131,6 +150,7 @@ def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> Pag
         words=features[:, FEATURES.index("words")],
         judged_index=judged,
         keys=[line_key(lines[i].text) for i in judged],
+        context=context,
     )
 
 
@@ -193,8 +213,14 @@ def page_lexicon(pages: Sequence[PageLines], min_sites: int = LEXICON_MIN_SITES)
     )
 
 
+def first_stage_names(pages: Sequence[PageLines]) -> tuple[str, ...]:
+    """Return the first stage's columns for these pages: line features, context columns if any, the lexicon's."""
+    context = DOM_FEATURES if pages and pages[0].context.shape[1] else ()
+    return FEATURES + context + LEXICAL_FEATURES
+
+
 def _first_stage_input(page: PageLines, lexicon: Lexicon) -> FloatArray:
-    return np.hstack([page.features, lexicon.features(page.keys)])
+    return np.hstack([page.features, page.context, lexicon.features(page.keys)])
 
 
 def _out_of_fold_lexical_input(pages: Sequence[PageLines], folds: int) -> list[FloatArray]:
@@ -209,7 +235,8 @@ def _out_of_fold_lexical_input(pages: Sequence[PageLines], folds: int) -> list[F
         for i, page in enumerate(pages):
             if fold_of(page.site + "#lexicon", folds) == fold:
                 inputs[i] = _first_stage_input(page, lexicon)
-    return [x if x is not None else np.zeros((0, len(FIRST_STAGE_FEATURES))) for x in inputs]
+    columns = len(first_stage_names(pages))
+    return [x if x is not None else np.zeros((0, columns)) for x in inputs]
 
 
 def _stack_arrays(arrays: Sequence[FloatArray], columns: int) -> FloatArray:
@@ -219,8 +246,9 @@ def _stack_arrays(arrays: Sequence[FloatArray], columns: int) -> FloatArray:
 def train_models(pages: Sequence[PageLines], inner_folds: int = 4) -> TrainedModels:
     """Train both stages on `pages`; the second stage learns from out-of-fold first-stage scores."""
     targets, weights = _targets(pages)
+    names = first_stage_names(pages)
     inputs = _out_of_fold_lexical_input(pages, inner_folds)
-    first = _train_stage(_stack_arrays(inputs, len(FIRST_STAGE_FEATURES)), targets, weights, FIRST_STAGE_FEATURES)
+    first = _train_stage(_stack_arrays(inputs, len(names)), targets, weights, names)
     # Out-of-fold first-stage scores for the second stage, so it learns how the first stage errs
     # on pages it has not seen (as at run time) rather than on its own training pages.
     oof: dict[int, FloatArray] = {}
@@ -228,8 +256,8 @@ def train_models(pages: Sequence[PageLines], inner_folds: int = 4) -> TrainedMod
         train = [i for i, page in enumerate(pages) if fold_of(page.site + "#inner", inner_folds) != fold]
         held = [i for i, page in enumerate(pages) if fold_of(page.site + "#inner", inner_folds) == fold]
         t_targets, t_weights = _targets([pages[i] for i in train])
-        t_inputs = _stack_arrays([inputs[i] for i in train], len(FIRST_STAGE_FEATURES))
-        model = _train_stage(t_inputs, t_targets, t_weights, FIRST_STAGE_FEATURES)
+        t_inputs = _stack_arrays([inputs[i] for i in train], len(names))
+        model = _train_stage(t_inputs, t_targets, t_weights, names)
         for i in held:
             oof[i] = np.asarray(model.predict(inputs[i], num_threads=1), dtype=np.float64)
     stacked = _stack_arrays([stacked_features(inputs[i], oof[i]) for i in range(len(pages))], len(STACKED_FEATURES))
@@ -244,7 +272,7 @@ def model_document(models: TrainedModels, threshold: float, version: str, notes:
         "format_version": MODEL_FORMAT_VERSION,
         "version": version,
         "threshold": threshold,
-        "features": list(FIRST_STAGE_FEATURES),
+        "features": list(models.first.feature_name()),
         "stacked_features": list(STACKED_FEATURES),
         "notes": notes,
         "lexicon": models.lexicon.to_json(),
@@ -270,7 +298,7 @@ def cross_validated_scores(pages: Sequence[PageLines], folds: int = 5) -> tuple[
         models.append(trained)
         classifier = classifier_from_models(trained, threshold=0.5)
         for i in held:
-            scores[i] = classifier.boilerplate_scores(pages[i].features, pages[i].keys)
+            scores[i] = classifier.boilerplate_scores(pages[i].features, pages[i].keys, context=pages[i].context)
     return [s if s is not None else np.zeros(0) for s in scores], models
 
 
@@ -296,16 +324,18 @@ def best_threshold(
     return best
 
 
-def _prepare_both(task: tuple[LabelledPage, PipelineConfig]) -> list[PageLines]:
-    page, cfg = task
-    return [prepare_page(page, rendering, cfg) for rendering in RENDERINGS]
+def _prepare_both(task: tuple[LabelledPage, PipelineConfig, tuple[str, ...]]) -> list[PageLines]:
+    page, cfg, renderings = task
+    return [prepare_page(page, rendering, cfg) for rendering in renderings]
 
 
-def prepare_pages(pages: Sequence[LabelledPage], cfg: PipelineConfig, workers: int = 2) -> list[PageLines]:
-    """Prepare every page in both renderings (pages in order, blocks before text nodes), in `workers` processes."""
+def prepare_pages(
+    pages: Sequence[LabelledPage], cfg: PipelineConfig, workers: int = 2, renderings: Sequence[str] = tuple(RENDERINGS)
+) -> list[PageLines]:
+    """Prepare every page in each rendering (pages in order, renderings in the order given), in `workers` processes."""
     from multiprocessing import get_context
 
-    tasks = [(page, cfg) for page in pages]
+    tasks = [(page, cfg, tuple(renderings)) for page in pages]
     if workers <= 1:
         results = [_prepare_both(task) for task in tasks]
     else:

@@ -22,15 +22,18 @@ from pipeline.config import PipelineConfig
 from pipeline.evaluation import LabelledPage, load_pages, render_blocks, word_prf
 from pipeline.line_stats import LineStatsParams, SiteLineStats
 from pipeline.steps.boilerplate import line_key, prepare_lines, strip_boilerplate
+from pipeline.steps.extract import DOM_FEATURES, extract_page_lines
 from pipeline.steps.line_classifier import (
     DEFAULT_MODEL_PATH,
+    DEFAULT_PAGE_MODEL_PATH,
     FIRST_STAGE_FEATURES,
     LineClassifier,
     default_classifier,
+    default_page_classifier,
     line_features,
 )
 from pipeline.tasks import preload_models
-from pipeline.training import page_lexicon, prepare_pages, train_models
+from pipeline.training import PAGE_RENDERING, page_lexicon, prepare_pages, train_models
 from tests.conftest import SEEDS, Run, run_pipeline
 from tests.samples import eval_dir
 
@@ -266,7 +269,9 @@ class _ScoresEverything:
     def __init__(self, only_last: bool) -> None:
         self.only_last = only_last
 
-    def boilerplate_scores(self, features: np.ndarray, keys: list[str], rows: list[int] | None = None) -> np.ndarray:
+    def boilerplate_scores(
+        self, features: np.ndarray, keys: list[str], rows: list[int] | None = None, context: object = None
+    ) -> np.ndarray:
         scores = np.full(len(features), 0.1 if self.only_last else 0.9)
         scores[-1] = 0.9
         return scores if rows is None else scores[rows]
@@ -308,7 +313,9 @@ class _ScoresFirstAndLast:
 
     threshold = 0.5
 
-    def boilerplate_scores(self, features: np.ndarray, keys: list[str], rows: list[int] | None = None) -> np.ndarray:
+    def boilerplate_scores(
+        self, features: np.ndarray, keys: list[str], rows: list[int] | None = None, context: object = None
+    ) -> np.ndarray:
         scores = np.full(len(features), 0.1)
         scores[[0, -1]] = 0.9
         return scores if rows is None else scores[rows]
@@ -340,6 +347,68 @@ def test_run_time_scores_are_the_training_features_scores(some_pages: list[Label
             for i, score in zip(prepared.judged_index, expected.tolist(), strict=True)
         }
         out = strip_boilerplate(prepared.text, cfg.boilerplate, classifier, prepared.language)
+        for removal in out.removals:
+            if removal.rule == "line_classifier":
+                assert removal.score == by_position[removal.position], removal.text
+                compared += 1
+    assert compared > 20
+
+
+def test_shipped_page_model_reads_the_markup_context() -> None:
+    raw = DEFAULT_PAGE_MODEL_PATH.read_bytes()
+    assert len(raw) < 5_000_000 and b"pickle" not in raw
+    classifier = default_page_classifier(DOM_FEATURES)
+    assert classifier.context_features == DOM_FEATURES
+    with pytest.raises(ValueError, match="other context columns"):
+        LineClassifier.load(DEFAULT_PAGE_MODEL_PATH)  # a caller giving no context
+    features = np.zeros((3, len(FIRST_STAGE_FEATURES) - 4))
+    with pytest.raises(ValueError, match="context columns"):
+        classifier.boilerplate_scores(features, ["a", "b", "c"])
+
+
+def test_html_pages_rendered_whole_are_cleaned_by_the_page_classifier(
+    tmp_path: Path, some_pages: list[LabelledPage]
+) -> None:
+    """With `html.main_content = "lines"`, the page's lines go through the rules and the page classifier."""
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    pages = some_pages[:10]
+    for page in pages:
+        (inputs / f"{page.file_id}.html").write_text(page.html, encoding="utf-8")
+    config = {"html": {"main_content": "lines"}}
+    run = run_pipeline(tmp_path / "output", "run", "--input", str(inputs), config=config)
+    assert run.returncode == 0, run.stderr
+    decisions = _removed(run, "line_classifier")
+    assert {row["source"] for row in decisions} == {f"{page.file_id}.html" for page in pages}
+    threshold = default_page_classifier(DOM_FEATURES).threshold
+    assert all(threshold <= float(str(row["score"])) <= 1.0 for row in decisions)
+    manifest = {row["source"]: row for row in run.table("manifest")}
+    texts = run.texts()
+    raw, cleaned = [], []
+    for page in pages:
+        source = f"{page.file_id}.html"
+        assert manifest[source]["status"] == "kept", source
+        raw.append(word_prf(extract_page_lines(page.html).text, page.main_content)[2])
+        cleaned.append(word_prf(texts[source], page.main_content)[2])
+    assert np.mean(cleaned) > np.mean(raw) + 0.1, (cleaned, raw)
+
+
+def test_run_time_page_scores_are_the_training_scores(some_pages: list[LabelledPage]) -> None:
+    """A whole page's line is scored at run time from the same features and context as in training."""
+    cfg = PipelineConfig.model_validate({"html": {"main_content": "lines"}})
+    classifier = default_page_classifier(DOM_FEATURES)
+    compared = 0
+    for prepared in prepare_pages(some_pages[:6], cfg, workers=1, renderings=(PAGE_RENDERING,)):
+        expected = classifier.boilerplate_scores(prepared.features, prepared.keys, context=prepared.context)
+        blind = classifier.boilerplate_scores(prepared.features, prepared.keys, context=np.zeros_like(prepared.context))
+        assert not np.array_equal(expected, blind)  # the context is read
+        by_position = {
+            prepared.lines[i].position: round(score, 4)
+            for i, score in zip(prepared.judged_index, expected.tolist(), strict=True)
+        }
+        page = next(page for page in some_pages if page.file_id == prepared.file_id)
+        context = extract_page_lines(page.html, page.url or None).line_context
+        out = strip_boilerplate(prepared.text, cfg.boilerplate, classifier, prepared.language, line_context=context)
         for removal in out.removals:
             if removal.rule == "line_classifier":
                 assert removal.score == by_position[removal.position], removal.text

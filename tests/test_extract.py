@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from html import escape
 
@@ -14,9 +15,20 @@ from trafilatura import metadata as trafilatura_metadata
 from trafilatura.utils import load_html
 from trafilatura.xpaths import AUTHOR_DISCARD_XPATHS, AUTHOR_XPATHS
 
-from pipeline.config import HtmlConfig
+from pipeline.config import HtmlConfig, PipelineConfig
 from pipeline.evaluation import load_pages
-from pipeline.steps.extract import NoMainContentError, extract_author, extract_main_content, page_metadata
+from pipeline.steps.encoding import repair_encoding
+from pipeline.steps.extract import (
+    DOM_FEATURES,
+    NoMainContentError,
+    extract_author,
+    extract_main_content,
+    extract_page,
+    extract_page_lines,
+    page_metadata,
+    render_block_lines,
+    render_page_lines,
+)
 from tests.samples import eval_dir
 
 # The expressions `extract_author` mirrors (whitespace-normalised, hashed). When a trafilatura
@@ -156,9 +168,44 @@ def test_date_is_never_after_the_fetch() -> None:
 
 
 @pytest.mark.parametrize("html", ["", "<html><body><script>app()</script></body></html>"])
-def test_no_main_content(html: str) -> None:
+@pytest.mark.parametrize("main_content", ["trafilatura", "lines"])
+def test_no_main_content(html: str, main_content: str) -> None:
     with pytest.raises(NoMainContentError):
-        extract_main_content(html, HtmlConfig())
+        extract_page(html, HtmlConfig.model_validate({"main_content": main_content}))
+
+
+def test_whole_page_lines_carry_their_markup_context_on_real_pages() -> None:
+    """Each line of a whole page has its context row; what the markup says is told apart."""
+    eval_dir()
+    kinds = {"link": 0, "in_nav_or_footer": 0}
+    for page in load_pages(limit=20):
+        extracted = extract_page_lines(page.html, page.url)
+        gc.collect()  # lxml's element proxies go; the context must not depend on which are alive
+        assert extract_page_lines(page.html, page.url) == extracted, page.file_id
+        tree = load_html(page.html)
+        assert extracted.text.split("\n") == render_block_lines(tree) == render_page_lines(tree).lines
+        context = extracted.line_context or []
+        assert len(context) == len(extracted.text.split("\n"))
+        assert all(len(row) == len(DOM_FEATURES) for row in context)
+        for row in context:
+            assert 0.0 <= row[DOM_FEATURES.index("link_share")] <= 1.0
+            kinds["link"] += row[DOM_FEATURES.index("link_share")] == 1.0
+            nav = row[DOM_FEATURES.index("inside_nav")] + row[DOM_FEATURES.index("inside_footer")]
+            kinds["in_nav_or_footer"] += nav > 0
+        # The metadata is the trafilatura path's.
+        try:
+            chosen = extract_main_content(page.html, HtmlConfig(), page.url)
+            assert (extracted.title, extracted.date) == (chosen.title, chosen.date), page.file_id
+        except NoMainContentError:
+            pass
+        # Encoding repair keeps a line a line, so the rows stay aligned.
+        assert len(repair_encoding(extracted.text, PipelineConfig().encoding).text.split("\n")) == len(context)
+    assert kinds["link"] > 100 and kinds["in_nav_or_footer"] > 100, kinds
+
+
+def test_a_repaired_line_stays_one_line() -> None:
+    repaired = repair_encoding("Breaking&#10;news\nSecond line", PipelineConfig().encoding)
+    assert repaired.text == "Breaking news\nSecond line"
 
 
 def test_text_is_trafilaturas_from_the_html_string() -> None:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final
 
+import numpy as np
+
 from pipeline.config import BoilerplateConfig
 from pipeline.steps.line_classifier import (
     LineClassifier,
@@ -748,6 +750,7 @@ def strip_boilerplate(
     classifier: LineClassifier | None = None,
     language: str | None = None,
     site_documents: Callable[[list[str]], Sequence[int]] | None = None,
+    line_context: Sequence[Sequence[float]] | None = None,
 ) -> StrippedText:
     """Remove boilerplate lines and fragments from plain text; record each removal's rule.
 
@@ -757,7 +760,8 @@ def strip_boilerplate(
     score. When a `classifier` is given, it scores the lines still kept (`language`, an ISO
     639 code, picks its stop list) and removes those scoring at or above its threshold, as
     `line_classifier` with the score recorded; it leaves the page's headline (`_headline`)
-    and that line's copies to the named rules.
+    and that line's copies to the named rules. `line_context` gives, for each line of `text`,
+    the context columns a classifier for whole HTML pages reads (see `LineClassifier.context_features`).
 
     >>> cfg = BoilerplateConfig()
     >>> out = strip_boilerplate("Rain fell all day in the capital on Monday, officials said.\\n"
@@ -791,7 +795,9 @@ def strip_boilerplate(
                 scores[i] = float(documents)
     if classifier is not None and rule_on(CLASSIFIER_RULE):
         threshold = cfg.classifier_threshold or classifier.threshold
-        flagged = _lines_scored_as_boilerplate(classifier, threshold, lines, keys, rule_verdicts, verdicts, language)
+        flagged = _lines_scored_as_boilerplate(
+            classifier, threshold, lines, keys, rule_verdicts, verdicts, language, line_context
+        )
         headline = _headline(lines, verdicts)
         # The classifier judges which lines of a page are its article; it never judges that a
         # page has none (that is for the rules and the corpus's minimum length to say).
@@ -860,11 +866,13 @@ def _lines_scored_as_boilerplate(
     rule_verdicts: Sequence[str | None],
     verdicts: Sequence[str | None],
     language: str | None,
+    line_context: Sequence[Sequence[float]] | None = None,
 ) -> dict[int, float]:
     """Return the still-kept lines the classifier scores at or above `threshold`, with their scores.
 
     The features see the named rules' verdicts only, as in training; only the lines no rule
-    has removed yet (a line repeated across the site may be gone already) need a score.
+    has removed yet (a line repeated across the site may be gone already) need a score. A
+    rejoined line reads the context of the first input line it came from.
     """
     content = [i for i, line in enumerate(lines) if line.text]
     content_rules = [rule_verdicts[i] for i in content]
@@ -873,7 +881,12 @@ def _lines_scored_as_boilerplate(
     if not open_rows:
         return {}
     features = line_features([lines[i].text for i in content], content_rules, language, [keys[i] for i in content])
-    open_scores = classifier.boilerplate_scores(features, [keys[i] for i in judged], open_rows).tolist()
+    context = None
+    if line_context is not None:
+        context = np.array([line_context[lines[i].position] for i in judged], dtype=np.float64)
+        context = context.reshape(len(judged), len(classifier.context_features))
+    judged_keys = [keys[i] for i in judged]
+    open_scores = classifier.boilerplate_scores(features, judged_keys, open_rows, context=context).tolist()
     return {
         judged[row]: round(score, 4) for row, score in zip(open_rows, open_scores, strict=True) if score >= threshold
     }

@@ -45,7 +45,7 @@ def repair_encoding(text: str, cfg: EncodingConfig) -> RepairedText:
     """Fix each line with ftfy, recording which fixes applied where.
 
     Lines are fixed one at a time, as `ftfy.fix_text` does, so one bad line cannot sway the
-    repair of the rest. Line breaks are normalised to `\\n`.
+    repair of the rest. Line breaks are normalised to `\\n`, and a repaired line stays one line.
 
     >>> result = repair_encoding("The Mona Lisa doesnÃ¢â‚¬â„¢t have eyebrows.", EncodingConfig())
     >>> result.text
@@ -61,6 +61,8 @@ def repair_encoding(text: str, cfg: EncodingConfig) -> RepairedText:
             out.append(line)  # nothing ftfy could change; skip its cost
             continue
         fixed, steps = fix_line(line, config)
+        if "\n" in fixed:  # an unescaped "&#10;": a line stays one line, so per-line context stays aligned
+            fixed = fixed.replace("\n", " ")
         if fixed != line:
             fixes.append(LineFix(number, steps, line))
         out.append(fixed)

@@ -13,7 +13,9 @@ of its cost (see `page_metadata`).
 from __future__ import annotations
 
 import contextlib
+import math
 import re
+from collections.abc import Iterator
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any, Final
@@ -75,6 +77,241 @@ class ExtractedPage:
     date: str | None
     url: str | None
     site_name: str | None
+    line_context: list[list[float]] | None = None
+    """`DOM_FEATURES` of each line of `text`, when the page was rendered whole (`extract_page_lines`)."""
+
+
+BLOCK_TAGS: Final[frozenset[str]] = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "body", "br", "caption", "center", "dd",
+        "details", "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer",
+        "form", "frameset", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "html",
+        "legend", "li", "listing", "main", "menu", "nav", "ol", "p", "plaintext", "pre", "section",
+        "summary", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul", "xmp",
+    }
+)  # fmt: skip
+"""Elements that start and end a line of a rendered page; every other element is inline."""
+
+SKIPPED_TAGS: Final[frozenset[str]] = frozenset(
+    {"title", "script", "style", "noscript", "template", "svg", "math", "iframe", "object"}
+)
+"""Elements whose contents are never rendered (their tail text, which follows them, still is).
+
+``<head>`` itself is not skipped: it holds no text once these are gone, except body content that
+libxml2 (unlike an HTML5 parser) leaves in ``<head>``, e.g. a ``<nav>`` after an unclosed head.
+"""
+
+_OPEN: Final = 0
+_CLOSE: Final = 1
+TEXT_EVENT: Final = 2
+"""The kind of `walk_visible` event that carries text."""
+_TEXT: Final = TEXT_EVENT
+
+
+def _tag(element: Any) -> str:
+    tag = element.tag
+    return tag.lower() if isinstance(tag, str) else ""
+
+
+def walk_visible(root: Any) -> Iterator[tuple[int, Any]]:
+    """Yield a parsed page's visible content in order: (`_OPEN`, element), (`_TEXT`, text), (`_CLOSE`, element).
+
+    Skipped elements, comments and processing instructions are not entered; their tail text is yielded.
+    """
+    # Iterative depth-first walk: deeply nested pages would overflow recursion.
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, closing = stack.pop()
+        if closing:
+            yield _CLOSE, node
+        else:
+            name = _tag(node)
+            if name and name not in SKIPPED_TAGS:
+                yield _OPEN, node
+                if node.text:
+                    yield _TEXT, node.text
+                stack.append((node, True))
+                stack.extend((child, False) for child in reversed(node))
+                continue
+        if node.tail and node is not root:
+            yield _TEXT, node.tail
+
+
+def _collapse(text: str) -> str:
+    """Collapse runs of whitespace (Unicode, including no-break space) to one space; strip."""
+    return " ".join(text.split())
+
+
+def render_block_lines(root: Any) -> list[str]:
+    """Render a parsed page to its visible text, one line per block-level element (boilerplate kept).
+
+    >>> from lxml import etree
+    >>> render_block_lines(etree.HTML("<nav><a href=/>Home</a></nav><p>One <a href=x>link</a>.<br>Two</p>"))
+    ['Home', 'One link.', 'Two']
+    """
+    lines: list[str] = []
+    parts: list[str] = []
+    for event, item in walk_visible(root):
+        if event == _TEXT:
+            parts.append(item)
+        elif _tag(item) in BLOCK_TAGS:
+            if line := _collapse("".join(parts)):
+                lines.append(line)
+            parts.clear()
+    if line := _collapse("".join(parts)):
+        lines.append(line)
+    return lines
+
+
+_NEGATIVE_NAMES: Final = re.compile(
+    r"comment|related|share|social|foot|header|nav|menu|sidebar|widget|promo|sponsor|newsletter|subscri|"
+    r"author|bio|byline|caption|credit|breadcrumb|banner|advert|\bads?\b|tag|meta|tool|popup|modal|cookie|"
+    r"signup|login|search|recommend|trending|popular|more|teaser|card|list|rail|outbrain|taboola|disclaimer",
+    re.IGNORECASE,
+)
+"""Words of class and id attributes that mark page furniture (menus, widgets, comments, promotions)."""
+_POSITIVE_NAMES: Final = re.compile(r"article|body|content|entry|main|post|text|story|blog|prose|rich|paragraph", re.I)
+"""Words of class and id attributes that mark an article's body."""
+_BLOCK_KINDS: Final = ("p", "li", "heading", "cell", "div", "other")
+_LANDMARKS: Final = (
+    "nav", "header", "footer", "aside", "form", "article", "main", "figure", "table", "ul", "blockquote", "section",
+)  # fmt: skip
+_FAR: Final = 30.0
+"""Distance given when no enclosing element's name matches."""
+
+DOM_FEATURES: Final[tuple[str, ...]] = (
+    "link_share",
+    "depth",
+    "furniture_name_distance",
+    "body_name_distance",
+    "furniture_names",
+    "body_names",
+    "parent_words",
+    "grandparent_words",
+    "parent_paragraphs",
+    "own_furniture_name",
+    "own_body_name",
+    *(f"block_{kind}" for kind in _BLOCK_KINDS),
+    *(f"inside_{name}" for name in _LANDMARKS),
+)
+"""What the markup says of each rendered line (`render_page_lines`): links, nesting and names around it."""
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    """A page's lines as `render_block_lines` cuts them, with `DOM_FEATURES` rows for each."""
+
+    lines: list[str]
+    context: list[list[float]]
+
+
+def _names(element: Any) -> str:
+    return " ".join(value for value in (element.get("class"), element.get("id")) if value)
+
+
+def _block_kind(tag: str) -> str:
+    if tag in ("p", "li", "div"):
+        return tag
+    if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
+        return "heading"
+    return "cell" if tag in ("td", "th") else "other"
+
+
+def render_page_lines(root: Any) -> RenderedPage:
+    """Render a parsed page one line per block (as `render_block_lines`), with what its markup says of each line.
+
+    A line's context is that of the elements open at its first visible character: the share of
+    its characters inside links, its depth, how near an enclosing element whose class or id names
+    page furniture or an article body, the visible words of its block's parent and grandparent
+    (an article's paragraphs share a large parent), and the landmarks (`nav`, `footer`, ...) around it.
+
+    >>> from lxml import etree
+    >>> page = render_page_lines(
+    ...     etree.HTML('<div class="menu"><a href=/>Home</a></div><article><p>A b c.</p></article>'))
+    >>> page.lines, [row[DOM_FEATURES.index("link_share")] for row in page.context]
+    (['Home', 'A b c.'], [1.0, 0.0])
+    >>> [row[DOM_FEATURES.index("inside_article")] for row in page.context]
+    [0.0, 1.0]
+    """
+    open_elements: list[Any] = []
+    # Visible words under each element. Keyed by the element itself: the key keeps lxml's proxy
+    # alive, so `getparent()` returns that same object (an id() could be reused by another).
+    words: dict[Any, int] = {}
+    pending: list[tuple[str, list[Any], int, int]] = []
+    parts: list[str] = []
+    first: list[Any] | None = None
+    in_link = 0
+    link_chars = chars = 0
+
+    def end_line() -> None:
+        nonlocal first, link_chars, chars
+        if line := _collapse("".join(parts)):
+            pending.append((line, first or [], link_chars, chars))
+        parts.clear()
+        first, link_chars, chars = None, 0, 0
+
+    for event, item in walk_visible(root):
+        if event == _TEXT:
+            parts.append(item)
+            size = len(item.strip())
+            if size:
+                first = first if first is not None else list(open_elements)
+                chars += size
+                link_chars += size if in_link else 0
+                count = len(item.split())
+                for element in open_elements:
+                    words[element] = words.get(element, 0) + count
+        elif event == _OPEN:
+            if _tag(item) in BLOCK_TAGS:
+                end_line()
+            open_elements.append(item)
+            in_link += _tag(item) == "a"
+        else:
+            open_elements.pop()
+            in_link -= _tag(item) == "a"
+            if _tag(item) in BLOCK_TAGS:
+                end_line()
+    end_line()
+    lines = [line for line, *_ in pending]
+    context = [_line_context(chain, link, total, words) for _, chain, link, total in pending]
+    return RenderedPage(lines, context)
+
+
+def _line_context(chain: list[Any], link_chars: int, chars: int, words: dict[Any, int]) -> list[float]:
+    blocks = [element for element in chain if _tag(element) in BLOCK_TAGS]
+    block = blocks[-1] if blocks else None
+    kind = _block_kind(_tag(block)) if block is not None else "other"
+    furniture_distance = body_distance = _FAR
+    furniture = body = 0
+    for distance, element in enumerate(reversed(chain)):
+        names = _names(element)
+        if not names:
+            continue
+        if _NEGATIVE_NAMES.search(names):
+            furniture += 1
+            furniture_distance = min(furniture_distance, distance)
+        if _POSITIVE_NAMES.search(names):
+            body += 1
+            body_distance = min(body_distance, distance)
+    parent = block.getparent() if block is not None else None
+    grandparent = parent.getparent() if parent is not None else None
+    tags = {_tag(element) for element in chain}
+    own = _names(chain[-1]) if chain else ""
+    return [
+        round(link_chars / max(chars, 1), 4),
+        float(len(chain)),
+        furniture_distance,
+        body_distance,
+        float(furniture),
+        float(body),
+        round(math.log1p(words.get(parent, 0)), 4) if parent is not None else 0.0,
+        round(math.log1p(words.get(grandparent, 0)), 4) if grandparent is not None else 0.0,
+        float(sum(1 for child in parent if _tag(child) == "p")) if parent is not None else 0.0,
+        float(bool(_NEGATIVE_NAMES.search(own))),
+        float(bool(_POSITIVE_NAMES.search(own))),
+        *(float(kind == name) for name in _BLOCK_KINDS),
+        *(float(name in tags) for name in _LANDMARKS),
+    ]
 
 
 def _clean(value: Any) -> str | None:
@@ -212,3 +449,37 @@ def extract_main_content(
         url=_clean(metadata.url) or url,
         site_name=_clean(metadata.sitename),
     )
+
+
+def extract_page_lines(html: str, url: str | None = None, fetched: str | None = None) -> ExtractedPage:
+    """Return a whole page rendered one line per block, with each line's `DOM_FEATURES`, and its metadata.
+
+    Nothing is removed here: the boilerplate stage's rules and its line classifier for HTML
+    pages (which reads the markup's context too) choose the article's lines, and log each removal.
+
+    >>> page = extract_page_lines("<html><head><title>Rain due</title></head><body><nav><a href=/>Home</a></nav>"
+    ...                           "<p>Heavy rain is expected on Monday.</p></body></html>")
+    >>> page.text, page.title, len(page.line_context or [])
+    ('Home\\nHeavy rain is expected on Monday.', 'Rain due', 2)
+    """
+    tree = load_html(html)
+    rendered = render_page_lines(tree) if tree is not None else None
+    if tree is None or rendered is None or not rendered.lines:
+        raise NoMainContentError("HTML page with no visible text")
+    metadata = page_metadata(tree, url, (fetched or _LATEST_DATE)[:10])
+    return ExtractedPage(
+        text="\n".join(rendered.lines),
+        title=_clean(metadata.title),
+        author=_clean(metadata.author),
+        date=_clean(metadata.date),
+        url=_clean(metadata.url) or url,
+        site_name=_clean(metadata.sitename),
+        line_context=rendered.context,
+    )
+
+
+def extract_page(html: str, cfg: HtmlConfig, url: str | None = None, fetched: str | None = None) -> ExtractedPage:
+    """Return a page's text and metadata as `html.main_content` says: trafilatura's choice or the whole page's lines."""
+    if cfg.main_content == "lines":
+        return extract_page_lines(html, url, fetched)
+    return extract_main_content(html, cfg, url, fetched)

@@ -37,6 +37,8 @@ import numpy.typing as npt
 MODEL_FORMAT: Final = "pipeline-line-classifier"
 MODEL_FORMAT_VERSION: Final = 3
 DEFAULT_MODEL_PATH: Final[Path] = Path(__file__).resolve().parent.parent / "models" / "line_classifier.json"
+DEFAULT_PAGE_MODEL_PATH: Final[Path] = DEFAULT_MODEL_PATH.with_name("page_line_classifier.json")
+"""The model for whole HTML pages (`html.main_content = "lines"`): the same features and each line's markup context."""
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -754,6 +756,8 @@ class LineClassifier:
     lexicon: Lexicon
     threshold: float
     version: str
+    context_features: tuple[str, ...] = ()
+    """Columns given besides the text's own (`boilerplate_scores`' `context`): for HTML pages, what the markup says."""
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> LineClassifier:
@@ -761,10 +765,9 @@ class LineClassifier:
         lightgbm = _import_lightgbm()
         if document.get("format") != MODEL_FORMAT or document.get("format_version") != MODEL_FORMAT_VERSION:
             raise ValueError(f"not a {MODEL_FORMAT} v{MODEL_FORMAT_VERSION} model")
-        if (
-            tuple(document["features"]) != FIRST_STAGE_FEATURES
-            or tuple(document["stacked_features"]) != STACKED_FEATURES
-        ):
+        features = tuple(document["features"])
+        context = features[len(FEATURES) : len(features) - len(LEXICAL_FEATURES)]
+        if features != FEATURES + context + LEXICAL_FEATURES or tuple(document["stacked_features"]) != STACKED_FEATURES:
             raise ValueError("the model was trained on other features; retrain it")
         weights = document["lexicon"]
         if not isinstance(weights, dict) or not all(isinstance(w, int | float) for w in weights.values()):
@@ -775,24 +778,36 @@ class LineClassifier:
             lexicon=Lexicon({str(gram): float(weight) for gram, weight in weights.items()}),
             threshold=float(document["threshold"]),
             version=str(document["version"]),
+            context_features=context,
         )
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_MODEL_PATH) -> LineClassifier:
-        """Load a model file (JSON holding LightGBM text dumps); raise ValueError naming it if unusable."""
+    def load(cls, path: Path = DEFAULT_MODEL_PATH, context_features: tuple[str, ...] = ()) -> LineClassifier:
+        """Load a model file (JSON holding LightGBM text dumps); raise ValueError naming it if unusable.
+
+        `context_features` are the context columns the caller will give; a model reading others is refused.
+        """
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
-            return cls.from_json(document)
+            classifier = cls.from_json(document)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ValueError(f"line classifier model {path}: {error}") from error
+        if classifier.context_features != context_features:
+            raise ValueError(f"line classifier model {path}: it reads other context columns; retrain it")
+        return classifier
 
     def boilerplate_scores(
-        self, features: FloatArray, keys: Sequence[str], rows: Sequence[int] | None = None
+        self,
+        features: FloatArray,
+        keys: Sequence[str],
+        rows: Sequence[int] | None = None,
+        context: FloatArray | None = None,
     ) -> FloatArray:
         """Return each line's probability of being boilerplate (first stage, then stacked).
 
         `features` are `line_features`' rows and `keys` the same lines' keys (`line_key`), which
-        the lexicon reads. `rows`, when given, are the only rows (in that order) whose scores are
+        the lexicon reads; `context`, for a model with `context_features`, those columns of the
+        same lines. `rows`, when given, are the only rows (in that order) whose scores are
         wanted: the first stage still scores every line, since the second reads the scores around each.
         """
         wanted = range(len(features)) if rows is None else rows
@@ -800,7 +815,12 @@ class LineClassifier:
             return np.zeros(0)
         if len(keys) != len(features):
             raise ValueError(f"{len(keys)} line keys for {len(features)} rows of features")
-        first_input = np.hstack([features, self.lexicon.features(keys)])
+        columns = [features]
+        if self.context_features:
+            if context is None or context.shape != (len(features), len(self.context_features)):
+                raise ValueError(f"the model reads {len(self.context_features)} context columns for each line")
+            columns.append(context)
+        first_input = np.hstack([*columns, self.lexicon.features(keys)])
         first = np.asarray(self.first.predict(first_input, num_threads=1), dtype=np.float64)
         stacked = stacked_features(first_input, first, rows)
         return np.asarray(self.second.predict(stacked, num_threads=1), dtype=np.float64)
@@ -827,3 +847,9 @@ def _import_lightgbm() -> Any:
 def default_classifier() -> LineClassifier:
     """Return the model shipped with the package, loaded once per process."""
     return LineClassifier.load()
+
+
+@cache
+def default_page_classifier(context_features: tuple[str, ...]) -> LineClassifier:
+    """Return the shipped model for whole HTML pages, which reads `context_features` too, loaded once per process."""
+    return LineClassifier.load(DEFAULT_PAGE_MODEL_PATH, context_features)
