@@ -276,6 +276,16 @@ class PipelineConfig(_Section):
     corpus: CorpusConfig = CorpusConfig()
     report: ReportConfig = ReportConfig()
 
+    @model_validator(mode="after")
+    def _whole_pages_are_cleaned(self) -> PipelineConfig:
+        cleaning = self.boilerplate
+        if self.html.main_content == "lines" and not (cleaning.enabled and cleaning.rules.line_classifier):
+            raise ValueError(
+                'html.main_content = "lines" needs boilerplate.enabled and boilerplate.rules.line_classifier: '
+                "without the page classifier whole pages, menus and all, would go into the corpus"
+            )
+        return self
+
     def canonical_json(self) -> str:
         """Return the config as canonical JSON: what the config hash is taken over."""
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

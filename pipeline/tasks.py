@@ -462,6 +462,9 @@ class StripBoilerplate(RunShardTask):
         # benchmarks/boilerplate_quality.py).
         if line_context is not None:
             classifier = self._page_classifier
+            lines = text.count("\n") + 1
+            if len(line_context) != lines:  # the reader and repair keep one row per line
+                raise ValueError(f"{len(line_context)} rows of line context for {lines} lines")
         else:
             classifier = self._classifier if record.get("extractor") is None else None
         # Only the classifier reads the language (for its stop list); the rules do not. It is read

@@ -32,10 +32,11 @@ from pipeline.steps.line_classifier import (
     default_page_classifier,
     line_features,
 )
+from pipeline.storage import read_records
 from pipeline.tasks import preload_models
 from pipeline.training import PAGE_RENDERING, page_lexicon, prepare_pages, train_models
 from tests.conftest import SEEDS, Run, run_pipeline
-from tests.samples import eval_dir
+from tests.samples import WarcPage, eval_dir, write_warc, zstd
 
 BIO = "Jane Roe covers city hall for the Daily Planet and has written about local politics since 2009."
 PROMO = "Support independent local journalism with a subscription to the Daily Planet today."
@@ -372,21 +373,35 @@ def test_html_pages_rendered_whole_are_cleaned_by_the_page_classifier(
     """With `html.main_content = "lines"`, the page's lines go through the rules and the page classifier."""
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    pages = some_pages[:10]
-    for page in pages:
+    pages = some_pages[:12]
+    sources = {}
+    for page in pages[:8]:
         (inputs / f"{page.file_id}.html").write_text(page.html, encoding="utf-8")
+        sources[page.file_id] = f"{page.file_id}.html"
+    warc = [WarcPage(f"https://site{n}.example/story", page.html.encode("utf-8")) for n, page in enumerate(pages[8:10])]
+    (inputs / "crawl.warc.gz").write_bytes(write_warc(warc, compress=True, with_requests=False))
+    sources.update({page.file_id: f"crawl.warc.gz#{n}" for n, page in enumerate(pages[8:10], 2)})  # after warcinfo
+    dump = "".join(json.dumps({"text": page.html}) + "\n" for page in pages[10:])
+    (inputs / "dump.jsonl").write_text(dump, encoding="utf-8")
+    sources.update({page.file_id: f"dump.jsonl#{n}" for n, page in enumerate(pages[10:], 1)})
     config = {"html": {"main_content": "lines"}}
     run = run_pipeline(tmp_path / "output", "run", "--input", str(inputs), config=config)
     assert run.returncode == 0, run.stderr
     decisions = _removed(run, "line_classifier")
-    assert {row["source"] for row in decisions} == {f"{page.file_id}.html" for page in pages}
+    assert {row["source"] for row in decisions} == set(sources.values())
     threshold = default_page_classifier(DOM_FEATURES).threshold
     assert all(threshold <= float(str(row["score"])) <= 1.0 for row in decisions)
+    # The context rides along to the stripping, and no further.
+    for stage, has_context in (("02_repaired", True), ("03_stripped", False), ("04_sentences", False)):
+        for path in (run.output / stage).rglob("*.jsonl.zst"):
+            with zstd.open(path, "rt", encoding="utf-8") as handle:
+                records = [record for record in read_records(handle) if record["status"] == "ok"]
+            assert records and all(("line_context" in record) == has_context for record in records), path
     manifest = {row["source"]: row for row in run.table("manifest")}
     texts = run.texts()
     raw, cleaned = [], []
     for page in pages:
-        source = f"{page.file_id}.html"
+        source = sources[page.file_id]
         assert manifest[source]["status"] == "kept", source
         raw.append(word_prf(extract_page_lines(page.html).text, page.main_content)[2])
         cleaned.append(word_prf(texts[source], page.main_content)[2])

@@ -38,6 +38,8 @@ def test_fingerprints_follow_only_their_sections() -> None:
         ({"corpus": {"name": "a\nb"}}, "corpus.name"),
         ({"nonsense": {}}, "nonsense: unknown key"),
         ({"input": {"files_per_shard": "many"}}, "input.files_per_shard"),
+        ({"html": {"main_content": "lines"}, "boilerplate": {"rules": {"line_classifier": False}}}, "main_content"),
+        ({"html": {"main_content": "readability"}}, "html.main_content"),
     ],
 )
 def test_bad_values_are_refused_with_the_key(data: dict[str, dict[str, object]], message: str) -> None:

@@ -176,7 +176,7 @@ _BLOCK_KINDS: Final = ("p", "li", "heading", "cell", "div", "other")
 _LANDMARKS: Final = (
     "nav", "header", "footer", "aside", "form", "article", "main", "figure", "table", "ul", "blockquote", "section",
 )  # fmt: skip
-_FAR: Final = 30.0
+_FAR: Final = 30
 """Distance given when no enclosing element's name matches."""
 
 DOM_FEATURES: Final[tuple[str, ...]] = (
@@ -231,7 +231,7 @@ def render_page_lines(root: Any) -> RenderedPage:
     >>> page.lines, [row[DOM_FEATURES.index("link_share")] for row in page.context]
     (['Home', 'A b c.'], [1.0, 0.0])
     >>> [row[DOM_FEATURES.index("inside_article")] for row in page.context]
-    [0.0, 1.0]
+    [0, 1]
     """
     open_elements: list[Any] = []
     # Visible words under each element. Keyed by the element itself: the key keeps lxml's proxy
@@ -273,11 +273,15 @@ def render_page_lines(root: Any) -> RenderedPage:
                 end_line()
     end_line()
     lines = [line for line, *_ in pending]
-    context = [_line_context(chain, link, total, words) for _, chain, link, total in pending]
+    paragraphs: dict[Any, int] = {}  # `<p>` children of each parent, counted once: a list of N items costs N
+    context = [_line_context(chain, link, total, words, paragraphs) for _, chain, link, total in pending]
     return RenderedPage(lines, context)
 
 
-def _line_context(chain: list[Any], link_chars: int, chars: int, words: dict[Any, int]) -> list[float]:
+def _line_context(
+    chain: list[Any], link_chars: int, chars: int, words: dict[Any, int], paragraphs: dict[Any, int]
+) -> list[float]:
+    """Return a line's `DOM_FEATURES` row (whole numbers as `int`, so a record's JSON stays short)."""
     blocks = [element for element in chain if _tag(element) in BLOCK_TAGS]
     block = blocks[-1] if blocks else None
     kind = _block_kind(_tag(block)) if block is not None else "other"
@@ -295,22 +299,24 @@ def _line_context(chain: list[Any], link_chars: int, chars: int, words: dict[Any
             body_distance = min(body_distance, distance)
     parent = block.getparent() if block is not None else None
     grandparent = parent.getparent() if parent is not None else None
+    if parent is not None and parent not in paragraphs:
+        paragraphs[parent] = sum(1 for child in parent if _tag(child) == "p")
     tags = {_tag(element) for element in chain}
     own = _names(chain[-1]) if chain else ""
     return [
         round(link_chars / max(chars, 1), 4),
-        float(len(chain)),
+        len(chain),
         furniture_distance,
         body_distance,
-        float(furniture),
-        float(body),
-        round(math.log1p(words.get(parent, 0)), 4) if parent is not None else 0.0,
-        round(math.log1p(words.get(grandparent, 0)), 4) if grandparent is not None else 0.0,
-        float(sum(1 for child in parent if _tag(child) == "p")) if parent is not None else 0.0,
-        float(bool(_NEGATIVE_NAMES.search(own))),
-        float(bool(_POSITIVE_NAMES.search(own))),
-        *(float(kind == name) for name in _BLOCK_KINDS),
-        *(float(name in tags) for name in _LANDMARKS),
+        furniture,
+        body,
+        round(math.log1p(words.get(parent, 0)), 4) if parent is not None else 0,
+        round(math.log1p(words.get(grandparent, 0)), 4) if grandparent is not None else 0,
+        paragraphs[parent] if parent is not None else 0,
+        int(bool(_NEGATIVE_NAMES.search(own))),
+        int(bool(_POSITIVE_NAMES.search(own))),
+        *(int(kind == name) for name in _BLOCK_KINDS),
+        *(int(name in tags) for name in _LANDMARKS),
     ]
 
 
