@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterator
 from copy import deepcopy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import trafilatura
@@ -273,14 +273,34 @@ def render_page_lines(root: Any) -> RenderedPage:
                 end_line()
     end_line()
     lines = [line for line, *_ in pending]
-    paragraphs: dict[Any, int] = {}  # `<p>` children of each parent, counted once: a list of N items costs N
-    context = [_line_context(chain, link, total, words, paragraphs) for _, chain, link, total in pending]
+    known = _KnownElements(words)
+    context = [_line_context(chain, link, total, known) for _, chain, link, total in pending]
     return RenderedPage(lines, context)
 
 
-def _line_context(
-    chain: list[Any], link_chars: int, chars: int, words: dict[Any, int], paragraphs: dict[Any, int]
-) -> list[float]:
+@dataclass
+class _KnownElements:
+    """What is known of a page's elements, each found once (lines share their ancestors), keyed by element."""
+
+    words: dict[Any, int]
+    """Visible words under each element."""
+    paragraphs: dict[Any, int] = field(default_factory=dict)
+    """`<p>` children of each parent: counted once, so a list of N items costs N, not N squared."""
+    names: dict[Any, tuple[bool, bool]] = field(default_factory=dict)
+    """Whether each element's class or id names page furniture, and an article body."""
+
+    def named(self, element: Any) -> tuple[bool, bool]:
+        found = self.names.get(element)
+        if found is None:
+            names = _names(element)
+            found = (
+                (bool(_NEGATIVE_NAMES.search(names)), bool(_POSITIVE_NAMES.search(names))) if names else (False, False)
+            )
+            self.names[element] = found
+        return found
+
+
+def _line_context(chain: list[Any], link_chars: int, chars: int, known: _KnownElements) -> list[float]:
     """Return a line's `DOM_FEATURES` row (whole numbers as `int`, so a record's JSON stays short)."""
     blocks = [element for element in chain if _tag(element) in BLOCK_TAGS]
     block = blocks[-1] if blocks else None
@@ -288,21 +308,19 @@ def _line_context(
     furniture_distance = body_distance = _FAR
     furniture = body = 0
     for distance, element in enumerate(reversed(chain)):
-        names = _names(element)
-        if not names:
-            continue
-        if _NEGATIVE_NAMES.search(names):
+        is_furniture, is_body = known.named(element)
+        if is_furniture:
             furniture += 1
             furniture_distance = min(furniture_distance, distance)
-        if _POSITIVE_NAMES.search(names):
+        if is_body:
             body += 1
             body_distance = min(body_distance, distance)
     parent = block.getparent() if block is not None else None
     grandparent = parent.getparent() if parent is not None else None
-    if parent is not None and parent not in paragraphs:
-        paragraphs[parent] = sum(1 for child in parent if _tag(child) == "p")
+    if parent is not None and parent not in known.paragraphs:
+        known.paragraphs[parent] = sum(1 for child in parent if _tag(child) == "p")
     tags = {_tag(element) for element in chain}
-    own = _names(chain[-1]) if chain else ""
+    own = known.named(chain[-1]) if chain else (False, False)
     return [
         round(link_chars / max(chars, 1), 4),
         len(chain),
@@ -310,11 +328,11 @@ def _line_context(
         body_distance,
         furniture,
         body,
-        round(math.log1p(words.get(parent, 0)), 4) if parent is not None else 0,
-        round(math.log1p(words.get(grandparent, 0)), 4) if grandparent is not None else 0,
-        paragraphs[parent] if parent is not None else 0,
-        int(bool(_NEGATIVE_NAMES.search(own))),
-        int(bool(_POSITIVE_NAMES.search(own))),
+        round(math.log1p(known.words.get(parent, 0)), 4) if parent is not None else 0,
+        round(math.log1p(known.words.get(grandparent, 0)), 4) if grandparent is not None else 0,
+        known.paragraphs[parent] if parent is not None else 0,
+        int(own[0]),
+        int(own[1]),
         *(int(kind == name) for name in _BLOCK_KINDS),
         *(int(name in tags) for name in _LANDMARKS),
     ]
