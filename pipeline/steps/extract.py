@@ -8,6 +8,11 @@ The page is parsed once; trafilatura extracts the text from a copy of the tree a
 metadata is read from the tree itself, only for a page with main content. The metadata is
 what trafilatura's `extract_metadata` finds for the fields the pipeline keeps, at a fraction
 of its cost (see `page_metadata`).
+
+With `html.main_content = "lines"` the page is not cut down here: `extract_page_lines` renders
+it whole, one line per block element (`render_page_lines`, the rendering the quality benchmark's
+plain text is made with), and gives every line what its markup says (`DOM_FEATURES`), for the
+boilerplate stage's page classifier to choose the article's lines.
 """
 
 from __future__ import annotations
@@ -105,7 +110,6 @@ _OPEN: Final = 0
 _CLOSE: Final = 1
 TEXT_EVENT: Final = 2
 """The kind of `walk_visible` event that carries text."""
-_TEXT: Final = TEXT_EVENT
 
 
 def _tag(element: Any) -> str:
@@ -114,7 +118,7 @@ def _tag(element: Any) -> str:
 
 
 def walk_visible(root: Any) -> Iterator[tuple[int, Any]]:
-    """Yield a parsed page's visible content in order: (`_OPEN`, element), (`_TEXT`, text), (`_CLOSE`, element).
+    """Yield a parsed page's visible content in order: (`_OPEN`, element), (`TEXT_EVENT`, text), (`_CLOSE`, element).
 
     Skipped elements, comments and processing instructions are not entered; their tail text is yielded.
     """
@@ -129,12 +133,12 @@ def walk_visible(root: Any) -> Iterator[tuple[int, Any]]:
             if name and name not in SKIPPED_TAGS:
                 yield _OPEN, node
                 if node.text:
-                    yield _TEXT, node.text
+                    yield TEXT_EVENT, node.text
                 stack.append((node, True))
                 stack.extend((child, False) for child in reversed(node))
                 continue
         if node.tail and node is not root:
-            yield _TEXT, node.tail
+            yield TEXT_EVENT, node.tail
 
 
 def _collapse(text: str) -> str:
@@ -152,7 +156,7 @@ def render_block_lines(root: Any) -> list[str]:
     lines: list[str] = []
     parts: list[str] = []
     for event, item in walk_visible(root):
-        if event == _TEXT:
+        if event == TEXT_EVENT:
             parts.append(item)
         elif _tag(item) in BLOCK_TAGS:
             if line := _collapse("".join(parts)):
@@ -251,7 +255,7 @@ def render_page_lines(root: Any) -> RenderedPage:
         first, link_chars, chars = None, 0, 0
 
     for event, item in walk_visible(root):
-        if event == _TEXT:
+        if event == TEXT_EVENT:
             parts.append(item)
             size = len(item.strip())
             if size:
