@@ -38,11 +38,11 @@ from pipeline.training import (  # noqa: E402
     LEXICON_MIN_SITES,
     PAGE_RENDERING,
     RENDERINGS,
-    ROUNDS,
     best_threshold,
     cross_validated_scores,
     model_document,
     prepare_pages,
+    stage_boosting,
     train_models,
 )
 
@@ -83,7 +83,7 @@ def main() -> int:
         + ("whole HTML pages with their markup context" if args.page else "both plain-text renderings"),
         "pages": len(labelled),
         "pages_digest": hashlib.sha256(ids.encode()).hexdigest()[:16],
-        "rounds_per_stage": ROUNDS,
+        "rounds": [stage.rounds for stage in stage_boosting(pages)],
         "lexicon_min_sites": LEXICON_MIN_SITES,
         "lexicon_grams": len(models.lexicon.weights),
         "cross_validated_f1_lines_only": cv,
