@@ -34,7 +34,14 @@ from pipeline.steps.line_classifier import (
 )
 from pipeline.storage import read_records
 from pipeline.tasks import preload_models
-from pipeline.training import PAGE_RENDERING, page_lexicon, prepare_pages, train_models
+from pipeline.training import (
+    PAGE_BOOSTING,
+    PAGE_RENDERING,
+    PLAIN_BOOSTING,
+    page_lexicon,
+    prepare_pages,
+    train_models,
+)
 from tests.conftest import SEEDS, Run, run_pipeline
 from tests.samples import WarcPage, eval_dir, write_warc, zstd
 
@@ -216,6 +223,16 @@ def test_training_is_deterministic(some_pages: list[LabelledPage]) -> None:
     assert models[0].lexicon.to_json() == models[1].lexicon.to_json()
     assert models[0].lexicon.weights  # 24 pages share enough phrases to weigh some
     assert models[0].first.num_feature() == len(FIRST_STAGE_FEATURES)
+    assert [models[0].first.num_trees(), models[0].second.num_trees()] == [stage.rounds for stage in PLAIN_BOOSTING]
+
+
+def test_shipped_models_have_the_trees_training_names_for_them() -> None:
+    # A change to a model's boosting in `pipeline/training.py` must come with the model retrained.
+    for classifier, boosting in (
+        (default_classifier(), PLAIN_BOOSTING),
+        (default_page_classifier(DOM_FEATURES), PAGE_BOOSTING),
+    ):
+        assert [classifier.first.num_trees(), classifier.second.num_trees()] == [stage.rounds for stage in boosting]
 
 
 def test_lexicon_keeps_only_phrases_shared_by_several_sites(some_pages: list[LabelledPage]) -> None:
