@@ -237,13 +237,18 @@ def page_lexicon(pages: Sequence[PageLines], min_sites: int = LEXICON_MIN_SITES)
 
 def first_stage_names(pages: Sequence[PageLines]) -> tuple[str, ...]:
     """Return the first stage's columns for these pages: line features, context columns if any, the lexicon's."""
-    context = DOM_FEATURES if pages and pages[0].context.shape[1] else ()
+    context = DOM_FEATURES if _carry_markup(pages) else ()
     return FEATURES + context + LEXICAL_FEATURES
 
 
 def stage_boosting(pages: Sequence[PageLines]) -> tuple[Boosting, Boosting]:
     """Return both stages' boosting for these pages: the whole-page model's if they carry markup context."""
-    return PAGE_BOOSTING if pages and pages[0].context.shape[1] else PLAIN_BOOSTING
+    return PAGE_BOOSTING if _carry_markup(pages) else PLAIN_BOOSTING
+
+
+def _carry_markup(pages: Sequence[PageLines]) -> bool:
+    """Return whether these pages are whole HTML pages, whose lines carry markup context columns."""
+    return bool(pages) and pages[0].context.shape[1] > 0
 
 
 def _first_stage_input(page: PageLines, lexicon: Lexicon) -> FloatArray:
