@@ -71,6 +71,12 @@ class CorpusSpec:
     docs_per_site: int = 40
     near_copy_rate: float = 0.10
     substitution: float = 0.3
+    """Share of an original's words replaced. Two originals of one template article keep ~70% of
+    its words each, so their sentences share ~29% of their character 5-grams (Jaccard) and 5.1% of
+    such pairs share an LSH band: each sentence's dedup candidates grow with the number of originals
+    made from its article, ~0.057 per 1,000 documents from the 694 text templates. Far past 100k
+    documents that growth, not the pipeline's index, sets the dedup stage's cost; at 0.5 the
+    pairs share 14% of their 5-grams and 0.24% share a band (measured on 60 articles' sentences)."""
     median_words: int = 650
     templates: int | None = None
     """Use only the first N WCXB pages (tests); None for all."""

@@ -26,7 +26,8 @@ ratios to baselines measured in the same invocation.
 Usage:
   python benchmarks/throughput.py          # --sizes 1000,10000 --html-sizes 1000; 1 worker at 1000 only
   python benchmarks/throughput.py --sizes 100000 --paths text --workers 2 --no-datatrove
-  python benchmarks/throughput.py --sizes 1000000 --paths text --workers 2 --no-datatrove --no-baselines --resume
+  python benchmarks/throughput.py --sizes 1000000 --paths text --workers 2 --no-datatrove --no-baselines --resume \
+      --substitution 0.5  # see `CorpusSpec.substitution`
   python benchmarks/throughput.py --sizes 1000 --paths text --profile  # py-spy of one run, summarised
 """
 
@@ -467,6 +468,13 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "pipeline-throughput")
     parser.add_argument("--config", type=Path, default=None, help="pipeline config file (default: embedded defaults)")
+    parser.add_argument(
+        "--substitution",
+        type=float,
+        default=CorpusSpec.substitution,
+        help="share of an original's words replaced (see benchmarks/news_corpus.py); raise it for corpora far "
+        "past 100k documents, where originals of one template article would otherwise collide in dedup",
+    )
     parser.add_argument("--no-datatrove", action="store_true", help="skip datatrove (and its install)")
     parser.add_argument("--no-baselines", action="store_true", help="skip bare trafilatura and ftfy")
     parser.add_argument(
@@ -493,10 +501,10 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores; load average at start {os.getloadavg()}; command: {' '.join(sys.argv)}")
     rows: list[Row] = []
     for path, size in plan:
-        corpus = build_corpus(CorpusSpec(path, size), args.work)  # type: ignore[arg-type]
+        corpus = build_corpus(CorpusSpec(path, size, substitution=args.substitution), args.work)  # type: ignore[arg-type]
         print(
             f"\n{path} corpus: {corpus.documents:,} documents, {corpus.bytes / MB:.1f} MB, {corpus.sites} sites, "
-            f"{corpus.near_copies} near-copies, in {corpus.folder}",
+            f"{corpus.near_copies} near-copies, substitution {corpus.spec['substitution']}, in {corpus.folder}",
             flush=True,
         )
         for n in workers:
