@@ -815,14 +815,20 @@ class RunSurvivorStore:
         return self._columns[1]
 
     def close(self) -> None:
-        """Close the column files, remove the tiers, write `meta.json` (rows, bands, keys digest)."""
+        """Close the column files, remove the tiers, write `meta.json` (rows, bands, keys digest).
+
+        The files are synced to disk: the folder is renamed into place next, and a later run
+        commits what it holds to the index.
+        """
         for handle in self._files.values():
+            handle.flush()
+            os.fsync(handle.fileno())
             handle.close()
         self._columns = None
         self._memory = []
         shutil.rmtree(self.folder / "tiers", ignore_errors=True)
         meta = {"rows": self._rows, "bands": self.bands, "keys_sha256": self._digest.hexdigest()}
-        (self.folder / _SPILL_META).write_text(json.dumps(meta, sort_keys=True) + "\n", encoding="utf-8")
+        _write_synced(self.folder / _SPILL_META, (json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def _tier_rows(tier: _Tier) -> int:

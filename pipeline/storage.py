@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import IO, Any, Final, TextIO
 
 import luigi.format
+import luigi.local_target
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -193,6 +194,33 @@ class ZstdFormat(luigi.format.Format):
     @classmethod
     def pipe_writer(cls, output_pipe: Any) -> zstd.ZstdFile:
         return _PipeClosingZstdFile(output_pipe, writing=True)
+
+
+class _SyncedAtomicFile(luigi.local_target.atomic_file):
+    """Luigi's atomic file, synced to disk before it is renamed into place, the rename then made durable."""
+
+    def move_to_final_destination(self) -> None:
+        temporary, final = Path(self.tmp_path), Path(self.path)
+        with temporary.open("rb") as handle:
+            os.fsync(handle.fileno())
+        temporary.replace(final)
+        fsync_folder(final.parent)
+
+
+class SyncedLocalTarget(luigi.LocalTarget):
+    """A `luigi.LocalTarget` whose file, written with `open("w")`, is on disk before its name is (every task output).
+
+    Luigi renames its temporary file over the target without syncing it first, so a machine that
+    loses power soon after can come back with the name on an empty or cut file, which every later
+    run would take for a finished output. Syncing costs ~2 ms more a 3 MB shard file here.
+    """
+
+    def open(self, mode: str = "r") -> Any:
+        # Luigi's target and atomic-file methods carry no annotations.
+        if mode.replace("b", "").replace("t", "") == "w":
+            self.makedirs()  # type: ignore[no-untyped-call]
+            return self.format.pipe_writer(_SyncedAtomicFile(self.path))  # type: ignore[no-untyped-call]
+        return super().open(mode)  # type: ignore[no-untyped-call]
 
 
 STAGE_FORMAT: Final = luigi.format.UTF8 >> ZstdFormat()

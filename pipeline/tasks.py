@@ -89,6 +89,7 @@ from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import (
     STAGE_FORMAT,
     STAGE_SUFFIX,
+    SyncedLocalTarget,
     atomic_write_bytes,
     atomic_write_text,
     count_stage_records,
@@ -221,8 +222,8 @@ class ShardTask(PipelineTask):
             raise InputError(f"plan {self.plan} has {len(shards)} shards, not one numbered {self.index}")
         return shards[self.index]
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.stage_dir / f"{self.output_name()}{STAGE_SUFFIX}"), format=STAGE_FORMAT)
+    def output(self) -> SyncedLocalTarget:
+        return SyncedLocalTarget(str(self.stage_dir / f"{self.output_name()}{STAGE_SUFFIX}"), format=STAGE_FORMAT)
 
     def output_name(self) -> str:
         """Return the output file's name without its suffix."""
@@ -610,8 +611,8 @@ class CountShardLines(ShardTask):
     def requires(self) -> RepairEncoding:
         return RepairEncoding(**self.shard())
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.stage_dir / f"{self.output_name()}.parquet"), format=luigi.format.Nop)
+    def output(self) -> SyncedLocalTarget:
+        return SyncedLocalTarget(str(self.stage_dir / f"{self.output_name()}.parquet"), format=luigi.format.Nop)
 
     def run(self) -> None:
         params = _site_line_params(self.cfg)
@@ -652,8 +653,8 @@ class CountSiteLines(PlanTask):
     def requires(self) -> list[luigi.Task]:
         return [CountShardLines(**self._shard_params(index)) for index in range(len(self.load().shards))]
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.arrow"), format=luigi.format.Nop)
+    def output(self) -> SyncedLocalTarget:
+        return SyncedLocalTarget(str(self.stage_dir / f"{Path(self.plan).stem}.arrow"), format=luigi.format.Nop)
 
     @property
     def state_path(self) -> Path:
@@ -713,9 +714,9 @@ class FindDuplicates(PlanTask):
             self._index_state = index.state(self.batch) if index is not None else "none"
         return self._index_state
 
-    def output(self) -> luigi.LocalTarget:
+    def output(self) -> SyncedLocalTarget:
         name = f"{Path(self.plan).stem}-{self.batch}-{self.index_state}.jsonl"
-        return luigi.LocalTarget(str(self.stage_dir / name), format=luigi.format.UTF8)
+        return SyncedLocalTarget(str(self.stage_dir / name), format=luigi.format.UTF8)
 
     def run(self) -> None:
         documents = (
@@ -792,8 +793,8 @@ class WriteCorpus(PlanTask):
     def requires(self) -> FindDuplicates:
         return FindDuplicates(plan=self.plan, batch=self.batch, **self.common())
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.folder / BATCHES_DIR / f"{self.batch}.json"), format=luigi.format.UTF8)
+    def output(self) -> SyncedLocalTarget:
+        return SyncedLocalTarget(str(self.folder / BATCHES_DIR / f"{self.batch}.json"), format=luigi.format.UTF8)
 
     def complete(self) -> bool:
         """Done only when the batch marker names this very version, config, plan and batch."""
@@ -938,8 +939,8 @@ class WriteReport(PlanTask):
         """Return what identifies this report: the corpus's fingerprint (version, code, config, plan)."""
         return str(self.requires().run_fingerprint)
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.folder / RUN_INDEX), format=luigi.format.UTF8)
+    def output(self) -> SyncedLocalTarget:
+        return SyncedLocalTarget(str(self.folder / RUN_INDEX), format=luigi.format.UTF8)
 
     def complete(self) -> bool:
         """Done only when the run index names this very corpus and code, and the page is there."""

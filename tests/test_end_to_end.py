@@ -12,6 +12,7 @@ import luigi.task
 import pytest
 
 from pipeline import tasks
+from pipeline.storage import SyncedLocalTarget
 from tests.conftest import SEEDS, Run, run_pipeline
 
 
@@ -138,6 +139,9 @@ def test_job_shard_tasks_are_named_by_plan_and_a_task_named_by_hand_finds_their_
     config = two_shard_run.output.parent / "output-config.toml"  # where `run_pipeline` wrote the run's config
     common = {"config": str(config), "output_dir": str(two_shard_run.output)}
     graph = _task_graph(tasks.WriteReport(plan=str(plan), **common))
+    # Every task's output is on disk before its name is (see `SyncedLocalTarget`).
+    outputs = [target for task in graph.values() for target in luigi.task.flatten(task.output())]
+    assert outputs and all(isinstance(target, SyncedLocalTarget) for target in outputs)
     shard_tasks = [task for task in graph.values() if isinstance(task, tasks.ShardTask)]
     # Five stages a shard; none carries its files (a scheduler holds every task's parameters).
     assert len(shard_tasks) == 5 * len(shards) == 10

@@ -345,6 +345,37 @@ def test_stage_outputs_are_zstd_json_lines_committed_only_when_whole(
     assert not failed.exists()  # nothing under the final name; Luigi's temporary is cleared
 
 
+def test_task_outputs_are_synced_before_they_are_renamed_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from pipeline.storage import STAGE_FORMAT, SyncedLocalTarget, read_records, write_records
+
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(str(Path(f"/proc/self/fd/{fd}").readlink()))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    path = tmp_path / "stage" / f"shard{STAGE_SUFFIX}"
+    target = SyncedLocalTarget(str(path), format=STAGE_FORMAT)
+    with target.open("w") as handle:
+        write_records(handle, [{"doc_id": "a", "text": "Rain fell."}])
+        assert not synced and not path.exists()
+    # The file's own data first (under its temporary name), then its folder, holding the rename.
+    assert len(synced) == 2 and "-luigi-tmp-" in synced[0] and synced[1] == str(path.parent)
+    with target.open("r") as handle:
+        assert list(read_records(handle)) == [{"doc_id": "a", "text": "Rain fell."}]
+    failed = SyncedLocalTarget(str(tmp_path / "stage" / f"failed{STAGE_SUFFIX}"), format=STAGE_FORMAT)
+    with pytest.raises(RuntimeError), failed.open("w") as handle:
+        write_records(handle, [{"doc_id": "b"}])
+        raise RuntimeError("the step broke mid-shard")
+    assert not Path(failed.path).exists() and len(synced) == 2  # nothing committed, nothing synced
+
+
 def _encodes(text: str) -> bool:
     try:
         text.encode("utf-8")
