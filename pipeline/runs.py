@@ -38,7 +38,7 @@ from pipeline.report import (
 from pipeline.schema import Stage, Status
 from pipeline.spans import removed_spans
 from pipeline.spill import SpillCounter, SpillStore
-from pipeline.storage import STAGE_READ_ERRORS, gc_paused, open_stage_output, read_record_fields, read_records
+from pipeline.storage import gc_paused, read_record_fields, read_records, stage_records
 
 Row = dict[str, Any]
 REPORT_DIR = "report"
@@ -286,12 +286,15 @@ class FinishedRun:
 
 
 def _stage_records(path: Path, read: Callable[[TextIO], Iterator[Row]]) -> Iterator[Row]:
-    """Yield the records `read` finds in a stage output; raise `StageOutputError` naming it if it cannot be read."""
-    try:
-        with open_stage_output(path) as handle:
-            yield from read(handle)
-    except STAGE_READ_ERRORS as error:
-        raise StageOutputError(f"stage output {path} cannot be read: {type(error).__name__}: {error}") from error
+    """Yield the records `read` finds in a stage output; raise `StageOutputError` naming it if it cannot be read.
+
+    A finished run's files are only looked at here: one that cannot be read stays where it is.
+    """
+    return stage_records(path, read, _not_readable)
+
+
+def _not_readable(path: Path, error: BaseException) -> StageOutputError:
+    return StageOutputError(f"stage output {path} cannot be read: {type(error).__name__}: {error}")
 
 
 class _SentenceFinder:

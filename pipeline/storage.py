@@ -11,7 +11,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, TextIO
@@ -242,10 +242,70 @@ STAGE_READ_ERRORS: Final = (OSError, EOFError, ValueError, zstd.ZstdError)
 """What reading a missing, cut or corrupt stage output raises (a lost file, a cut frame, bad JSON)."""
 
 
+UNREADABLE_SUFFIX: Final = ".unreadable"
+"""Added to the name of a stage output that a task found it cannot read (see `set_aside_unreadable`)."""
+
+
+class UnreadableOutputError(RuntimeError):
+    """A stage output that cannot be read (cut, corrupt, gone): set aside, so that the next run makes it again."""
+
+
+def set_aside_unreadable(path: Path, error: BaseException) -> UnreadableOutputError:
+    """Rename an output that cannot be read to `<name>.unreadable` and return the error that says so.
+
+    Its task is then no longer complete, so the next run makes the file again rather than failing
+    on it every time (a file cut by a crash, for one); the bad file stays there to look at.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "s.jsonl.zst").write_bytes(b"cut")
+    3
+    >>> str(set_aside_unreadable(folder / "s.jsonl.zst", EOFError("cut frame"))).endswith(
+    ...     "cannot be read (EOFError: cut frame); set aside as s.jsonl.zst.unreadable: the next run makes it again")
+    True
+    """
+    aside = path.with_name(path.name + UNREADABLE_SUFFIX)
+    try:
+        path.replace(aside)
+    except FileNotFoundError:
+        done = "it is gone"
+    except OSError as failure:
+        done = f"it could not be set aside ({failure}), delete it"
+    else:
+        done = f"set aside as {aside.name}"
+    return UnreadableOutputError(
+        f"{path} cannot be read ({type(error).__name__}: {error}); {done}: the next run makes it again"
+    )
+
+
+def stage_records(
+    path: Path,
+    read: Callable[[TextIO], Iterator[dict[str, Any]]] | None = None,
+    unreadable: Callable[[Path, BaseException], Exception] = set_aside_unreadable,
+) -> Iterator[dict[str, Any]]:
+    """Yield the records `read` (default `read_records`) finds in a stage output.
+
+    An output that cannot be read raises what `unreadable` makes of it: by default it is set
+    aside (`set_aside_unreadable`). Only reading is guarded: what the caller does with a record
+    raises as it would.
+    """
+    try:
+        with open_stage_output(path) as handle:
+            yield from (read or read_records)(handle)
+    except STAGE_READ_ERRORS as error:
+        raise unreadable(path, error) from error
+
+
 def count_stage_records(path: Path | str) -> int:
-    """Return the number of records in a per-shard stage output (for progress percentages)."""
-    with zstd.open(path, "rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    """Return the number of records in a per-shard stage output (for progress percentages).
+
+    Reading it whole also checks it: one that cannot be read is set aside (`set_aside_unreadable`).
+    """
+    try:
+        with zstd.open(path, "rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except STAGE_READ_ERRORS as error:
+        raise set_aside_unreadable(Path(path), error) from error
 
 
 def dump_record(record: dict[str, Any]) -> str:

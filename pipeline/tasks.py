@@ -72,7 +72,7 @@ from pipeline.inputs import (
     shard_name,
     stamp_files,
 )
-from pipeline.line_stats import LineStatsParams, SiteLineCounts, SiteLineStats, site_of
+from pipeline.line_stats import LineStatsError, LineStatsParams, SiteLineCounts, SiteLineStats, site_of
 from pipeline.monitoring import record_task_time, report_progress, stage_times
 from pipeline.readers import Container, RawDocument, Rejected, read_input
 from pipeline.report import render_report_bytes
@@ -95,8 +95,9 @@ from pipeline.storage import (
     count_stage_records,
     gc_paused,
     read_record_fields,
-    read_records,
     replace_folder,
+    set_aside_unreadable,
+    stage_records,
     staging_folder,
     write_records,
 )
@@ -255,8 +256,10 @@ class ShardTask(PipelineTask):
         return f"{Path(shard.root) / shard.files[0]}{more}"
 
     def run(self) -> None:
-        with self.input().open("r") as source, self.output().open("w") as target:
-            write_records(target, self.transform_all(read_records(source), count_stage_records(self.input().path)))
+        source = Path(self.input().path)
+        total = count_stage_records(source)
+        with self.output().open("w") as target:
+            write_records(target, self.transform_all(stage_records(source), total))
 
     def transform_all(self, records: Iterator[Record], total: int) -> Iterator[Record]:
         """Transform records one by one, reporting progress to the scheduler."""
@@ -448,8 +451,10 @@ class StripBoilerplate(RunShardTask):
                 self._page_classifier = default_page_classifier(DOM_FEATURES)
         if self.plan and _counts_site_lines(self.cfg):
             self._site_lines = SiteLineCounts.open(Path(self.input()[1].path))
-        with self.input()[0].open("r") as source, self.output().open("w") as target:
-            write_records(target, self.transform_all(read_records(source), count_stage_records(self.input()[0].path)))
+        source = Path(self.input()[0].path)
+        total = count_stage_records(source)
+        with self.output().open("w") as target:
+            write_records(target, self.transform_all(stage_records(source), total))
 
     def transform(self, record: Record) -> Record:
         if record["status"] != "ok":
@@ -540,14 +545,12 @@ class PlanTask(PipelineTask):
     def iter_records(self) -> Iterator[Record]:
         """Yield every document record of the last per-shard stage, in plan order."""
         for task in self.shard_tasks():
-            with task.output().open("r") as handle:
-                yield from read_records(handle)
+            yield from stage_records(Path(task.output().path))
 
     def iter_record_fields(self, leading: Collection[str], last: str) -> Iterator[Record]:
         """Yield some members of every document record of the last per-shard stage (see `read_record_fields`)."""
         for task in self.shard_tasks():
-            with task.output().open("r") as handle:
-                yield from read_record_fields(handle, leading, last)
+            yield from stage_records(Path(task.output().path), lambda handle: read_record_fields(handle, leading, last))
 
 
 def preload_models(cfg: PipelineConfig) -> None:
@@ -616,13 +619,20 @@ class CountShardLines(ShardTask):
 
     def run(self) -> None:
         params = _site_line_params(self.cfg)
-        with self.input().open("r") as handle:
-            documents = site_line_keys(read_records(handle), self.cfg)
-            # A chunk of documents at a time, left unmerged: memory does not grow with the shard.
-            SiteLineStats.save_chunks(
-                Path(self.output().path), SiteLineStats.chunks_of_documents(documents, params, 0), params
-            )
+        documents = site_line_keys(stage_records(Path(self.input().path)), self.cfg)
+        # A chunk of documents at a time, left unmerged: memory does not grow with the shard.
+        SiteLineStats.save_chunks(
+            Path(self.output().path), SiteLineStats.chunks_of_documents(documents, params, 0), params
+        )
         report_progress(self, 1, 1, f"lines of {self.describe_input()} counted", force=True)
+
+
+def _shard_line_counts(path: Path, params: LineStatsParams) -> Iterator[SiteLineStats]:
+    """Yield a shard's line counts (`CountShardLines`); a file that cannot be read is set aside."""
+    try:
+        yield from SiteLineStats.load_chunks(path, params)
+    except LineStatsError as error:
+        raise set_aside_unreadable(path, error) from error
 
 
 def site_line_keys(records: Iterable[Record], cfg: PipelineConfig) -> Iterator[tuple[str, str, list[str]]]:
@@ -671,9 +681,7 @@ class CountSiteLines(PlanTask):
             # The shards' counts go through files beside the output (removed after), a chunk at a time.
             scratch = staging_folder(Path(self.output().path).with_suffix(".counts"))
             shard_tables = (
-                chunk
-                for task in self.requires()
-                for chunk in SiteLineStats.load_chunks(Path(task.output().path), params)
+                chunk for task in self.requires() for chunk in _shard_line_counts(Path(task.output().path), params)
             )
             merged = stored.merged_with_tables(shard_tables, stored.generation + 1, scratch)
             shutil.rmtree(scratch)

@@ -23,8 +23,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.storage import STAGE_SUFFIX, open_stage_output
-from tests.conftest import REPO, SEEDS, reproducible_files, to_toml
+from pipeline.storage import STAGE_SUFFIX, UNREADABLE_SUFFIX, open_stage_output
+from tests.conftest import REPO, SEEDS, Run, reproducible_files, run_pipeline, to_toml
 
 DAYS = ("2026-11-01", "2026-11-02")
 CONFIG = {"input": {"files_per_shard": 2}, "boilerplate": {"rules": {"line_classifier": False}}}
@@ -164,3 +164,30 @@ def test_killed_anywhere_and_restarted_ends_byte_identical(tmp_path: Path) -> No
 
 if __name__ == "__main__":  # pragma: no cover - lets one run the test alone with its printout
     sys.exit(pytest.main([__file__, "-s", "-q"]))
+
+
+@pytest.mark.parametrize(("last", "suffix"), [("02_repaired", STAGE_SUFFIX), ("03_shard_lines", ".parquet")])
+def test_a_stage_output_left_cut_is_set_aside_and_made_again(
+    tmp_path: Path, seeds_run: Run, last: str, suffix: str
+) -> None:
+    """A per-shard output cut short (a disk that failed, a copy cut off) fails the run that reads it, naming it;
+    the next run makes it again and ends with the corpus of a run that never saw it."""
+    output = tmp_path / "output"
+    # What a run stopped after a per-shard stage leaves: the plan and the stages up to that one.
+    stages = ("00_plan", "01_read", "02_repaired", "03_shard_lines")
+    for stage in stages[: stages.index(last) + 1]:
+        shutil.copytree(seeds_run.output / stage, output / stage)
+    (cut,) = (output / last).rglob(f"*{suffix}")
+    whole = cut.read_bytes()
+    cut.write_bytes(whole[: len(whole) // 2])
+
+    failed = run_pipeline(output, "run", "--input", str(SEEDS))
+    assert failed.returncode != 0
+    assert f"{cut} cannot be read" in failed.stdout + failed.stderr
+    assert not cut.exists() and cut.with_name(cut.name + UNREADABLE_SUFFIX).exists()
+
+    again = run_pipeline(output, "run", "--input", str(SEEDS))
+    assert again.returncode == 0, again.stderr
+    assert cut.read_bytes() == whole
+    for table in ("data", "manifest", "removals"):
+        assert again.table(table) == seeds_run.table(table), table
