@@ -34,7 +34,7 @@ from pipeline.schema import (
 )
 from pipeline.steps.dedup import DocumentVerdict, SentenceDuplicate
 from pipeline.steps.sentences import count_words, join_sentences
-from pipeline.storage import AtomicParquetWriter
+from pipeline.storage import AtomicParquetWriter, stage_records
 
 Row = dict[str, Any]
 
@@ -554,9 +554,7 @@ def published_sentences(record: Row, verdict: DocumentVerdict | None, min_words:
 
 
 def iter_verdicts(path: Path) -> Iterator[DocumentVerdict]:
-    """Read the verdicts written by the dedup stage."""
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            data = json.loads(line)
-            data["sentences"] = tuple(SentenceDuplicate(**s) for s in data["sentences"])
-            yield DocumentVerdict(**data)
+    """Read the verdicts written by the dedup stage (a file that cannot be read is set aside: `stage_records`)."""
+    for data in stage_records(path):
+        data["sentences"] = tuple(SentenceDuplicate(**s) for s in data["sentences"])
+        yield DocumentVerdict(**data)

@@ -829,6 +829,7 @@ class RunSurvivorStore:
         shutil.rmtree(self.folder / "tiers", ignore_errors=True)
         meta = {"rows": self._rows, "bands": self.bands, "keys_sha256": self._digest.hexdigest()}
         _write_synced(self.folder / _SPILL_META, (json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"))
+        _fsync_dir(self.folder)
 
 
 def _tier_rows(tier: _Tier) -> int:

@@ -90,6 +90,7 @@ from pipeline.storage import (
     STAGE_FORMAT,
     STAGE_SUFFIX,
     SyncedLocalTarget,
+    UnreadableOutputError,
     atomic_write_bytes,
     atomic_write_text,
     count_stage_records,
@@ -450,7 +451,11 @@ class StripBoilerplate(RunShardTask):
             if self.cfg.html.main_content == "lines":
                 self._page_classifier = default_page_classifier(DOM_FEATURES)
         if self.plan and _counts_site_lines(self.cfg):
-            self._site_lines = SiteLineCounts.open(Path(self.input()[1].path))
+            counts = Path(self.input()[1].path)
+            try:
+                self._site_lines = SiteLineCounts.open(counts)
+            except LineStatsError as error:
+                raise set_aside_unreadable(counts, error) from error
         source = Path(self.input()[0].path)
         total = count_stage_records(source)
         with self.output().open("w") as target:
@@ -820,13 +825,27 @@ class WriteCorpus(PlanTask):
         """
         verdicts = iter_verdicts(Path(self.input().path))
         pending = next(verdicts, None)
-        for record in self.iter_records():
+        for record in self._shard_records():
             verdict = None
             if pending is not None and pending.source == record["source"]:
                 verdict, pending = pending, next(verdicts, None)
             yield record, verdict
         if pending is not None:
             raise RuntimeError(f"the dedup verdict of {pending.source} matches no document of the run, in order")
+
+    def _shard_records(self) -> Iterator[Record]:
+        """Yield the run's records (`iter_records`); when a shard's file cannot be read, the dedup output goes too.
+
+        That file is set aside, but its stage is not this task's requirement: the next run makes
+        it again only by finding the duplicates again, which reads it.
+        """
+        try:
+            yield from self.iter_records()
+        except UnreadableOutputError as error:
+            verdicts = Path(self.input().path)
+            verdicts.unlink(missing_ok=True)
+            made_from_it = f"with {verdicts.name}, the dedup stage's output made from it"
+            raise UnreadableOutputError(f"{error} ({made_from_it})") from error
 
     def run(self) -> None:
         with gc_paused():  # many small rows, none in a cycle: no collection to wait for

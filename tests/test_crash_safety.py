@@ -88,7 +88,8 @@ def _assert_nothing_partial(output: Path) -> None:
 
 
 def _kill_points(events: dict[str, list[str]]) -> list[tuple[str, int, str]]:
-    """Pick (day, point, label): first, middle and last point of every stage of each day, and every index write."""
+    """Pick (day, point, label): first, middle and last point of every stage of each day, its last rename
+    (a whole file not yet under its name), and every index write."""
     chosen: set[tuple[str, int]] = set()
     for day, labels in events.items():
         by_stage: dict[str, list[int]] = defaultdict(list)
@@ -98,6 +99,8 @@ def _kill_points(events: dict[str, list[str]]) -> list[tuple[str, int, str]]:
                 chosen.add((day, n))
         for points in by_stage.values():
             chosen |= {(day, points[0]), (day, points[len(points) // 2]), (day, points[-1])}
+            renames = [n for n in points if labels[n - 1].split(":")[1] == "rename"]
+            chosen |= {(day, renames[-1])} if renames else set()
     return [(day, n, events[day][n - 1]) for day, n in sorted(chosen)]
 
 
@@ -166,18 +169,27 @@ if __name__ == "__main__":  # pragma: no cover - lets one run the test alone wit
     sys.exit(pytest.main([__file__, "-s", "-q"]))
 
 
-@pytest.mark.parametrize(("last", "suffix"), [("02_repaired", STAGE_SUFFIX), ("03_shard_lines", ".parquet")])
+@pytest.mark.parametrize(
+    ("copied_through", "cut_in", "suffix"),
+    [
+        ("02_repaired", "02_repaired", STAGE_SUFFIX),  # read by the next stage
+        ("03_shard_lines", "03_shard_lines", ".parquet"),  # a shard's line counts, read by CountSiteLines
+        ("03_site_lines", "03_site_lines", ".arrow"),  # the run's line counts, read by StripBoilerplate
+        ("05_duplicates", "04_sentences", STAGE_SUFFIX),  # read by WriteCorpus, not its requirement
+        ("05_duplicates", "05_duplicates", ".jsonl"),  # the dedup verdicts
+    ],
+)
 def test_a_stage_output_left_cut_is_set_aside_and_made_again(
-    tmp_path: Path, seeds_run: Run, last: str, suffix: str
+    tmp_path: Path, seeds_run: Run, copied_through: str, cut_in: str, suffix: str
 ) -> None:
-    """A per-shard output cut short (a disk that failed, a copy cut off) fails the run that reads it, naming it;
+    """A stage output cut short (a disk that failed, a copy cut off) fails the run that reads it, naming it;
     the next run makes it again and ends with the corpus of a run that never saw it."""
     output = tmp_path / "output"
-    # What a run stopped after a per-shard stage leaves: the plan and the stages up to that one.
-    stages = ("00_plan", "01_read", "02_repaired", "03_shard_lines")
-    for stage in stages[: stages.index(last) + 1]:
+    # What a run stopped after some stage leaves: the plan and the stages up to that one.
+    stages = sorted(path.name for path in seeds_run.output.iterdir() if path.name[:2].isdigit())
+    for stage in stages[: stages.index(copied_through) + 1]:
         shutil.copytree(seeds_run.output / stage, output / stage)
-    (cut,) = (output / last).rglob(f"*{suffix}")
+    (cut,) = (output / cut_in).rglob(f"*{suffix}")
     whole = cut.read_bytes()
     cut.write_bytes(whole[: len(whole) // 2])
 
