@@ -203,6 +203,27 @@ def test_whole_page_lines_carry_their_markup_context_on_real_pages() -> None:
     assert kinds["link"] > 100 and kinds["in_nav_or_footer"] > 100, kinds
 
 
+@pytest.mark.parametrize("siblings", [500, 2000])
+def test_rendering_a_page_costs_in_line_with_its_elements(siblings: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of paragraphs under one parent (a long comment thread, a list page) cost a tag look-up
+    a few times each, not once per other sibling: their parent's `<p>` children are counted once."""
+    import pipeline.steps.extract as extract
+
+    looked_up = 0
+    tag = extract._tag
+
+    def counted(element: object) -> str:
+        nonlocal looked_up
+        looked_up += 1
+        return tag(element)
+
+    monkeypatch.setattr(extract, "_tag", counted)
+    body = "".join(f"<p>Reply number {n} to the story, with a few words.</p>" for n in range(siblings))
+    page = render_page_lines(load_html(f"<html><body><div class='comments'>{body}</div></body></html>"))
+    assert len(page.lines) == siblings
+    assert looked_up < 20 * siblings  # counting the siblings for each line would be siblings squared
+
+
 def test_a_repaired_line_stays_one_line() -> None:
     repaired = repair_encoding("Breaking&#10;news\nSecond line", PipelineConfig().encoding)
     assert repaired.text == "Breaking news\nSecond line"
