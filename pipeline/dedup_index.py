@@ -31,17 +31,21 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
+import logging
 import mmap
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import redis
 from datasketch import MinHash, MinHashLSH
 
@@ -49,6 +53,9 @@ from pipeline.config import DedupConfig
 from pipeline.steps.dedup import (
     SIGNING_BATCH,
     BandKeys,
+    Deduplicator,
+    DedupProgress,
+    DocumentInput,
     MinHasher,
     Published,
     PublishedSentences,
@@ -62,7 +69,9 @@ from pipeline.steps.dedup import (
     sort_bands,
     stable_order,
 )
-from pipeline.storage import atomic_write_text
+from pipeline.storage import atomic_write_text, dump_record, fsync_folder
+
+log = logging.getLogger(__name__)
 
 FORMAT_NAME: Final = "pipeline-dedup-index"
 FORMAT_VERSION: Final = 1
@@ -345,15 +354,7 @@ def _write_segment(folder: Path, columns: _Columns | SpilledSurvivors, commit: i
         _Strings.write(tmp, "text", columns.texts)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    _fsync_dir(folder.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_folder(folder.parent)
 
 
 _COPY_CHUNK: Final = 1 << 24  # bytes copied at a time when merging string blobs
@@ -421,7 +422,7 @@ def _merge_segments(parts: list[_Segment], live: set[int], folder: Path) -> int:
         _merge_strings([getattr(part, name) for part in parts], keeps, tmp, name)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    _fsync_dir(folder.parent)
+    fsync_folder(folder.parent)
     return total
 
 
@@ -663,7 +664,7 @@ class RunSurvivorStore:
     stays flat however many sentences the run has. `close` writes `meta.json` and removes `tiers/`.
     """
 
-    def __init__(self, folder: Path, bands: int, run: str) -> None:
+    def __init__(self, folder: Path, bands: int, run: str, checkpoints: bool = False) -> None:
         self.folder, self.bands, self.run = folder, bands, run
         (folder / "tiers").mkdir(parents=True, exist_ok=True)
         self._files = {name: (folder / name).open("wb") for name in _SPILL_COLUMNS}
@@ -674,6 +675,77 @@ class RunSurvivorStore:
         self._disk: list[tuple[Path, int]] = []
         self._tier_names = 0
         self._columns: tuple[int, Any] | None = None
+        # With checkpoints, tier files merged away stay until the next checkpoint no longer names
+        # them, and tier files are synced before a checkpoint names them.
+        self._checkpoints = checkpoints
+        self._retired: list[tuple[Path, int]] = []
+        self._synced: set[Path] = set()
+
+    @classmethod
+    def reopen(cls, folder: Path, bands: int, run: str, state: dict[str, Any]) -> RunSurvivorStore:
+        """Return the store as `checkpoint` left it in `folder`: whatever was written after is dropped."""
+        if state.get("bands") != bands or state.get("run") != run:
+            raise ValueError(f"{folder} holds survivors of {state.get('bands')} bands of run {state.get('run')}")
+        for name in _SPILL_COLUMNS:
+            os.truncate(folder / name, int(state["bytes"][name]))
+        store = cls.__new__(cls)
+        store.folder, store.bands, store.run = folder, bands, run
+        store._files = {name: (folder / name).open("ab") for name in _SPILL_COLUMNS}
+        store._rows, store._ends = int(state["rows"]), {k: int(v) for k, v in state["ends"].items()}
+        store._memory, store._columns = [], None
+        store._disk = [(folder / "tiers" / name, int(rows)) for name, rows in state["tiers"]]
+        store._tier_names = int(state["tier_names"])
+        store._checkpoints, store._retired = True, []
+        store._synced = {tier for tier, _ in store._disk}
+        for tier in (folder / "tiers").iterdir():  # made after the checkpoint, or merged away before it
+            if tier not in store._synced:
+                shutil.rmtree(tier)
+        store._digest = survivor_keys_digest()
+        position, _, docs, _ = store._read_columns()
+        for start in range(0, store._rows, _ROW_CHUNK):
+            rows = np.arange(start, min(start + _ROW_CHUNK, store._rows), dtype=np.int64)
+            keys = zip(docs.many(rows), np.asarray(position[rows]).tolist(), strict=True)
+            store._digest.update("".join(f"{doc}:{at}\n" for doc, at in keys).encode())
+        return store
+
+    @property
+    def retired_rows(self) -> int:
+        """Return the rows of tier files merged away but kept until the next checkpoint."""
+        return sum(rows for _, rows in self._retired)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Write out what is in memory, sync every file, and return the state `reopen` starts from.
+
+        Once the caller has stored that state, `release_retired` removes what it no longer names.
+        """
+        if self._memory:
+            self._spill()
+        for handle in self._files.values():
+            handle.flush()
+            os.fsync(handle.fileno())
+        for tier, _ in self._disk:
+            if tier not in self._synced:
+                for path in tier.iterdir():
+                    _fsync_file(path)
+                fsync_folder(tier)
+                self._synced.add(tier)
+        fsync_folder(self.folder / "tiers")
+        return {
+            "bands": self.bands,
+            "run": self.run,
+            "rows": self._rows,
+            "ends": dict(self._ends),
+            "bytes": {name: handle.tell() for name, handle in self._files.items()},
+            "tiers": [[tier.name, rows] for tier, rows in self._disk],
+            "tier_names": self._tier_names,
+        }
+
+    def release_retired(self) -> None:
+        """Remove the tier files merged away before the last checkpoint."""
+        for tier, _ in self._retired:
+            shutil.rmtree(tier, ignore_errors=True)
+            self._synced.discard(tier)
+        self._retired = []
 
     def add(self, entries: RunEntries, keys: BandKeys) -> None:
         """Append survivors and their band keys; spill the in-memory tiers when they are full."""
@@ -734,8 +806,11 @@ class RunSurvivorStore:
                 for mapped in (keys, rows, filters, *parts[0], *parts[1]):
                     _drop_pages(mapped)
             del parts, keys, rows, filters
-            shutil.rmtree(older[0])
-            shutil.rmtree(newer[0])
+            if self._checkpoints:
+                self._retired += [older, newer]
+            else:
+                shutil.rmtree(older[0])
+                shutil.rmtree(newer[0])
             self._disk.append((folder, total))
 
     def _tier_folder(self) -> Path:
@@ -820,16 +895,116 @@ class RunSurvivorStore:
         The files are synced to disk: the folder is renamed into place next, and a later run
         commits what it holds to the index.
         """
-        for handle in self._files.values():
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
+        with contextlib.ExitStack() as closing:  # every handle closed, even when one fsync fails
+            for handle in self._files.values():
+                closing.enter_context(handle)
+            for handle in self._files.values():
+                handle.flush()
+                os.fsync(handle.fileno())
         self._columns = None
         self._memory = []
         shutil.rmtree(self.folder / "tiers", ignore_errors=True)
         meta = {"rows": self._rows, "bands": self.bands, "keys_sha256": self._digest.hexdigest()}
         _write_synced(self.folder / _SPILL_META, (json.dumps(meta, sort_keys=True) + "\n").encode("utf-8"))
-        _fsync_dir(self.folder)
+        fsync_folder(self.folder)
+
+
+CHECKPOINT_SECONDS: Final = 300.0
+"""How often `find_run_duplicates` records its progress (at the end of a batch): what a killed run redoes at most."""
+CHECKPOINT_RETIRED_ROWS: Final = RUN_TIER_LIMIT // 4
+"""Rows of merged-away tier files that bring the next checkpoint forward, so that they are removed (disk space)."""
+VERDICTS_FILE: Final = "verdicts.jsonl"
+_PROGRESS_FILE: Final = "progress.json"
+_KEPT_DOCS_FILE: Final = "kept_docs.jsonl"
+_PROGRESS_FORMAT: Final = 1
+
+
+def find_run_duplicates(
+    documents: Iterable[DocumentInput],
+    cfg: DedupConfig,
+    min_document_words: int,
+    earlier: PublishedSentences | None,
+    run: str,
+    folder: Path,
+    every_seconds: float | None = None,
+) -> Path:
+    """Deduplicate a run's documents into `folder`: its survivors (`RunSurvivorStore`) and the verdicts worth keeping.
+
+    Returns the verdicts file (`VERDICTS_FILE` in `folder`, JSON Lines): every document with a
+    duplicate sentence or dropped whole. Every `every_seconds` (default `CHECKPOINT_SECONDS`),
+    at the end of a batch, the progress is synced to `folder`; a call finding progress there
+    (left by a call with the same arguments that was killed) goes on from it, dropping what
+    was written after it, and leaves the same files as a call never interrupted. Anything else
+    in `folder` is removed first.
+    """
+    interval = CHECKPOINT_SECONDS if every_seconds is None else every_seconds
+    resumed = _resume(folder, cfg.lsh_bands, run)
+    if resumed is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        store = RunSurvivorStore(folder, cfg.lsh_bands, run, checkpoints=True)
+        progress, done = None, 0
+        verdicts = (folder / VERDICTS_FILE).open("wb")
+    else:
+        store, progress, done = resumed
+        verdicts = (folder / VERDICTS_FILE).open("ab")
+    kept_written = len(progress.kept_docs) if progress is not None else 0
+    dedup = Deduplicator(cfg, min_document_words, earlier, run, store, progress)
+    last = time.monotonic()
+    with verdicts, (folder / _KEPT_DOCS_FILE).open("ab") as kept_file:
+        for batch in dedup.verdict_batches(itertools.islice(documents, done, None)):
+            verdicts.write(
+                "".join(dump_record(v.record()) for v in batch if v.sentences or v.duplicate_of_doc).encode("utf-8")
+            )
+            done += len(batch)
+            if time.monotonic() - last < interval and store.retired_rows < CHECKPOINT_RETIRED_ROWS:
+                continue
+            kept_docs = dedup.progress().kept_docs
+            new = itertools.islice(kept_docs.items(), kept_written, None)
+            kept_file.write(b"".join(orjson.dumps(list(item)) + b"\n" for item in new))
+            kept_written = len(kept_docs)
+            for handle in (verdicts, kept_file):
+                handle.flush()
+                os.fsync(handle.fileno())
+            state = {
+                "format": _PROGRESS_FORMAT,
+                "documents": done,
+                "verdict_bytes": verdicts.tell(),
+                "kept_docs_bytes": kept_file.tell(),
+                "seq": dedup.progress().seq,
+                "store": store.checkpoint(),
+            }
+            atomic_write_text(folder / _PROGRESS_FILE, json.dumps(state, sort_keys=True) + "\n")
+            fsync_folder(folder)
+            store.release_retired()
+            last = time.monotonic()
+        verdicts.flush()
+        os.fsync(verdicts.fileno())
+    # Done: what is left in `folder` is the survivors and the verdicts, nothing to resume from.
+    (folder / _PROGRESS_FILE).unlink(missing_ok=True)
+    (folder / _KEPT_DOCS_FILE).unlink()
+    store.close()
+    return folder / VERDICTS_FILE
+
+
+def _resume(folder: Path, bands: int, run: str) -> tuple[RunSurvivorStore, DedupProgress, int] | None:
+    """Return the store, the deduplicator's progress and the documents done, as `folder`'s last checkpoint left them.
+
+    None when there is no checkpoint there that can be used (then the work starts again).
+    """
+    try:
+        state = json.loads((folder / _PROGRESS_FILE).read_text(encoding="utf-8"))
+        if not isinstance(state, dict) or state.get("format") != _PROGRESS_FORMAT:
+            return None
+        os.truncate(folder / VERDICTS_FILE, int(state["verdict_bytes"]))
+        os.truncate(folder / _KEPT_DOCS_FILE, int(state["kept_docs_bytes"]))
+        with (folder / _KEPT_DOCS_FILE).open("rb") as kept_lines:
+            kept = dict(orjson.loads(line) for line in kept_lines)
+        store = RunSurvivorStore.reopen(folder, bands, run, state["store"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("starting the dedup of run %s again: its progress in %s cannot be used (%s)", run, folder, error)
+        return None
+    return store, DedupProgress(int(state["seq"]), kept), int(state["documents"])
 
 
 def _tier_rows(tier: _Tier) -> int:

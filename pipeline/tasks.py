@@ -52,9 +52,9 @@ from pipeline.corpus import (
 )
 from pipeline.dedup_index import (
     DedupIndexError,
-    RunSurvivorStore,
     SpilledSurvivors,
     collect_survivors,
+    find_run_duplicates,
     open_index,
     survivor_keys_digest,
 )
@@ -79,7 +79,7 @@ from pipeline.report import render_report_bytes
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, language_sample, line_key, prepare_lines, strip_boilerplate
-from pipeline.steps.dedup import DocumentInput, DocumentVerdict, MinHasher, find_duplicates
+from pipeline.steps.dedup import DocumentInput, DocumentVerdict, MinHasher
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.extract import DOM_FEATURES, extract_page
 from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
@@ -89,11 +89,13 @@ from pipeline.steps.sentences import split_paragraphs
 from pipeline.storage import (
     STAGE_FORMAT,
     STAGE_SUFFIX,
+    TMP_MARK,
     SyncedLocalTarget,
     UnreadableOutputError,
     atomic_write_bytes,
     atomic_write_text,
     count_stage_records,
+    fsync_folder,
     gc_paused,
     read_record_fields,
     replace_folder,
@@ -105,6 +107,8 @@ from pipeline.storage import (
 
 SURVIVORS_SUFFIX = ".survivors"
 """Folder beside the dedup stage's output holding the run's surviving sentences, signed (see `RunSurvivorStore`)."""
+DEDUP_PROGRESS_SUFFIX = ".in-progress"
+"""Hidden folder beside the dedup stage's output where it works: kept if it is killed, resumed when it runs again."""
 
 Record = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -747,17 +751,34 @@ class FindDuplicates(PlanTask):
             raise RuntimeError("the dedup index changed while this run was being scheduled; run again")
         earlier = index.reader(run) if index is not None else None
         # The run's survivors go to files as they are found (searched there, and later committed
-        # by WriteCorpus as they are), written beside the output and put in place before it.
-        final = survivors_folder(Path(self.output().path))
-        staging = staging_folder(final)
-        store = RunSurvivorStore(staging, dedup.lsh_bands, run)
-        min_words = self.cfg.corpus.min_words
-        verdicts = find_duplicates(documents, dedup, min_words, earlier, run, store) if dedup.enabled else ()
-        with self.output().open("w") as target:
-            write_records(target, (v.record() for v in verdicts if v.sentences or v.duplicate_of_doc))
-            store.close()
-            replace_folder(staging, final)
+        # by WriteCorpus as they are), in a folder beside the output that keeps the progress of
+        # a run killed meanwhile; they are put in place before the output.
+        output = Path(self.output().path)
+        final = survivors_folder(output)
+        working = output.parent / f".{output.stem}{DEDUP_PROGRESS_SUFFIX}"  # hidden: work in progress
+        for other in _dedup_progress_of_batch(output.parent, self.batch):
+            if other != working:  # the batch's inputs or the index changed since: nothing to go on from
+                log.info("removing %s, the dedup progress of an earlier attempt at batch %s", other, self.batch)
+                shutil.rmtree(other, ignore_errors=True)
+        verdicts = find_run_duplicates(
+            documents if dedup.enabled else (), dedup, self.cfg.corpus.min_words, earlier, run, working
+        )
+        pending = output.parent / f".{output.name}{TMP_MARK}verdicts"
+        verdicts.replace(pending)
+        replace_folder(working, final)
+        pending.replace(output)
+        fsync_folder(output.parent)
         report_progress(self, 1, 1, "duplicates found", force=True)
+
+
+def _dedup_progress_of_batch(stage_dir: Path, batch: str) -> list[Path]:
+    """Return the dedup working folders (`DEDUP_PROGRESS_SUFFIX`) of a batch in a stage folder, whatever their plan."""
+    found = []
+    for path in stage_dir.glob(f".*{DEDUP_PROGRESS_SUFFIX}"):
+        plan_and_batch = path.name[1:].removesuffix(DEDUP_PROGRESS_SUFFIX).rsplit("-", 1)[0]  # less the index state
+        if plan_and_batch.split("-", 2)[2:] == [batch]:  # plan-<hash>-<batch>
+            found.append(path)
+    return found
 
 
 def survivors_folder(verdicts: Path) -> Path:

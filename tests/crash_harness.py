@@ -22,6 +22,7 @@ from typing import Any
 import luigi
 
 import pipeline.dedup_index
+import pipeline.steps.dedup
 import pipeline.storage
 from pipeline.cli import main
 
@@ -63,6 +64,11 @@ def run(argv: list[str]) -> int:
     _wrap(os, "rename", "rename")
     _wrap(os, "fsync", "fsync")
     _wrap(pipeline.storage, "dump_record", "record")
+    _wrap(pipeline.dedup_index, "dump_record", "record")
+    # The dedup stage judges documents in small batches and records its progress after each,
+    # so that it is also killed between two checkpoints, and resumed.
+    vars(pipeline.steps.dedup)["SIGNING_BATCH"] = 48
+    vars(pipeline.dedup_index)["CHECKPOINT_SECONDS"] = 0.0
     _wrap(pipeline.storage.pq, "write_table", "parquet")
     _wrap(pipeline.storage.AtomicParquetWriter, "write", "row-group")
     _wrap(pipeline.dedup_index, "_write_segment", "index-segment")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -392,3 +396,95 @@ def test_survivors_spilled_to_disk_give_the_same_verdicts_and_index_as_in_memory
     EmbeddedIndex(tmp_path / "from-files", index_params(hasher)).commit("r1", from_files)
     EmbeddedIndex(tmp_path / "signed-again", index_params(hasher)).commit("r1", collect_survivors(hasher, published))
     assert _files(tmp_path / "from-files") == _files(tmp_path / "signed-again")
+
+
+def _dedup_documents() -> list[DocumentInput]:
+    """Real sentences, edited copies of some documents (found through spilled tiers), one document id seen twice."""
+    sentences = [s for s in _real_sentences(3000) if len(s.split()) >= 8][:1200]
+    halves = (sentences[:600], sentences[600:])
+    documents = [DocumentInput(f"a{n}", f"A{n}", tuple(halves[0][n * 60 : (n + 1) * 60])) for n in range(10)]
+    documents += [DocumentInput(f"b{n}", f"B{n}", tuple(_edit(s, n) for s in halves[0][n::10])) for n in range(10)]
+    documents += [DocumentInput(f"c{n}", f"C{n}", tuple(halves[1][n * 60 : (n + 1) * 60])) for n in range(10)]
+    documents.insert(25, DocumentInput("a3-again", "A3", documents[3].sentences))
+    return documents
+
+
+def test_a_dedup_killed_goes_on_from_its_last_checkpoint_to_the_same_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.dedup_index as dedup_index
+    import pipeline.steps.dedup as dedup_module
+    from pipeline.dedup_index import VERDICTS_FILE, find_run_duplicates
+    from pipeline.storage import dump_record
+
+    monkeypatch.setattr(dedup_index, "RUN_MEMORY_ROWS", 64)  # tier files spilled and merged between checkpoints
+    monkeypatch.setattr(dedup_index, "RUN_TIER_LIMIT", 256)
+    monkeypatch.setattr(dedup_module, "SIGNING_BATCH", 100)
+    judged: list[int] = []  # documents judged, batch by batch
+    batch = dedup_module.Deduplicator._batch
+
+    def counted(self: dedup_module.Deduplicator, docs: list[DocumentInput]) -> Iterator[Any]:
+        judged.append(len(docs))
+        return batch(self, docs)
+
+    monkeypatch.setattr(dedup_module.Deduplicator, "_batch", counted)
+    cfg, documents = DedupConfig(), _dedup_documents()
+
+    ticks = itertools.count()  # a clock that moves a second a look: a checkpoint every third batch
+    monkeypatch.setattr(dedup_index, "time", SimpleNamespace(monotonic=lambda: float(next(ticks))))
+
+    def dedup(folder: Path, docs: Iterator[DocumentInput]) -> Path:
+        return find_run_duplicates(docs, cfg, 20, None, "r1", folder, every_seconds=2.5)
+
+    reference = dedup(tmp_path / "reference", iter(documents))
+    expected = _files(tmp_path / "reference")
+    assert reference == tmp_path / "reference" / VERDICTS_FILE
+    assert sorted(expected) == sorted(["meta.json", VERDICTS_FILE, *dedup_index._SPILL_COLUMNS])
+    in_memory = find_duplicates(documents, cfg, 20, run="r1")  # what the stage wrote before it kept progress
+    written = "".join(dump_record(v.record()) for v in in_memory if v.sentences or v.duplicate_of_doc)
+    assert expected[VERDICTS_FILE] == written.encode("utf-8")
+    assert b"kept earlier in this run" in written.encode("utf-8") and written.count("near_duplicate") >= 100
+
+    def killed_at(stop: int) -> Iterator[DocumentInput]:
+        for n, doc in enumerate(documents):
+            if n == stop:
+                raise KeyboardInterrupt("killed")  # as if the process died here, between two checkpoints
+            yield doc
+
+    for stop, spoilt in ((9, False), (27, False), (27, True)):
+        folder = tmp_path / f"killed-{stop}-{spoilt}"
+        with pytest.raises(KeyboardInterrupt):
+            dedup(folder, killed_at(stop))
+        progress = json.loads((folder / "progress.json").read_text("utf-8"))
+        assert 0 < progress["documents"] < stop
+        # What the killed process wrote after its last checkpoint (and more): all of it is dropped.
+        for name in (VERDICTS_FILE, "kept_docs.jsonl", "band_keys.u64", "text.bin", "text.end"):
+            with (folder / name).open("ab") as handle:
+                handle.write(b"\x00written after the checkpoint\n")
+        (folder / "tiers" / "tier-999999").mkdir()
+        if spoilt:  # progress that cannot be read: the work starts again
+            (folder / "progress.json").write_text("{", encoding="utf-8")
+        judged.clear()
+        assert dedup(folder, iter(documents)) == folder / VERDICTS_FILE
+        assert _files(folder) == expected
+        assert sum(judged) == len(documents) - (0 if spoilt else progress["documents"])
+
+
+def test_a_batch_run_again_on_other_inputs_removes_the_dedup_progress_left_for_the_old_ones(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1").returncode == 0
+    (stage,) = (out / "05_duplicates").iterdir()
+    (verdicts,) = stage.glob("plan-*-day1-*.jsonl")
+    left = {  # as a killed run leaves them: the same batch of other inputs, and another batch
+        "same batch": stage / ".plan-0123456789abcdef-day1-none.in-progress",
+        "other batch": stage / ".plan-0123456789abcdef-day1-x-none.in-progress",
+    }
+    for folder in left.values():
+        (folder / "tiers").mkdir(parents=True)
+        (folder / "progress.json").write_text("{}", encoding="utf-8")
+    _second_run_inputs(tmp_path / "in2")  # other inputs: another plan, so the stage runs again
+    again = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), "--batch", "day1")
+    assert again.returncode == 0, again.stderr
+    assert not left["same batch"].exists() and left["other batch"].exists()
+    assert len(list(stage.glob("plan-*-day1-*.jsonl"))) == 2 and verdicts.exists()
+    assert list(stage.glob(".*.in-progress")) == [left["other batch"]]  # a finished run leaves none of its own

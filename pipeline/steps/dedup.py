@@ -27,7 +27,7 @@ import functools
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -980,6 +980,18 @@ class _RunSentences:
         return chosen.published(self.run)
 
 
+@dataclass(frozen=True)
+class DedupProgress:
+    """What a `Deduplicator` carries from one batch to the next besides the run's sentences.
+
+    `seq` is the number of sentences judged survivors so far (each takes the next), and
+    `kept_docs` maps the id of each document kept so far to its source, in the order kept.
+    """
+
+    seq: int
+    kept_docs: Mapping[str, str]
+
+
 class Deduplicator:
     """Find duplicates in one run's documents against earlier runs and against each other.
 
@@ -1001,6 +1013,7 @@ class Deduplicator:
         earlier: PublishedSentences | None = None,
         run: str = "",
         run_sentences: RunSentences | None = None,
+        resumed: DedupProgress | None = None,
     ) -> None:
         self.cfg = cfg
         self.hasher = MinHasher(cfg)
@@ -1008,21 +1021,35 @@ class Deduplicator:
         self.earlier = earlier
         self.run = run
         self._run_sentences: RunSentences = run_sentences if run_sentences is not None else _RunSentences(run)
-        self._kept_docs: dict[str, str] = {}  # id -> source of each document kept in this run
-        self._seq = 0
+        # id -> source of each document kept in this run
+        self._kept_docs: dict[str, str] = dict(resumed.kept_docs) if resumed is not None else {}
+        self._seq = resumed.seq if resumed is not None else 0
+
+    def progress(self) -> DedupProgress:
+        """Return what the next documents are judged against besides the run's sentences (see `DedupProgress`)."""
+        return DedupProgress(self._seq, self._kept_docs)
 
     def verdicts(self, documents: Iterable[DocumentInput]) -> Iterator[DocumentVerdict]:
         """Yield one verdict per document, in input order."""
+        for verdicts in self.verdict_batches(documents):
+            yield from verdicts
+
+    def verdict_batches(self, documents: Iterable[DocumentInput]) -> Iterator[list[DocumentVerdict]]:
+        """Yield the verdicts of the documents a batch at a time, each list once its survivors are added.
+
+        Between two lists the state is whole: the run's sentences and `progress()` reflect
+        exactly the documents judged so far, a point from which the rest can be judged later.
+        """
         batch: list[DocumentInput] = []
         size = 0
         for doc in documents:
             batch.append(doc)
             size += len(doc.sentences)
             if size >= SIGNING_BATCH:
-                yield from self._batch(batch)
+                yield list(self._batch(batch))
                 batch, size = [], 0
         if batch:
-            yield from self._batch(batch)
+            yield list(self._batch(batch))
 
     def _batch(self, docs: list[DocumentInput]) -> Iterator[DocumentVerdict]:
         cfg, run = self.cfg, self.run
