@@ -992,6 +992,8 @@ def _resume(folder: Path, bands: int, run: str) -> tuple[RunSurvivorStore, Dedup
 
     None when there is no checkpoint there that can be used (then the work starts again).
     """
+    if not (folder / _PROGRESS_FILE).is_file():
+        return None
     try:
         state = json.loads((folder / _PROGRESS_FILE).read_text(encoding="utf-8"))
         if not isinstance(state, dict) or state.get("format") != _PROGRESS_FORMAT:

@@ -410,7 +410,7 @@ def _dedup_documents() -> list[DocumentInput]:
 
 
 def test_a_dedup_killed_goes_on_from_its_last_checkpoint_to_the_same_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import pipeline.dedup_index as dedup_index
     import pipeline.steps.dedup as dedup_module
@@ -437,6 +437,7 @@ def test_a_dedup_killed_goes_on_from_its_last_checkpoint_to_the_same_files(
         return find_run_duplicates(docs, cfg, 20, None, "r1", folder, every_seconds=2.5)
 
     reference = dedup(tmp_path / "reference", iter(documents))
+    assert "cannot be used" not in caplog.text  # nothing to resume from is no news
     expected = _files(tmp_path / "reference")
     assert reference == tmp_path / "reference" / VERDICTS_FILE
     assert sorted(expected) == sorted(["meta.json", VERDICTS_FILE, *dedup_index._SPILL_COLUMNS])
@@ -465,7 +466,9 @@ def test_a_dedup_killed_goes_on_from_its_last_checkpoint_to_the_same_files(
         if spoilt:  # progress that cannot be read: the work starts again
             (folder / "progress.json").write_text("{", encoding="utf-8")
         judged.clear()
+        caplog.clear()
         assert dedup(folder, iter(documents)) == folder / VERDICTS_FILE
+        assert ("progress in" in caplog.text) == spoilt, caplog.text
         assert _files(folder) == expected
         assert sum(judged) == len(documents) - (0 if spoilt else progress["documents"])
 
