@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 
 import luigi
 import luigi.format
+import numpy as np
+import pyarrow as pa
 
 from pipeline import __version__
 from pipeline.config import SITE_LINE_SLOTS, PipelineConfig, load_config
@@ -567,8 +569,11 @@ def preload_models(cfg: PipelineConfig) -> None:
 
     With more than one worker, Luigi runs each task in a fresh fork of the scheduling process;
     a task that loads the line classifier itself pays for importing LightGBM (about a second of
-    CPU) every time. Tasks run alone load what they need when they first need it.
+    CPU) every time. Tasks run alone load what they need when they first need it. pyarrow
+    imports pandas, when installed, on its first conversion of a NumPy array (~0.1 s): done here
+    too, or every shard task that counts or reads site lines pays it.
     """
+    pa.array(np.zeros(1, dtype=np.uint64))
     if cfg.boilerplate.enabled and cfg.boilerplate.rules.line_classifier:
         default_classifier()
         if cfg.html.main_content == "lines":

@@ -313,6 +313,30 @@ def test_models_are_loaded_before_workers_fork_only_when_a_stage_needs_them() ->
     assert default_classifier.cache_info().currsize == 1
 
 
+def test_what_shard_tasks_import_lazily_is_imported_before_workers_fork_without_the_classifier() -> None:
+    """Forked shard tasks that count or read site lines import nothing more (pyarrow's pandas, ~0.1 s a task)."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import tempfile\n"
+        "from pipeline.config import PipelineConfig\n"
+        "from pipeline.line_stats import LineStatsParams, SiteLineCounts, SiteLineStats\n"
+        "from pipeline.tasks import preload_models\n"
+        "preload_models(PipelineConfig.model_validate({'boilerplate': {'rules': {'line_classifier': False}}}))\n"
+        "before = set(sys.modules)\n"
+        "params, folder = LineStatsParams(), Path(tempfile.mkdtemp())\n"
+        "documents = [('site-a', f'doc-{n}', ['subscribe to our newsletter', f'story {n}']) for n in range(3)]\n"
+        "chunks = SiteLineStats.chunks_of_documents(documents, params, 0)\n"
+        "SiteLineStats.save_chunks(folder / 'lines.parquet', chunks, params)\n"
+        "counts = SiteLineStats.from_documents(documents, params, 0).counts()\n"
+        "counts.save(folder / 'counts.arrow')\n"
+        "SiteLineCounts.open(folder / 'counts.arrow')\n"
+        "assert set(sys.modules) == before, sorted(set(sys.modules) - before)[:10]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_model_loads_without_importing_scikit_learn_which_still_imports_afterwards() -> None:
     code = (
         "import sys\n"
