@@ -41,12 +41,14 @@ from pipeline.tasks import (
     PLAN_DIR,
     STAGES,
     DailyBatch,
+    FindDuplicates,
     PipelineTask,
     PlanTask,
     ShardTask,
     WriteCorpus,
     WriteReport,
     preload_models,
+    remove_other_dedup_progress,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_QUARANTINED, EXIT_BUSY = 0, 1, 2, 3, 4
@@ -160,6 +162,10 @@ def command_run(args: argparse.Namespace) -> int:
         with _locked(args, f"python -m pipeline run (batch {batch})"):
             common, plan_path = _prepare(args.config, inputs, args.output)
             report = WriteReport(plan=str(plan_path), batch=batch, **common)
+            if not args.scheduler_url:  # alone on the output folder: no other run's progress to keep
+                keep = FindDuplicates(plan=str(plan_path), batch=batch, **common).working_folder
+                for path in remove_other_dedup_progress(Path(common["output_dir"]), keep):
+                    log.info("removed %s, dedup progress left by an interrupted run of other inputs", path)
             _preload(args.config, args.workers)
             with ProgressBar(report) if _show_progress(args) else nullcontext():
                 ok = _build([report], args.workers, args.scheduler_url)

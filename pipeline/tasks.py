@@ -714,7 +714,7 @@ class FindDuplicates(PlanTask):
     """
 
     STAGE = "05_duplicates"
-    SECTIONS = ("input", "html", "encoding", "boilerplate", "language", "sentences", "dedup")
+    SECTIONS = ("input", "html", "encoding", "boilerplate", "language", "sentences", "dedup", "corpus.min_words")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -740,6 +740,12 @@ class FindDuplicates(PlanTask):
         name = f"{Path(self.plan).stem}-{self.batch}-{self.index_state}.jsonl"
         return SyncedLocalTarget(str(self.stage_dir / name), format=luigi.format.UTF8)
 
+    @property
+    def working_folder(self) -> Path:
+        """Return the hidden folder where this stage works, kept (and resumed from) when it is killed."""
+        output = Path(self.output().path)
+        return output.parent / f".{output.stem}{DEDUP_PROGRESS_SUFFIX}"
+
     def run(self) -> None:
         documents = (
             DocumentInput(
@@ -760,11 +766,7 @@ class FindDuplicates(PlanTask):
         # a run killed meanwhile; they are put in place before the output.
         output = Path(self.output().path)
         final = survivors_folder(output)
-        working = output.parent / f".{output.stem}{DEDUP_PROGRESS_SUFFIX}"  # hidden: work in progress
-        for other in _dedup_progress_of_batch(output.parent, self.batch):
-            if other != working:  # the batch's inputs or the index changed since: nothing to go on from
-                log.info("removing %s, the dedup progress of an earlier attempt at batch %s", other, self.batch)
-                shutil.rmtree(other, ignore_errors=True)
+        working = self.working_folder
         verdicts = find_run_duplicates(
             documents if dedup.enabled else (), dedup, self.cfg.corpus.min_words, earlier, run, working
         )
@@ -776,14 +778,18 @@ class FindDuplicates(PlanTask):
         report_progress(self, 1, 1, "duplicates found", force=True)
 
 
-def _dedup_progress_of_batch(stage_dir: Path, batch: str) -> list[Path]:
-    """Return the dedup working folders (`DEDUP_PROGRESS_SUFFIX`) of a batch in a stage folder, whatever their plan."""
-    found = []
-    for path in stage_dir.glob(f".*{DEDUP_PROGRESS_SUFFIX}"):
-        plan_and_batch = path.name[1:].removesuffix(DEDUP_PROGRESS_SUFFIX).rsplit("-", 1)[0]  # less the index state
-        if plan_and_batch.split("-", 2)[2:] == [batch]:  # plan-<hash>-<batch>
-            found.append(path)
-    return found
+def remove_other_dedup_progress(output_dir: Path, keep: Path) -> list[Path]:
+    """Remove the dedup working folders (`DEDUP_PROGRESS_SUFFIX`) under `output_dir` but `keep`; return them.
+
+    What killed runs left for inputs, batches, code or settings other than the run about to
+    start: nothing it can go on from. Call it only while holding the output folder's lock.
+    """
+    removed = []
+    for folder in sorted((output_dir / FindDuplicates.STAGE).glob(f"*/.*{DEDUP_PROGRESS_SUFFIX}")):
+        if folder != keep:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def survivors_folder(verdicts: Path) -> Path:

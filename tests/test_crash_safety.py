@@ -169,6 +169,38 @@ if __name__ == "__main__":  # pragma: no cover - lets one run the test alone wit
     sys.exit(pytest.main([__file__, "-s", "-q"]))
 
 
+def test_a_killed_dedup_is_resumed_by_the_next_run_which_removes_other_runs_progress(tmp_path: Path) -> None:
+    inbox = _inbox(tmp_path / "inbox")
+    config = tmp_path / "config.toml"
+    config.write_text(to_toml(CONFIG), encoding="utf-8")
+    reference, output = tmp_path / "reference", tmp_path / "killed"
+    for folder in (reference, output):
+        assert _job(folder, inbox, config, DAYS[0]).returncode == 0
+    listed = tmp_path / "events.json"
+    assert _job(reference, inbox, config, DAYS[1], "--events", str(listed)).returncode == 0
+    events = json.loads(listed.read_text("utf-8"))
+    dedup = [n for n, label in enumerate(events, 1) if label.startswith("FindDuplicates:")]
+    first_progress = next(n for n in dedup if events[n - 1] == "FindDuplicates:rename")  # progress.json in place
+
+    killed = _job(output, inbox, config, DAYS[1], "--kill-at", str(first_progress + 1))
+    assert killed.returncode == -9
+    (working,) = (output / "05_duplicates").glob("*/.*.in-progress")
+    assert (working / "progress.json").is_file()
+    strays = [  # left by killed runs of other inputs, and of older code
+        working.parent / ".plan-0123456789abcdef-2026-11-02-none.in-progress",
+        output / "05_duplicates" / "0123456789ab" / ".plan-0123456789abcdef-2026-11-01-none.in-progress",
+    ]
+    for stray in strays:
+        (stray / "tiers").mkdir(parents=True)
+    relisted = tmp_path / "rerun-events.json"
+    again = _job(output, inbox, config, DAYS[1], "--events", str(relisted))
+    assert again.returncode == 0, again.stderr
+    assert not any(stray.exists() for stray in strays) and not working.exists()
+    redone = [label for label in json.loads(relisted.read_text("utf-8")) if label.startswith("FindDuplicates:")]
+    assert 0 < len(redone) < len(dedup)  # went on from the checkpoint
+    assert _final_state(output) == _final_state(reference)
+
+
 @pytest.mark.parametrize(
     ("copied_through", "cut_in", "suffix"),
     [

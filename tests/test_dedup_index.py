@@ -471,23 +471,3 @@ def test_a_dedup_killed_goes_on_from_its_last_checkpoint_to_the_same_files(
         assert ("progress in" in caplog.text) == spoilt, caplog.text
         assert _files(folder) == expected
         assert sum(judged) == len(documents) - (0 if spoilt else progress["documents"])
-
-
-def test_a_batch_run_again_on_other_inputs_removes_the_dedup_progress_left_for_the_old_ones(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    assert run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1").returncode == 0
-    (stage,) = (out / "05_duplicates").iterdir()
-    (verdicts,) = stage.glob("plan-*-day1-*.jsonl")
-    left = {  # as a killed run leaves them: the same batch of other inputs, and another batch
-        "same batch": stage / ".plan-0123456789abcdef-day1-none.in-progress",
-        "other batch": stage / ".plan-0123456789abcdef-day1-x-none.in-progress",
-    }
-    for folder in left.values():
-        (folder / "tiers").mkdir(parents=True)
-        (folder / "progress.json").write_text("{}", encoding="utf-8")
-    _second_run_inputs(tmp_path / "in2")  # other inputs: another plan, so the stage runs again
-    again = run_pipeline(out, "run", "--input", str(tmp_path / "in2"), "--batch", "day1")
-    assert again.returncode == 0, again.stderr
-    assert not left["same batch"].exists() and left["other batch"].exists()
-    assert len(list(stage.glob("plan-*-day1-*.jsonl"))) == 2 and verdicts.exists()
-    assert list(stage.glob(".*.in-progress")) == [left["other batch"]]  # a finished run leaves none of its own
