@@ -934,10 +934,13 @@ def find_run_duplicates(
     duplicate sentence or dropped whole. Every `every_seconds` (default `CHECKPOINT_SECONDS`),
     at the end of a batch, the progress is synced to `folder`; a call finding progress there
     (left by a call with the same arguments that was killed) goes on from it, dropping what
-    was written after it, and leaves the same files as a call never interrupted. Anything else
-    in `folder` is removed first.
+    was written after it, and leaves the same files as a call never interrupted; a call finding
+    the whole result there returns at once. Anything else in `folder` is removed first. Take the
+    verdicts out with `take_verdicts`.
     """
     interval = CHECKPOINT_SECONDS if every_seconds is None else every_seconds
+    if _finished(folder):  # killed after its last write, before the caller took the verdicts
+        return folder / VERDICTS_FILE
     resumed = _resume(folder, cfg.lsh_bands, run)
     if resumed is None:
         shutil.rmtree(folder, ignore_errors=True)
@@ -980,11 +983,27 @@ def find_run_duplicates(
             last = time.monotonic()
         verdicts.flush()
         os.fsync(verdicts.fileno())
-    # Done: what is left in `folder` is the survivors and the verdicts, nothing to resume from.
-    (folder / _PROGRESS_FILE).unlink(missing_ok=True)
-    (folder / _KEPT_DOCS_FILE).unlink()
     store.close()
+    (folder / _KEPT_DOCS_FILE).unlink()
+    # Done: the survivors and the verdicts, kept as they are if the caller is killed before `take_verdicts`.
+    atomic_write_text(folder / _PROGRESS_FILE, json.dumps({"format": _PROGRESS_FORMAT, "finished": True}) + "\n")
+    fsync_folder(folder)
     return folder / VERDICTS_FILE
+
+
+def take_verdicts(folder: Path, to: Path) -> None:
+    """Move the verdicts `find_run_duplicates` left in `folder` to `to`; `folder` then holds the survivors alone."""
+    (folder / VERDICTS_FILE).replace(to)
+    (folder / _PROGRESS_FILE).unlink()
+
+
+def _finished(folder: Path) -> bool:
+    """Return whether `folder` holds the whole result of `find_run_duplicates`, its verdicts not yet taken."""
+    try:
+        state = json.loads((folder / _PROGRESS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(state == {"format": _PROGRESS_FORMAT, "finished": True} and (folder / VERDICTS_FILE).is_file())
 
 
 def _resume(folder: Path, bands: int, run: str) -> tuple[RunSurvivorStore, DedupProgress, int] | None:
@@ -996,8 +1015,8 @@ def _resume(folder: Path, bands: int, run: str) -> tuple[RunSurvivorStore, Dedup
         return None
     try:
         state = json.loads((folder / _PROGRESS_FILE).read_text(encoding="utf-8"))
-        if not isinstance(state, dict) or state.get("format") != _PROGRESS_FORMAT:
-            return None
+        if not isinstance(state, dict) or state.get("format") != _PROGRESS_FORMAT or state.get("finished"):
+            return None  # finished, and its verdicts taken: nothing to go on from
         os.truncate(folder / VERDICTS_FILE, int(state["verdict_bytes"]))
         os.truncate(folder / _KEPT_DOCS_FILE, int(state["kept_docs_bytes"]))
         with (folder / _KEPT_DOCS_FILE).open("rb") as kept_lines:

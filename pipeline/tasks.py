@@ -59,6 +59,7 @@ from pipeline.dedup_index import (
     find_run_duplicates,
     open_index,
     survivor_keys_digest,
+    take_verdicts,
 )
 from pipeline.inputs import (
     DEFAULT_BATCH,
@@ -767,11 +768,9 @@ class FindDuplicates(PlanTask):
         output = Path(self.output().path)
         final = survivors_folder(output)
         working = self.working_folder
-        verdicts = find_run_duplicates(
-            documents if dedup.enabled else (), dedup, self.cfg.corpus.min_words, earlier, run, working
-        )
+        find_run_duplicates(documents if dedup.enabled else (), dedup, self.cfg.corpus.min_words, earlier, run, working)
         pending = output.parent / f".{output.name}{TMP_MARK}verdicts"
-        verdicts.replace(pending)
+        take_verdicts(working, pending)
         replace_folder(working, final)
         pending.replace(output)
         fsync_folder(output.parent)

@@ -414,7 +414,7 @@ def test_a_dedup_killed_goes_on_from_its_last_checkpoint_to_the_same_files(
 ) -> None:
     import pipeline.dedup_index as dedup_index
     import pipeline.steps.dedup as dedup_module
-    from pipeline.dedup_index import VERDICTS_FILE, find_run_duplicates
+    from pipeline.dedup_index import VERDICTS_FILE, find_run_duplicates, take_verdicts
     from pipeline.storage import dump_record
 
     monkeypatch.setattr(dedup_index, "RUN_MEMORY_ROWS", 64)  # tier files spilled and merged between checkpoints
@@ -440,11 +440,17 @@ def test_a_dedup_killed_goes_on_from_its_last_checkpoint_to_the_same_files(
     assert "cannot be used" not in caplog.text  # nothing to resume from is no news
     expected = _files(tmp_path / "reference")
     assert reference == tmp_path / "reference" / VERDICTS_FILE
-    assert sorted(expected) == sorted(["meta.json", VERDICTS_FILE, *dedup_index._SPILL_COLUMNS])
+    assert sorted(expected) == sorted(["meta.json", "progress.json", VERDICTS_FILE, *dedup_index._SPILL_COLUMNS])
     in_memory = find_duplicates(documents, cfg, 20, run="r1")  # what the stage wrote before it kept progress
     written = "".join(dump_record(v.record()) for v in in_memory if v.sentences or v.duplicate_of_doc)
     assert expected[VERDICTS_FILE] == written.encode("utf-8")
     assert b"kept earlier in this run" in written.encode("utf-8") and written.count("near_duplicate") >= 100
+    judged.clear()  # killed after its last write, before its verdicts were taken: nothing is done again
+    assert dedup(tmp_path / "reference", iter(documents)) == reference and not judged
+    take_verdicts(tmp_path / "reference", tmp_path / "taken.jsonl")
+    assert (tmp_path / "taken.jsonl").read_bytes() == written.encode("utf-8")
+    survivors = {name: data for name, data in expected.items() if name not in (VERDICTS_FILE, "progress.json")}
+    assert _files(tmp_path / "reference") == survivors
 
     def killed_at(stop: int) -> Iterator[DocumentInput]:
         for n, doc in enumerate(documents):
