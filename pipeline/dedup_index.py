@@ -664,10 +664,10 @@ class RunSurvivorStore:
     stays flat however many sentences the run has. `close` writes `meta.json` and removes `tiers/`.
     """
 
-    def __init__(self, folder: Path, bands: int, run: str, checkpoints: bool = False) -> None:
+    def __init__(self, folder: Path, bands: int, run: str, checkpoints: bool = False, _append: bool = False) -> None:
         self.folder, self.bands, self.run = folder, bands, run
         (folder / "tiers").mkdir(parents=True, exist_ok=True)
-        self._files = {name: (folder / name).open("wb") for name in _SPILL_COLUMNS}
+        self._files = {name: (folder / name).open("ab" if _append else "wb") for name in _SPILL_COLUMNS}
         self._rows = 0
         self._ends = {"doc": 0, "text": 0}
         self._digest = survivor_keys_digest()
@@ -688,19 +688,14 @@ class RunSurvivorStore:
             raise ValueError(f"{folder} holds survivors of {state.get('bands')} bands of run {state.get('run')}")
         for name in _SPILL_COLUMNS:
             os.truncate(folder / name, int(state["bytes"][name]))
-        store = cls.__new__(cls)
-        store.folder, store.bands, store.run = folder, bands, run
-        store._files = {name: (folder / name).open("ab") for name in _SPILL_COLUMNS}
+        store = cls(folder, bands, run, checkpoints=True, _append=True)
         store._rows, store._ends = int(state["rows"]), {k: int(v) for k, v in state["ends"].items()}
-        store._memory, store._columns = [], None
         store._disk = [(folder / "tiers" / name, int(rows)) for name, rows in state["tiers"]]
         store._tier_names = int(state["tier_names"])
-        store._checkpoints, store._retired = True, []
         store._synced = {tier for tier, _ in store._disk}
         for tier in (folder / "tiers").iterdir():  # made after the checkpoint, or merged away before it
             if tier not in store._synced:
                 shutil.rmtree(tier)
-        store._digest = survivor_keys_digest()
         position, _, docs, _ = store._read_columns()
         for start in range(0, store._rows, _ROW_CHUNK):
             rows = np.arange(start, min(start + _ROW_CHUNK, store._rows), dtype=np.int64)
