@@ -69,7 +69,7 @@ from pipeline.steps.dedup import (
     sort_bands,
     stable_order,
 )
-from pipeline.storage import atomic_write_text, dump_record, fsync_folder
+from pipeline.storage import atomic_write_text, dump_record, fsync_folder, remove_orphaned_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -935,7 +935,7 @@ def find_run_duplicates(
     """
     interval = CHECKPOINT_SECONDS if every_seconds is None else every_seconds
     if _finished(folder):  # killed after its last write, before the caller took the verdicts
-        return folder / VERDICTS_FILE
+        return _finish(folder)
     resumed = _resume(folder, cfg.lsh_bands, run)
     if resumed is None:
         shutil.rmtree(folder, ignore_errors=True)
@@ -979,10 +979,15 @@ def find_run_duplicates(
         verdicts.flush()
         os.fsync(verdicts.fileno())
     store.close()
-    (folder / _KEPT_DOCS_FILE).unlink()
     # Done: the survivors and the verdicts, kept as they are if the caller is killed before `take_verdicts`.
     atomic_write_text(folder / _PROGRESS_FILE, json.dumps({"format": _PROGRESS_FORMAT, "finished": True}) + "\n")
     fsync_folder(folder)
+    return _finish(folder)
+
+
+def _finish(folder: Path) -> Path:
+    """Remove what only a resume needs from a finished working folder; return its verdicts file."""
+    (folder / _KEPT_DOCS_FILE).unlink(missing_ok=True)
     return folder / VERDICTS_FILE
 
 
@@ -1008,6 +1013,7 @@ def _resume(folder: Path, bands: int, run: str) -> tuple[RunSurvivorStore, Dedup
     """
     if not (folder / _PROGRESS_FILE).is_file():
         return None
+    remove_orphaned_temporaries(folder)  # a checkpoint killed mid-write: its progress file's temporary
     try:
         state = json.loads((folder / _PROGRESS_FILE).read_text(encoding="utf-8"))
         if not isinstance(state, dict) or state.get("format") != _PROGRESS_FORMAT or state.get("finished"):

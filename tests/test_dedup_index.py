@@ -477,3 +477,91 @@ def test_a_dedup_killed_goes_on_from_its_last_checkpoint_to_the_same_files(
         assert ("progress in" in caplog.text) == spoilt, caplog.text
         assert _files(folder) == expected
         assert sum(judged) == len(documents) - (0 if spoilt else progress["documents"])
+
+
+def _dedup_in_a_child(folder: Path, kill_at: int | None, timeout: float = 120.0) -> tuple[bool, int, list[str]]:
+    """Run the checkpointing dedup of `_dedup_documents` in a forked process, SIGKILLed at its `kill_at`-th write.
+
+    A write is a call that changes the file system (`os.fsync`, `os.replace`, `os.rename`,
+    `os.truncate`, `os.unlink`, `shutil.rmtree`). Returns whether the child was killed and,
+    when it was not, how many writes it made and the warnings it logged.
+    """
+    import logging.handlers
+    import os
+    import signal
+    import time
+
+    from pipeline.dedup_index import find_run_duplicates
+
+    documents = _dedup_documents()  # built before the fork: the child only deduplicates
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child never returns to pytest
+        status = 3
+        try:
+            os.close(read_end)
+            writes = itertools.count(1)
+            warnings = logging.handlers.BufferingHandler(1 << 16)  # keeps every record logged
+            warnings.setLevel(logging.WARNING)
+            logging.getLogger("pipeline.dedup_index").addHandler(warnings)
+
+            def counted(original: Any) -> Any:
+                def write(*args: Any, **kwargs: Any) -> Any:
+                    if next(writes) == kill_at:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return original(*args, **kwargs)
+
+                return write
+
+            for owner, name in [(os, n) for n in ("fsync", "replace", "rename", "truncate", "unlink")] + [
+                (shutil, "rmtree")
+            ]:
+                setattr(owner, name, counted(getattr(owner, name)))
+            find_run_duplicates(iter(documents), DedupConfig(), 20, None, "r1", folder, every_seconds=0.0)
+            logged = [record.getMessage() for record in warnings.buffer]
+            os.write(write_end, json.dumps([next(writes) - 1, logged]).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    deadline = time.monotonic() + timeout
+    while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the dedup in {folder} did not end within {timeout} s")
+        time.sleep(0.01)
+    with os.fdopen(read_end, "rb") as pipe:
+        report = pipe.read()
+    status = waited[1]
+    if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+        return True, 0, []
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"the dedup in {folder} failed: {status}"
+    made, warned = json.loads(report)
+    return False, made, warned
+
+
+def test_a_dedup_killed_at_any_write_resumes_to_the_same_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL inside a checkpoint, a tier merge or the finish, then run again: the files are the uninterrupted ones.
+
+    Checkpoints come after every batch here, and tiers spill and merge between them, so the
+    writes counted cover every kind the stage makes; a sample of them (every 9th from the 5th,
+    and the last ten: the finish) is each the kill point of one run, and no rerun starts over.
+    """
+    import pipeline.dedup_index as dedup_index
+    import pipeline.steps.dedup as dedup_module
+
+    monkeypatch.setattr(dedup_index, "RUN_MEMORY_ROWS", 64)
+    monkeypatch.setattr(dedup_index, "RUN_TIER_LIMIT", 256)
+    monkeypatch.setattr(dedup_module, "SIGNING_BATCH", 100)
+    killed, writes, warned = _dedup_in_a_child(tmp_path / "reference", None)
+    assert not killed and not warned and writes > 200  # checkpoints (fsync, replace), merges (rmtree), spills
+    expected = _files(tmp_path / "reference")
+    assert "progress.json" in expected
+    for kill_at in sorted({*range(5, writes, 9), *range(writes - 9, writes + 1)}):
+        folder = tmp_path / f"killed-at-{kill_at}"
+        assert _dedup_in_a_child(folder, kill_at) == (True, 0, [])
+        killed, _, warned = _dedup_in_a_child(folder, None)
+        assert not killed and not warned, f"killed at write {kill_at}: {warned}"
+        assert _files(folder) == expected, f"killed at write {kill_at}"
+        shutil.rmtree(folder)
