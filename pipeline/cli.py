@@ -117,23 +117,43 @@ def _common(config: str | None, output: str) -> dict[str, Any]:
     return {"config": str(Path(config).resolve()) if config else "", "output_dir": str(Path(output).resolve())}
 
 
+ABANDONED_AFTER_SECONDS = 24 * 3600.0
+"""Where no lock says nobody else writes (workers of a central scheduler; `backfill`'s dedup
+working folders), a temporary or a dedup working folder unchanged for this long was left by a
+killed process, and is removed."""
+
+
 def _locked(args: argparse.Namespace, what: str) -> Any:
     """Return the run lock of the output folder; none for workers of a central scheduler.
 
-    Workers sharing a `luigid` cooperate instead: the scheduler never gives one task to two of them.
+    Workers sharing a `luigid` cooperate instead: the scheduler never gives one task to two of
+    them. Either way, what killed writers left behind is removed first (see `_cleaned`).
     """
+    output = Path(args.output).resolve()
     if args.scheduler_url:
-        return nullcontext()
-    return _cleaned(Path(args.output).resolve(), what)
+        return _cleaned(output, nullcontext(), ABANDONED_AFTER_SECONDS)
+    return _cleaned(output, exclusive_lock(output / LOCK_FILE, what), 0.0)
 
 
 @contextmanager
-def _cleaned(output: Path, what: str) -> Iterator[None]:
-    """Hold the output folder's lock, and first remove what writers killed earlier left behind."""
-    with exclusive_lock(output / LOCK_FILE, what):
-        for path in remove_orphaned_temporaries(output):
+def _cleaned(output: Path, lock: Any, idle_seconds: float) -> Iterator[None]:
+    """Hold `lock`, and first remove the temporaries killed writers left (those unchanged for `idle_seconds`)."""
+    with lock:
+        for path in remove_orphaned_temporaries(output, idle_seconds):
             log.info("removed %s, left by an interrupted run", path)
         yield
+
+
+def _remove_dedup_progress(args: argparse.Namespace, output: Path, keep: Path | None) -> None:
+    """Remove the dedup working folders killed runs left, but `keep` (see `remove_other_dedup_progress`).
+
+    A `run` alone on the output folder removes every other one; workers of a central scheduler
+    and `backfill`, which deduplicate several batches at once or one after another, only those
+    unchanged for `ABANDONED_AFTER_SECONDS`.
+    """
+    alone = keep is not None and not args.scheduler_url
+    for path in remove_other_dedup_progress(output, keep, 0.0 if alone else ABANDONED_AFTER_SECONDS):
+        log.info("removed %s, dedup progress left by an interrupted run", path)
 
 
 def _run_batch(args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -162,10 +182,8 @@ def command_run(args: argparse.Namespace) -> int:
         with _locked(args, f"python -m pipeline run (batch {batch})"):
             common, plan_path = _prepare(args.config, inputs, args.output)
             report = WriteReport(plan=str(plan_path), batch=batch, **common)
-            if not args.scheduler_url:  # alone on the output folder: no other run's progress to keep
-                keep = FindDuplicates(plan=str(plan_path), batch=batch, **common).working_folder
-                for path in remove_other_dedup_progress(Path(common["output_dir"]), keep):
-                    log.info("removed %s, dedup progress left by an interrupted run of other inputs", path)
+            keep = FindDuplicates(plan=str(plan_path), batch=batch, **common).working_folder
+            _remove_dedup_progress(args, Path(common["output_dir"]), keep)
             _preload(args.config, args.workers)
             with ProgressBar(report) if _show_progress(args) else nullcontext():
                 ok = _build([report], args.workers, args.scheduler_url)
@@ -228,6 +246,7 @@ def command_backfill(args: argparse.Namespace) -> int:
         print(f"pipeline: {len(empty)} days have no inputs and are skipped: {shown}", file=sys.stderr)
     try:
         with _locked(args, f"python -m pipeline backfill ({start} to {stop})"):
+            _remove_dedup_progress(args, Path(common["output_dir"]), None)
             _preload(args.config, args.workers)
             ok = _build([backfill], args.workers, args.scheduler_url)
     except LockedError as error:

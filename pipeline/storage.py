@@ -421,18 +421,40 @@ def remove_stale(folder: Path, keep: set[str]) -> None:
                 path.unlink()
 
 
-def remove_orphaned_temporaries(root: Path) -> list[Path]:
+def last_change(path: Path) -> float:
+    """Return the latest modification time of a file, or of a folder and everything in it (0 if gone).
+
+    >>> last_change(Path("/no/such/path"))
+    0.0
+    """
+    try:
+        latest = path.lstat().st_mtime
+    except OSError:
+        return 0.0
+    if path.is_dir() and not path.is_symlink():
+        for folder, _, files in os.walk(path):
+            for name in files:
+                with contextlib.suppress(OSError):  # removed meanwhile
+                    latest = max(latest, (Path(folder) / name).lstat().st_mtime)
+    return latest
+
+
+def remove_orphaned_temporaries(root: Path, idle_seconds: float = 0.0) -> list[Path]:
     """Delete the temporary files and folders that killed writers left under `root`; return them.
 
     Those are the hidden `.<name>.tmp-*` files and folders written here (and the dedup index's
-    `.tmp-*` segment folders) and Luigi's `*-luigi-tmp-*` files. Call it only while holding the
-    output folder's lock: another process's temporaries are work in progress.
+    `.tmp-*` segment folders) and Luigi's `*-luigi-tmp-*` files. Another process's temporaries
+    are work in progress: call it while holding the output folder's lock, or with
+    `idle_seconds`, to remove only those unchanged for that long.
     """
     removed: list[Path] = []
+    oldest = time.time() - idle_seconds
     for folder, dirs, files in os.walk(root):
         for name in [*dirs, *files]:
             if (name.startswith(".") and TMP_MARK in name) or "-luigi-tmp-" in name:
                 path = Path(folder) / name
+                if idle_seconds and last_change(path) > oldest:
+                    continue
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
                 else:

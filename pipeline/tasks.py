@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import fields
 from functools import cache
@@ -100,6 +101,7 @@ from pipeline.storage import (
     count_stage_records,
     fsync_folder,
     gc_paused,
+    last_change,
     read_record_fields,
     replace_folder,
     set_aside_unreadable,
@@ -777,15 +779,19 @@ class FindDuplicates(PlanTask):
         report_progress(self, 1, 1, "duplicates found", force=True)
 
 
-def remove_other_dedup_progress(output_dir: Path, keep: Path) -> list[Path]:
+def remove_other_dedup_progress(output_dir: Path, keep: Path | None, idle_seconds: float = 0.0) -> list[Path]:
     """Remove the dedup working folders (`DEDUP_PROGRESS_SUFFIX`) under `output_dir` but `keep`; return them.
 
     What killed runs left for inputs, batches, code or settings other than the run about to
-    start: nothing it can go on from. Call it only while holding the output folder's lock.
+    start: nothing it can go on from. Another process may be working in one: call it while
+    holding the output folder's lock, or with `idle_seconds`, to remove only the folders
+    unchanged for that long (a working dedup writes to its folder at least every
+    `CHECKPOINT_SECONDS`).
     """
     removed = []
+    oldest = time.time() - idle_seconds
     for folder in sorted((output_dir / FindDuplicates.STAGE).glob(f"*/.*{DEDUP_PROGRESS_SUFFIX}")):
-        if folder != keep:
+        if folder != keep and not (idle_seconds and last_change(folder) > oldest):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

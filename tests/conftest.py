@@ -75,6 +75,25 @@ def run_pipeline(output: Path, *args: str, config: dict[str, dict[str, object]] 
     return Run(done.returncode, done.stdout, done.stderr, output)
 
 
+def plant_leftovers(output: Path) -> tuple[list[Path], list[Path]]:
+    """Put what killed writers leave into `output`: return (those two days old, those just written).
+
+    Each kind: a writer's hidden temporary, and a dedup stage's working folder.
+    """
+    made: list[list[Path]] = [[], []]
+    for age, label in ((2 * 24 * 3600, "stale"), (0, "fresh")):
+        temporary = output / "03_stripped" / "0123456789" / f".part-{label}.jsonl.zst.tmp-x1y2z3"
+        working = output / "05_duplicates" / f"hash-{label}" / f".plan-{label}-day0-0.in-progress"
+        for path in (temporary, working / "progress.json"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("{}", encoding="utf-8")
+        for path in (temporary, working / "progress.json", working):
+            when = time.time() - age
+            os.utime(path, (when, when))
+        made[age == 0] += [temporary, working]
+    return made[0], made[1]
+
+
 def to_toml(config: dict[str, dict[str, object]]) -> str:
     """Render a two-level config mapping as TOML (enough for tests)."""
     lines: list[str] = []

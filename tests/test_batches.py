@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
-from tests.conftest import REPO, SEEDS, reproducible_files, run_pipeline
+from tests.conftest import REPO, SEEDS, plant_leftovers, reproducible_files, run_pipeline
 from tests.test_dedup_index import RULES_ONLY, _second_run_inputs
 
 DAY1, DAY2, DAY3, DAY4 = "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"
@@ -101,11 +101,15 @@ def test_backfill_with_two_workers_equals_day_by_day_runs_and_skips_empty_days(t
     assert f"1 days have no inputs and are skipped: {DAY3}" in done.stderr
     assert f"pipeline: batch {DAY4}: 1 documents in: 1 duplicate" in done.stdout
     assert _published(backfilled) == _published(by_day)
-    # A second backfill over the same days finds nothing missing and changes nothing.
+    # A second backfill over the same days finds nothing missing and changes nothing. Holding the
+    # lock, it removes every temporary killed writers left; dedup progress only once a day old.
     before = {p: p.stat().st_mtime_ns for p in (backfilled / "corpus").rglob("*") if p.is_file()}
+    stale, fresh = plant_leftovers(backfilled)
     again = run_pipeline(backfilled, *args, config=RULES_ONLY)
     assert again.returncode == 0, again.stderr
     assert {p: p.stat().st_mtime_ns for p in (backfilled / "corpus").rglob("*") if p.is_file()} == before
+    temporary, working = fresh
+    assert not any(path.exists() for path in [*stale, temporary]) and working.is_dir()
 
 
 HOLD_LOCK = """

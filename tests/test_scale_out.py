@@ -14,7 +14,7 @@ from pathlib import Path
 import redis
 
 from pipeline.evaluation import DEFAULT_EVAL_DIR
-from tests.conftest import REPO, reproducible_files, to_toml
+from tests.conftest import REPO, plant_leftovers, reproducible_files, to_toml
 from tests.test_runs import _mixed_inputs
 
 PREFIX = "scale-out-test"
@@ -61,6 +61,7 @@ def test_two_workers_behind_luigid_give_the_single_process_corpus(
 
     _forget_index(redis_port)
     shared = tmp_path / "shared"  # the storage both workers see (one folder here; NFS or the like across machines)
+    stale, fresh = plant_leftovers(shared)  # no lock here: only what is a day old is surely another's leftover
     workers = [
         subprocess.Popen(
             _command(inputs, shared, config, "--scheduler-url", luigid_url),
@@ -77,6 +78,7 @@ def test_two_workers_behind_luigid_give_the_single_process_corpus(
         assert worker.returncode == 0, stderr
         assert f"pipeline: batch day1: {7 + len(pages)} documents in:" in stdout  # each reports the whole run
 
+    assert not any(path.exists() for path in stale) and all(path.exists() for path in fresh)
     assert reproducible_files(shared / "corpus") == reproducible_files(single / "corpus")
     assert reproducible_files(shared / "report") == reproducible_files(single / "report")
     ran_by = {json.loads(p.read_text("utf-8"))["worker"] for p in (shared / "timings").glob("*.json")}
