@@ -23,8 +23,8 @@ SEED1, SEED1_ID = "001_d07a408cf5f191c8.txt", "a92c86f19c262270"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """A headless Chromium that logs the page's console."""
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A headless Chromium that logs the page's console (its scratch folders in a temporary folder of the tests)."""
     missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not shutil.which(path)]
     if missing:
         pytest.skip(f"Chromium not installed here ({', '.join(missing)} missing; .ci/run installs it)")
@@ -38,7 +38,8 @@ def browser() -> Iterator[Any]:
         options.add_argument(argument)
     options.add_argument("--window-size=1300,1000")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    scratch = {**os.environ, "TMPDIR": str(tmp_path_factory.mktemp("chromium"))}  # not one more folder in /tmp a run
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, env=scratch), options=options)
     try:
         yield driver
     finally:
