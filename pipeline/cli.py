@@ -21,7 +21,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,7 @@ def _locked(args: argparse.Namespace, what: str) -> Any:
 
 
 @contextmanager
-def _cleaned(output: Path, lock: Any, idle_seconds: float) -> Iterator[None]:
+def _cleaned(output: Path, lock: AbstractContextManager[Any], idle_seconds: float) -> Iterator[None]:
     """Hold `lock`, and first remove the temporaries killed writers left (those unchanged for `idle_seconds`)."""
     with lock:
         for path in remove_orphaned_temporaries(output, idle_seconds):
@@ -144,14 +144,13 @@ def _cleaned(output: Path, lock: Any, idle_seconds: float) -> Iterator[None]:
         yield
 
 
-def _remove_dedup_progress(args: argparse.Namespace, output: Path, keep: Path | None) -> None:
+def _remove_dedup_progress(output: Path, keep: Path | None, alone: bool) -> None:
     """Remove the dedup working folders killed runs left, but `keep` (see `remove_other_dedup_progress`).
 
-    A `run` alone on the output folder removes every other one; workers of a central scheduler
+    A `run` `alone` on the output folder removes every other one; workers of a central scheduler
     and `backfill`, which deduplicate several batches at once or one after another, only those
     unchanged for `ABANDONED_AFTER_SECONDS`.
     """
-    alone = keep is not None and not args.scheduler_url
     for path in remove_other_dedup_progress(output, keep, 0.0 if alone else ABANDONED_AFTER_SECONDS):
         log.info("removed %s, dedup progress left by an interrupted run", path)
 
@@ -183,7 +182,7 @@ def command_run(args: argparse.Namespace) -> int:
             common, plan_path = _prepare(args.config, inputs, args.output)
             report = WriteReport(plan=str(plan_path), batch=batch, **common)
             keep = FindDuplicates(plan=str(plan_path), batch=batch, **common).working_folder
-            _remove_dedup_progress(args, Path(common["output_dir"]), keep)
+            _remove_dedup_progress(Path(common["output_dir"]), keep, alone=not args.scheduler_url)
             _preload(args.config, args.workers)
             with ProgressBar(report) if _show_progress(args) else nullcontext():
                 ok = _build([report], args.workers, args.scheduler_url)
@@ -246,7 +245,7 @@ def command_backfill(args: argparse.Namespace) -> int:
         print(f"pipeline: {len(empty)} days have no inputs and are skipped: {shown}", file=sys.stderr)
     try:
         with _locked(args, f"python -m pipeline backfill ({start} to {stop})"):
-            _remove_dedup_progress(args, Path(common["output_dir"]), None)
+            _remove_dedup_progress(Path(common["output_dir"]), None, alone=False)
             _preload(args.config, args.workers)
             ok = _build([backfill], args.workers, args.scheduler_url)
     except LockedError as error:

@@ -421,22 +421,25 @@ def remove_stale(folder: Path, keep: set[str]) -> None:
                 path.unlink()
 
 
-def last_change(path: Path) -> float:
-    """Return the latest modification time of a file, or of a folder and everything in it (0 if gone).
+def unchanged_for(path: Path, seconds: float) -> bool:
+    """Return whether a file, or a folder and everything in it, has not been modified for `seconds` (gone: True).
 
-    >>> last_change(Path("/no/such/path"))
-    0.0
+    >>> unchanged_for(Path("/no/such/path"), 3600), unchanged_for(Path(tempfile.mkdtemp()), 3600)
+    (True, False)
     """
+    since = time.time() - seconds
     try:
-        latest = path.lstat().st_mtime
+        if path.lstat().st_mtime > since:
+            return False
     except OSError:
-        return 0.0
+        return True
     if path.is_dir() and not path.is_symlink():
         for folder, _, files in os.walk(path):
             for name in files:
                 with contextlib.suppress(OSError):  # removed meanwhile
-                    latest = max(latest, (Path(folder) / name).lstat().st_mtime)
-    return latest
+                    if (Path(folder) / name).lstat().st_mtime > since:
+                        return False
+    return True
 
 
 def remove_orphaned_temporaries(root: Path, idle_seconds: float = 0.0) -> list[Path]:
@@ -448,12 +451,11 @@ def remove_orphaned_temporaries(root: Path, idle_seconds: float = 0.0) -> list[P
     `idle_seconds`, to remove only those unchanged for that long.
     """
     removed: list[Path] = []
-    oldest = time.time() - idle_seconds
     for folder, dirs, files in os.walk(root):
         for name in [*dirs, *files]:
             if (name.startswith(".") and TMP_MARK in name) or "-luigi-tmp-" in name:
                 path = Path(folder) / name
-                if idle_seconds and last_change(path) > oldest:
+                if not unchanged_for(path, idle_seconds):
                     continue
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)

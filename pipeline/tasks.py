@@ -22,7 +22,6 @@ import hashlib
 import json
 import logging
 import shutil
-import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import fields
 from functools import cache
@@ -101,12 +100,12 @@ from pipeline.storage import (
     count_stage_records,
     fsync_folder,
     gc_paused,
-    last_change,
     read_record_fields,
     replace_folder,
     set_aside_unreadable,
     stage_records,
     staging_folder,
+    unchanged_for,
     write_records,
 )
 
@@ -789,9 +788,8 @@ def remove_other_dedup_progress(output_dir: Path, keep: Path | None, idle_second
     `CHECKPOINT_SECONDS`).
     """
     removed = []
-    oldest = time.time() - idle_seconds
     for folder in sorted((output_dir / FindDuplicates.STAGE).glob(f"*/.*{DEDUP_PROGRESS_SUFFIX}")):
-        if folder != keep and not (idle_seconds and last_change(folder) > oldest):
+        if folder != keep and unchanged_for(folder, idle_seconds):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
