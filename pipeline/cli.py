@@ -254,12 +254,14 @@ def command_backfill(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     status = EXIT_OK
     for day in days:
-        marker = DailyBatch(date=day, **of_params).corpus_marker()
+        batch = DailyBatch(date=day, **of_params)
+        marker = batch.corpus_marker()
         if marker.exists():
             counts = json.loads(marker.read_text(encoding="utf-8"))["counts"]
             docs = ", ".join(f"{n} {s}" for s, n in counts["documents"].items())
             print(f"pipeline: batch {day}: {counts['documents_in']} documents in: {docs}")
             if counts["documents"].get("quarantined"):
+                _list_quarantined(batch.quarantine_index())
                 status = EXIT_QUARANTINED
     return status
 

@@ -193,7 +193,7 @@ class DedupConfig(_Section):
     """Exact Jaccard similarity of shingle sets at or above which two sentences are duplicates."""
     lsh_bands: Annotated[int, Field(ge=1, le=1024)] = 21
     """LSH bands: two sentences are candidates when all `lsh_rows` values of one band agree.
-    21 x 6 makes a pair at Jaccard 0.8 a candidate with probability 0.998 (0.7: 0.96; 0.5: 0.28)."""
+    21 x 6 makes a pair at Jaccard 0.8 a candidate with probability 0.998 (0.7: 0.93; 0.5: 0.28)."""
     lsh_rows: Annotated[int, Field(ge=1, le=1024)] = 6
     """Signature values per LSH band; `lsh_bands * lsh_rows` must not exceed `num_perm`."""
     min_words: Annotated[int, Field(ge=1, le=1000)] = 4
@@ -252,7 +252,7 @@ class CorpusConfig(_Section):
 
 
 class ReportConfig(_Section):
-    """The HTML report of a run (`<output>/report/index.html`): what it shows, kept to a bounded size."""
+    """The HTML report of a run (`<output>/report/<batch>/index.html`): what it shows, kept to a bounded size."""
 
     max_documents: Annotated[int, Field(ge=0, le=1_000_000)] = 500
     """Documents given a view (original text, removals struck through), the first in input order.

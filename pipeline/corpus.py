@@ -238,7 +238,7 @@ class PartWriter:
             self.add(row)
 
     def close(self) -> list[str]:
-        """Write the last part (an empty one if no row came at all) and return the part names."""
+        """Write the last part (one of no rows, with the schema, if no row came at all) and return the part names."""
         if self._group or (self._part is None and not self.written):
             self._write_group()
         if self._part is not None:
@@ -252,7 +252,8 @@ class PartWriter:
             self._part = AtomicParquetWriter(
                 self.folder / f"part-{len(self.written):05d}.parquet", self._schema, self.compression
             )
-        self._part.write(table)
+        if rows:  # a part of no rows has no row group: readers that size batches by row group (`datasets`) need it
+            self._part.write(table)
         self._part_rows += len(rows)
 
     def _finish_part(self) -> None:

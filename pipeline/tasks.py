@@ -795,6 +795,11 @@ def remove_other_dedup_progress(output_dir: Path, keep: Path | None, idle_second
     return removed
 
 
+def quarantine_index(corpus_folder: Path, batch: str) -> Path:
+    """Return the list of a batch's quarantined units, beside the corpus folder."""
+    return corpus_folder.parent / QUARANTINE_DIR / batch / "index.jsonl"
+
+
 def survivors_folder(verdicts: Path) -> Path:
     """Return the folder of signed survivors that the dedup stage writes beside its verdicts file."""
     return verdicts.with_suffix(SURVIVORS_SUFFIX)
@@ -821,8 +826,8 @@ class WriteCorpus(PlanTask):
 
     @property
     def quarantine_index(self) -> Path:
-        """Return the list of this batch's quarantined units (beside the corpus folder)."""
-        return self.folder.parent / QUARANTINE_DIR / self.batch / "index.jsonl"
+        """Return the list of this batch's quarantined units (see `quarantine_index`)."""
+        return quarantine_index(self.folder, self.batch)
 
     @property
     def config_hash(self) -> str:
@@ -1090,6 +1095,10 @@ class DailyBatch(luigi.task.MixinNaiveBulkComplete, luigi.Task):
     def corpus_marker(self) -> Path:
         """Return the marker that says the day's batch is published."""
         return Path(self.output_dir) / "corpus" / BATCHES_DIR / f"{self.batch}.json"
+
+    def quarantine_index(self) -> Path:
+        """Return the list of the day's quarantined units."""
+        return quarantine_index(Path(self.output_dir) / "corpus", self.batch)
 
     def requires(self) -> list[DailyBatch]:
         first = parse_date(str(self.since))

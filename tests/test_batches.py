@@ -112,6 +112,16 @@ def test_backfill_with_two_workers_equals_day_by_day_runs_and_skips_empty_days(t
     assert not any(path.exists() for path in [*stale, temporary]) and working.is_dir()
 
 
+def test_a_backfill_with_quarantined_inputs_names_them_and_exits_3(tmp_path: Path) -> None:
+    inbox = _inbox(tmp_path / "inbox", {DAY1: [SEEDS / "000_dc83cd2776310e7f.txt"], DAY2: []})
+    (inbox / DAY2 / "empty.txt").write_bytes(b"")
+    args = ("backfill", "--start", DAY1, "--stop", DAY2, "--input", str(inbox))
+    done = run_pipeline(tmp_path / "out", *args, config=RULES_ONLY)
+    assert done.returncode == 3, done.stderr  # as a run's: published, with inputs to look at
+    assert f"pipeline: batch {DAY2}: 1 documents in: 1 quarantined" in done.stdout
+    assert "pipeline: quarantined empty.txt: empty file" in done.stderr
+
+
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path

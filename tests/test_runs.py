@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -221,6 +222,24 @@ def test_corpus_loads_with_pyarrow_datasets_and_duckdb(seeds_run: Run) -> None:
     glob = (seeds_run.corpus / "removals" / "*" / "*.parquet").as_posix()
     [(count,)] = duckdb.sql(f"SELECT count(*) FROM read_parquet('{glob}') WHERE rule = 'read_more'").fetchall()
     assert count == 2
+
+
+def test_a_batch_that_keeps_no_document_still_loads_with_hugging_face_datasets(tmp_path: Path) -> None:
+    from datasets import load_dataset
+
+    out = tmp_path / "out"
+    first = run_pipeline(out, "run", "--input", str(SEEDS), "--batch", "day1")
+    assert first.returncode == 0, first.stderr
+    again = tmp_path / "again"
+    again.mkdir()
+    shutil.copy(SEEDS / "002_15483e7a24de36bb.txt", again / "copy.txt")  # a whole repeat: dropped as a duplicate
+    second = run_pipeline(out, "run", "--input", str(again), "--batch", "day2")
+    assert second.returncode == 0 and "1 documents in: 1 duplicate" in second.stdout, second.stderr
+    (part,) = (out / "corpus" / "data" / "batch=day2").glob("*.parquet")
+    assert pq.ParquetFile(part).metadata.num_rows == 0 == pq.ParquetFile(part).metadata.num_row_groups
+    data = str(out / "corpus" / "data")
+    loaded = load_dataset("parquet", data_dir=data, split="train", cache_dir=str(tmp_path / "hf-cache"))
+    assert len(loaded) == 5 and set(loaded.column_names) == set(pq.read_schema(part).names)
 
 
 def test_corpus_files_are_readable_by_other_users_as_the_umask_allows(seeds_run: Run) -> None:
