@@ -33,7 +33,16 @@ from luigi.tools.range import RangeDaily
 from pipeline import __version__
 from pipeline.config import ConfigError, load_config, render_default_toml
 from pipeline.explain import explain_document, use_color
-from pipeline.inputs import DEFAULT_BATCH, InputError, check_batch_name, dated_inputs, make_plan, parse_date, save_plan
+from pipeline.inputs import (
+    DEFAULT_BATCH,
+    InputError,
+    Plan,
+    check_batch_name,
+    dated_inputs,
+    make_plan,
+    parse_date,
+    save_plan,
+)
 from pipeline.monitoring import ProgressBar, stage_times
 from pipeline.runs import FinishedRun, RunNotFoundError, StageOutputError
 from pipeline.storage import LockedError, exclusive_lock, remove_orphaned_temporaries
@@ -105,10 +114,14 @@ def _preload(config: str | None, workers: int) -> None:
         preload_models(load_config(config))
 
 
-def _prepare(config: str | None, inputs: list[str], output: str) -> tuple[dict[str, Any], Path]:
-    """Validate the config, plan the inputs, and return the common task parameters and the plan."""
+def _plan(config: str | None, inputs: list[str]) -> Plan:
+    """Validate the config and plan the inputs, writing nothing: a usage error leaves no trace."""
     cfg = load_config(config)
-    plan = make_plan(inputs, cfg.input.files_per_shard, cfg.input.max_shards)
+    return make_plan(inputs, cfg.input.files_per_shard, cfg.input.max_shards)
+
+
+def _prepare(config: str | None, plan: Plan, output: str) -> tuple[dict[str, Any], Path]:
+    """Save the plan into the output folder; return the common task parameters and the plan's file."""
     plan_path = save_plan(plan, Path(output).resolve() / PLAN_DIR)
     return _common(config, output), plan_path
 
@@ -177,9 +190,10 @@ def _busy(error: LockedError) -> int:
 def command_run(args: argparse.Namespace) -> int:
     """Run the whole job into the output folder: publish one batch."""
     batch, inputs = _run_batch(args)
+    plan = _plan(args.config, inputs)
     try:
         with _locked(args, f"python -m pipeline run (batch {batch})"):
-            common, plan_path = _prepare(args.config, inputs, args.output)
+            common, plan_path = _prepare(args.config, plan, args.output)
             report = WriteReport(plan=str(plan_path), batch=batch, **common)
             keep = FindDuplicates(plan=str(plan_path), batch=batch, **common).working_folder
             _remove_dedup_progress(Path(common["output_dir"]), keep, alone=not args.scheduler_url)
@@ -279,7 +293,7 @@ def _list_quarantined(index: Path, limit: int = 20) -> None:
 def command_task(args: argparse.Namespace) -> int:
     """Run one stage (and what it needs) on one document and show where its result is."""
     stage = STAGES[args.stage]
-    common, plan_path = _prepare(args.config, [args.doc], args.output)
+    common, plan_path = _prepare(args.config, _plan(args.config, [args.doc]), args.output)
     task: PipelineTask
     if issubclass(stage, ShardTask):
         # The one-document plan's only shard; its lines are counted against earlier runs' state.

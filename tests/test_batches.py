@@ -82,7 +82,9 @@ def test_a_day_without_inputs_and_a_bad_date_are_usage_errors(tmp_path: Path) ->
     assert both.returncode == 2 and "not both" in both.stderr
     name = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS), "--batch", "../up")
     assert name.returncode == 2 and "batch name '../up'" in name.stderr
-    assert not (tmp_path / "out" / "corpus").exists()
+    config = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS), config={"input": {"files_per_shard": 0}})
+    assert config.returncode == 2 and "files_per_shard" in config.stderr
+    assert not (tmp_path / "out").exists()  # a usage error writes nothing, not even the lock
 
 
 def test_backfill_with_two_workers_equals_day_by_day_runs_and_skips_empty_days(tmp_path: Path) -> None:
