@@ -49,6 +49,7 @@ from pipeline.steps.encoding import repair_encoding  # noqa: E402
 from pipeline.steps.extract import DOM_FEATURES, NoMainContentError, extract_main_content, extract_page_lines  # noqa: E402
 from pipeline.steps.line_classifier import LineClassifier, default_classifier, default_page_classifier  # noqa: E402
 from pipeline.training import (  # noqa: E402
+    AUGMENTED_RENDERINGS,
     PAGE_RENDERING,
     RENDERINGS,
     PageLines,
@@ -168,7 +169,8 @@ def main() -> int:
     prepared = prepare_pages(labelled, cfg, args.workers)
     print(f"{len(labelled)} pages rendered and prepared in {time.perf_counter() - start:.0f}s", file=sys.stderr)
 
-    _, models = cross_validated_scores(prepared, FOLDS)
+    augmented = prepare_pages(labelled, cfg, args.workers, renderings=AUGMENTED_RENDERINGS)  # trained on, as shipped
+    _, models = cross_validated_scores(prepared, FOLDS, extra=augmented)
     threshold = default_classifier().threshold  # chosen on cross-validated scores by the training script
     fold_classifiers = [classifier_from_models(trained, threshold) for trained in models]
     whole_pages = prepare_pages(labelled, cfg, args.workers, renderings=(PAGE_RENDERING,))

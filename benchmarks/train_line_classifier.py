@@ -6,7 +6,9 @@ classifier with the pipeline's own steps, and labels each line by its overlap wi
 human-checked main content (`pipeline.training`); the lexicon of words and word pairs shared
 by at least `LEXICON_MIN_SITES` sites is fitted from the same labels. Five folds grouped by site give
 cross-validated scores; the threshold with the best cross-validated macro word F1 over both
-renderings is kept; the final models are then trained on every page. Training is single-threaded
+renderings is kept; the final models are then trained on every page. The plain model also trains
+on `AUGMENTED_RENDERINGS` of each page (coarser blocks; copies with some boilerplate lines left
+out and some lines joined), which are never scored. Training is single-threaded
 and seeded, so the same data gives the same file.
 
 With `--page`, the model for `html.main_content = "lines"` is trained instead
@@ -35,6 +37,7 @@ from pipeline.evaluation import DEFAULT_EVAL_DIR, load_pages  # noqa: E402
 from pipeline.steps.line_classifier import DEFAULT_MODEL_PATH, DEFAULT_PAGE_MODEL_PATH  # noqa: E402
 from pipeline.storage import atomic_write_text  # noqa: E402
 from pipeline.training import (  # noqa: E402
+    AUGMENTED_RENDERINGS,
     LEXICON_MIN_SITES,
     PAGE_RENDERING,
     RENDERINGS,
@@ -63,12 +66,13 @@ def main() -> int:
     labelled = list(load_pages(DEFAULT_EVAL_DIR, args.limit))
     truths = {page.file_id: page.main_content for page in labelled}
     pages = prepare_pages(labelled, PipelineConfig(), renderings=renderings)
+    augmented = [] if args.page else prepare_pages(labelled, PipelineConfig(), renderings=AUGMENTED_RENDERINGS)
     print(
         f"{len(labelled)} pages, {sum(len(p.labels) for p in pages)} lines in {len(renderings)} renderings "
-        f"prepared in {time.perf_counter() - start:.0f}s"
+        f"(and {sum(len(p.labels) for p in augmented)} more to train on) prepared in {time.perf_counter() - start:.0f}s"
     )
 
-    scores, _ = cross_validated_scores(pages)
+    scores, _ = cross_validated_scores(pages, extra=augmented)
     threshold, f1 = best_threshold(pages, scores, truths, THRESHOLDS)
     cv = {}
     for rendering in renderings:
@@ -76,7 +80,7 @@ def main() -> int:
         cv[rendering] = round(best_threshold([p for p, _ in chosen], [s for _, s in chosen], truths, [threshold])[1], 4)
     print(f"cross-validated (5 folds by site): threshold {threshold}, macro word F1 {f1:.4f} {cv}")
 
-    models = train_models(pages)
+    models = train_models([*pages, *augmented])
     ids = ",".join(sorted(truths))
     notes = {
         "trained_on": "WCXB dev article pages, "
@@ -84,6 +88,7 @@ def main() -> int:
         "pages": len(labelled),
         "pages_digest": hashlib.sha256(ids.encode()).hexdigest()[:16],
         "rounds": [stage.rounds for stage in stage_boosting(pages)],
+        "augmented_renderings": [] if args.page else list(AUGMENTED_RENDERINGS),
         "lexicon_min_sites": LEXICON_MIN_SITES,
         "lexicon_grams": len(models.lexicon.weights),
         "cross_validated_f1_lines_only": cv,

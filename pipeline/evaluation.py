@@ -147,6 +147,22 @@ def render_blocks(html: str) -> str:
     return "" if root is None else "\n".join(render_block_lines(root))
 
 
+COARSE_BLOCK_BREAKS: Final[frozenset[str]] = BLOCK_TAGS - {"br", "hr", "li", "dd", "dt", "td", "th", "tr"}
+"""The block elements that end a line in `render_coarse_blocks`: not list items, table cells and rows, or breaks."""
+
+
+def render_coarse_blocks(html: str) -> str:
+    """Render a page as `render_blocks` does, but list items, table cells and rows and ``<br>`` join their neighbours.
+
+    A scraper that flattens lists and tables saves a menu as one line.
+
+    >>> render_coarse_blocks("<ul><li>Home</li><li>World</li></ul><p>One.<br>Two.</p>")
+    'Home World\\nOne. Two.'
+    """
+    root = _parse(html)
+    return "" if root is None else "\n".join(render_block_lines(root, COARSE_BLOCK_BREAKS))
+
+
 def render_text_nodes(html: str) -> str:
     """Render a page to visible text with boilerplate kept, one line per DOM text node.
 

@@ -35,9 +35,13 @@ from pipeline.steps.line_classifier import (
 from pipeline.storage import read_records
 from pipeline.tasks import preload_models
 from pipeline.training import (
+    AUGMENTED_RENDERINGS,
     PAGE_BOOSTING,
     PAGE_RENDERING,
     PLAIN_BOOSTING,
+    augmented_text,
+    cross_validated_scores,
+    label_lines,
     page_lexicon,
     prepare_pages,
     train_models,
@@ -224,6 +228,28 @@ def test_training_is_deterministic(some_pages: list[LabelledPage]) -> None:
     assert models[0].lexicon.weights  # 24 pages share enough phrases to weigh some
     assert models[0].first.num_feature() == len(FIRST_STAGE_FEATURES)
     assert [models[0].first.num_trees(), models[0].second.num_trees()] == [stage.rounds for stage in PLAIN_BOOSTING]
+
+
+def test_augmented_renderings_keep_every_article_line_and_are_trained_on_not_scored(
+    some_pages: list[LabelledPage],
+) -> None:
+    for page in some_pages[:6]:
+        blocks = render_blocks(page.html).split("\n")
+        coarse = augmented_text(page, "coarse_blocks").split("\n")
+        assert len(coarse) < len(blocks) and " ".join(coarse).split() == " ".join(blocks).split()  # fewer, longer lines
+        perturbed = augmented_text(page, "blocks_perturbed")
+        assert perturbed == augmented_text(page, "blocks_perturbed") != "\n".join(blocks)  # seeded by the page
+        labels = label_lines(blocks, f"{page.title}\n{page.main_content}")
+        assert all(line in perturbed for line, label in zip(blocks, labels, strict=True) if label >= 0.5)
+        assert len(perturbed.split("\n")) < len(blocks)  # boilerplate lines left out, neighbours joined
+    cfg = PipelineConfig()
+    prepared = prepare_pages(some_pages[:12], cfg, workers=1)
+    extra = prepare_pages(some_pages[:12], cfg, workers=1, renderings=AUGMENTED_RENDERINGS)
+    assert {page.rendering for page in extra} == set(AUGMENTED_RENDERINGS)
+    scores, models = cross_validated_scores(prepared, folds=2, extra=extra)
+    assert [len(s) for s in scores] == [len(page.labels) for page in prepared]  # the scored pages only
+    _, without = cross_validated_scores(prepared, folds=2)
+    assert models[0].first.model_to_string() != without[0].first.model_to_string()
 
 
 def test_shipped_models_have_the_trees_training_names_for_them() -> None:

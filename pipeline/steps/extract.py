@@ -146,22 +146,27 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_block_lines(root: Any) -> list[str]:
+def render_block_lines(root: Any, breaks: frozenset[str] = BLOCK_TAGS) -> list[str]:
     """Render a parsed page to its visible text, one line per block-level element (boilerplate kept).
 
+    Only the block elements in `breaks` end a line; the others part words with a space.
+
     >>> from lxml import etree
-    >>> render_block_lines(etree.HTML("<nav><a href=/>Home</a></nav><p>One <a href=x>link</a>.<br>Two</p>"))
-    ['Home', 'One link.', 'Two']
+    >>> page = etree.HTML("<nav><a href=/>Home</a></nav><p>One <a href=x>link</a>.<br>Two</p>")
+    >>> render_block_lines(page), render_block_lines(page, BLOCK_TAGS - {"br"})
+    (['Home', 'One link.', 'Two'], ['Home', 'One link. Two'])
     """
     lines: list[str] = []
     parts: list[str] = []
     for event, item in walk_visible(root):
         if event == TEXT_EVENT:
             parts.append(item)
-        elif _tag(item) in BLOCK_TAGS:
+        elif (tag := _tag(item)) in breaks:
             if line := _collapse("".join(parts)):
                 lines.append(line)
             parts.clear()
+        elif tag in BLOCK_TAGS:
+            parts.append(" ")
     if line := _collapse("".join(parts)):
         lines.append(line)
     return lines
