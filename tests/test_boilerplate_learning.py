@@ -242,6 +242,12 @@ def test_augmented_renderings_keep_every_article_line_and_are_trained_on_not_sco
         labels = label_lines(blocks, f"{page.title}\n{page.main_content}")
         assert all(line in perturbed for line, label in zip(blocks, labels, strict=True) if label >= 0.5)
         assert len(perturbed.split("\n")) < len(blocks)  # boilerplate lines left out, neighbours joined
+        article = {line: label >= 0.5 for line, label in zip(blocks, labels, strict=True)}
+        for line in perturbed.split("\n"):  # an original line, or two of one kind joined: no prose glued to furniture
+            splits = [(line[:i], line[i + 1 :]) for i, char in enumerate(line) if char == " "]
+            assert line in article or any(
+                a in article and b in article and article[a] == article[b] for a, b in splits
+            ), line
     cfg = PipelineConfig()
     prepared = prepare_pages(some_pages[:12], cfg, workers=1)
     extra = prepare_pages(some_pages[:12], cfg, workers=1, renderings=AUGMENTED_RENDERINGS)
