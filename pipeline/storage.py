@@ -424,9 +424,14 @@ def remove_stale(folder: Path, keep: set[str]) -> None:
 def unchanged_for(path: Path, seconds: float) -> bool:
     """Return whether a file, or a folder and everything in it, has not been modified for `seconds` (gone: True).
 
-    >>> unchanged_for(Path("/no/such/path"), 3600), unchanged_for(Path(tempfile.mkdtemp()), 3600)
-    (True, False)
+    Anything is unchanged for no time at all, whatever its clock says (a file server's may run ahead).
+
+    >>> fresh = Path(tempfile.mkdtemp())
+    >>> unchanged_for(Path("/no/such/path"), 3600), unchanged_for(fresh, 3600), unchanged_for(fresh, 0)
+    (True, False, True)
     """
+    if seconds <= 0:
+        return True
     since = time.time() - seconds
     try:
         if path.lstat().st_mtime > since:

@@ -111,7 +111,7 @@ LEXICON_MIN_SITES: Final = 5
 PERTURBED_DROP: Final = 0.15
 """Share of a perturbed rendering's boilerplate lines left out (a scrape that missed some of the furniture)."""
 PERTURBED_JOIN: Final = 0.10
-"""Share of a perturbed rendering's lines glued to the next one (a scrape that saved two blocks as one line)."""
+"""Share of a perturbed rendering's lines glued to the next one of the same kind (two blocks saved as one line)."""
 
 
 def perturbed_lines(text: str, main_content: str, seed: str) -> str:
@@ -146,8 +146,15 @@ def augmented_text(page: LabelledPage, rendering: str) -> str:
     if rendering == "coarse_blocks":
         return render_coarse_blocks(page.html)
     plain = rendering.removesuffix("_perturbed")
-    truth = f"{page.title}\n{page.main_content}"
-    return perturbed_lines(RENDERINGS[plain](page.html), truth, f"{page.file_id}:{plain}")
+    return perturbed_lines(RENDERINGS[plain](page.html), article_text(page), f"{page.file_id}:{plain}")
+
+
+def article_text(page: LabelledPage) -> str:
+    """Return what training labels as a page's article: its title and main content.
+
+    A headline is article text to a news corpus, though WCXB keeps titles apart from main content.
+    """
+    return f"{page.title}\n{page.main_content}"
 
 
 def label_lines(lines: Sequence[str], main_content: str) -> FloatArray:
@@ -226,8 +233,7 @@ def prepare_page(page: LabelledPage, rendering: str, cfg: PipelineConfig) -> Pag
         verdicts=verdicts,
         language=language,
         features=features,
-        # A headline is article text to a news corpus, though WCXB keeps titles apart from main content.
-        labels=label_lines([lines[i].text for i in judged], f"{page.title}\n{page.main_content}"),
+        labels=label_lines([lines[i].text for i in judged], article_text(page)),
         words=features[:, FEATURES.index("words")],
         judged_index=judged,
         keys=[line_key(lines[i].text) for i in judged],

@@ -39,6 +39,7 @@ from pipeline.training import (
     PAGE_BOOSTING,
     PAGE_RENDERING,
     PLAIN_BOOSTING,
+    article_text,
     augmented_text,
     cross_validated_scores,
     label_lines,
@@ -239,7 +240,7 @@ def test_augmented_renderings_keep_every_article_line_and_are_trained_on_not_sco
         assert len(coarse) < len(blocks) and " ".join(coarse).split() == " ".join(blocks).split()  # fewer, longer lines
         perturbed = augmented_text(page, "blocks_perturbed")
         assert perturbed == augmented_text(page, "blocks_perturbed") != "\n".join(blocks)  # seeded by the page
-        labels = label_lines(blocks, f"{page.title}\n{page.main_content}")
+        labels = label_lines(blocks, article_text(page))
         assert all(line in perturbed for line, label in zip(blocks, labels, strict=True) if label >= 0.5)
         assert len(perturbed.split("\n")) < len(blocks)  # boilerplate lines left out, neighbours joined
         article = {line: label >= 0.5 for line, label in zip(blocks, labels, strict=True)}
