@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from pipeline.inputs import (
     InputError,
     Plan,
     check_batch_name,
+    check_output_outside_inputs,
     dated_inputs,
     make_plan,
     parse_date,
@@ -114,10 +116,25 @@ def _preload(config: str | None, workers: int) -> None:
         preload_models(load_config(config))
 
 
-def _plan(config: str | None, inputs: list[str]) -> Plan:
-    """Validate the config and plan the inputs, writing nothing: a usage error leaves no trace."""
+def _plan(config: str | None, inputs: list[str], output: str) -> Plan:
+    """Check the config, the output folder and the inputs, and plan them, writing nothing.
+
+    A usage error thus leaves no trace.
+    """
     cfg = load_config(config)
+    _check_output(output)
+    check_output_outside_inputs(inputs, output)
     return make_plan(inputs, cfg.input.files_per_shard, cfg.input.max_shards)
+
+
+def _check_output(output: str) -> None:
+    """Raise InputError unless `output` is a folder this process can make or write into."""
+    target = Path(output).resolve()
+    existing = next(path for path in (target, *target.parents) if path.exists())
+    if not existing.is_dir():
+        raise InputError(f"--output {output}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"--output {output}: {existing} is not writable by this user")
 
 
 def _prepare(config: str | None, plan: Plan, output: str) -> tuple[dict[str, Any], Path]:
@@ -190,7 +207,7 @@ def _busy(error: LockedError) -> int:
 def command_run(args: argparse.Namespace) -> int:
     """Run the whole job into the output folder: publish one batch."""
     batch, inputs = _run_batch(args)
-    plan = _plan(args.config, inputs)
+    plan = _plan(args.config, inputs, args.output)
     try:
         with _locked(args, f"python -m pipeline run (batch {batch})"):
             common, plan_path = _prepare(args.config, plan, args.output)
@@ -238,7 +255,8 @@ def command_backfill(args: argparse.Namespace) -> int:
     start, stop = parse_date(args.start), parse_date(args.stop)
     if stop < start:
         raise InputError(f"--stop {stop} is before --start {start}")
-    load_config(args.config)  # a bad config is a usage error, before anything runs
+    load_config(args.config)  # a bad config or output folder is a usage error, before anything runs
+    _check_output(args.output)
     common = _common(args.config, args.output)
     days = [start + dt.timedelta(days=n) for n in range((stop - start).days + 1)]
     of_params = {"inputs": list(args.input), "since": start.isoformat(), **common}
@@ -275,17 +293,18 @@ def command_backfill(args: argparse.Namespace) -> int:
             docs = ", ".join(f"{n} {s}" for s, n in counts["documents"].items())
             print(f"pipeline: batch {day}: {counts['documents_in']} documents in: {docs}")
             if counts["documents"].get("quarantined"):
-                _list_quarantined(batch.quarantine_index())
+                _list_quarantined(batch.quarantine_index(), batch=day.isoformat())
                 status = EXIT_QUARANTINED
     return status
 
 
-def _list_quarantined(index: Path, limit: int = 20) -> None:
-    """Print the first quarantined inputs and their reasons to stderr."""
+def _list_quarantined(index: Path, limit: int = 20, batch: str = "") -> None:
+    """Print the first quarantined inputs and their reasons to stderr (each after its `batch`, when given)."""
     with index.open(encoding="utf-8") as handle:
         entries = [json.loads(line) for line in handle]
+    where = f"batch {batch}: " if batch else ""
     for entry in entries[:limit]:
-        print(f"pipeline: quarantined {entry['source']}: {entry['reason']}", file=sys.stderr)
+        print(f"pipeline: {where}quarantined {entry['source']}: {entry['reason']}", file=sys.stderr)
     if len(entries) > limit:
         print(f"pipeline: ... and {len(entries) - limit} more, listed in {index}", file=sys.stderr)
 
@@ -293,7 +312,7 @@ def _list_quarantined(index: Path, limit: int = 20) -> None:
 def command_task(args: argparse.Namespace) -> int:
     """Run one stage (and what it needs) on one document and show where its result is."""
     stage = STAGES[args.stage]
-    common, plan_path = _prepare(args.config, _plan(args.config, [args.doc]), args.output)
+    common, plan_path = _prepare(args.config, _plan(args.config, [args.doc], args.output), args.output)
     task: PipelineTask
     if issubclass(stage, ShardTask):
         # The one-document plan's only shard; its lines are counted against earlier runs' state.

@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     # Attribute docstrings become field descriptions, which `render_default_toml` prints.
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, use_attribute_docstrings=True)
 
 
 class JsonlFields(_Section):
@@ -395,6 +395,8 @@ def load_config(path: str | Path | None = None) -> PipelineConfig:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except OSError as error:  # a folder, no permission
+        raise ConfigError(f"{path}: the config file cannot be read: {error.strerror or error}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     return parse_config(data, origin=str(path))

@@ -349,32 +349,28 @@ def _batch_rows(batches: list[dict[str, Any]]) -> str:
 
 
 def render_run_summary(summary: RunSummary) -> str:
-    """Return the summary of one run as Markdown: documents in and out, removals by reason, time per stage."""
+    """Return the summary of one run as Markdown: documents in and out, removals by reason.
+
+    No times: the same input and config give the same card, however long the run took.
+    """
     counts = summary.counts
     docs = ", ".join(f"{n} {status}" for status, n in counts["documents"].items()) or "none"
     removals = "\n".join(f"| {r['stage']} | {r['rule']} | {r['count']} |" for r in counts["removals"])
-    stages = "\n".join(f"| {stage} | {n} | {seconds:.1f} |" for stage, (n, seconds) in summary.stage_times.items())
     return f"""Batch `{summary.batch}`, plan `{summary.plan}`: {counts["documents_in"]} documents in ({docs}).
 
 | stage | rule | removals |
 |---|---|---|
 {removals}
-
-| stage | tasks | seconds |
-|---|---|---|
-{stages}
 """
 
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What one run did: its batch's counts and the time its tasks took, stage by stage."""
+    """What one run did: its batch, plan and counts."""
 
     batch: str
     plan: str
     counts: dict[str, Any]
-    stage_times: dict[str, tuple[int, float]]
-    """Task family -> (tasks, seconds summed over them), in pipeline order."""
 
 
 _HTML_STEP: Final[dict[str, str]] = {
@@ -388,8 +384,7 @@ def render_dataset_card(cfg: PipelineConfig, batches: list[dict[str, Any]], late
     """Return the dataset card (README.md) of a corpus of batches, with Hugging Face YAML front matter.
 
     `batches` are the markers of every published batch (the one being written included);
-    `latest` is the summary of the run writing it (the one part of the card that varies
-    between otherwise identical runs: it holds times).
+    `latest` is the summary of the run writing it.
     """
     counts = total_counts([b["counts"] for b in batches])
     docs = counts["documents"]

@@ -148,8 +148,33 @@ def _expand(argument: str) -> list[Path]:
     return [path]
 
 
+def check_output_outside_inputs(arguments: list[str] | tuple[str, ...], output: str | Path) -> None:
+    """Raise InputError when the output folder lies in a folder the inputs walk: runs would read their own output.
+
+    An output under a hidden folder is fine (hidden folders are not walked).
+
+    >>> check_output_outside_inputs(["/"], "/data/.pipeline-out")
+    >>> check_output_outside_inputs(["/"], "/data/out")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    pipeline.inputs.InputError: the output folder /data/out is inside the input folder /: ...
+    """
+    target = Path(output).resolve()
+    for argument in arguments:
+        for path in _expand(argument):
+            if not path.is_dir():
+                continue
+            folder = path.resolve()
+            inside = target.is_relative_to(folder)
+            if inside and not any(part.startswith(".") for part in target.relative_to(folder).parts):
+                where = "is" if target == folder else "is inside"
+                raise InputError(
+                    f"the output folder {target} {where} the input folder {folder}: the next run would read "
+                    "this run's output as input; give an output folder outside the inputs"
+                )
+
+
 def list_input_files(arguments: list[str] | tuple[str, ...]) -> tuple[Path, list[Path]]:
-    """Return the input root and every regular file the arguments name, sorted and unique.
+    """Return the input root and every file the arguments name, sorted and unique.
 
     Folders are walked recursively; hidden files and folders (name starting with '.') and
     Luigi's temporary files are skipped. The root is the deepest folder holding them all.
@@ -169,10 +194,12 @@ def list_input_files(arguments: list[str] | tuple[str, ...]) -> tuple[Path, list
                     seen.add(real)
                     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                     found.update(Path(folder) / n for n in names if not n.startswith(".") and "-luigi-tmp-" not in n)
-            elif path.is_file():
+            else:
                 found.add(path)
-    # Absolute but not resolved: a symlink keeps its own place under the root.
-    files = sorted({Path(os.path.abspath(path)) for path in found if path.is_file()})  # noqa: PTH100 - abspath keeps symlinks in place; resolve() would follow them
+    # Absolute but not resolved: a symlink keeps its own place under the root. What is not a
+    # regular file (a FIFO, a socket, a dangling link) stays too: the reader quarantines it with
+    # its reason, so it is in the manifest rather than gone without a word.
+    files = sorted({Path(os.path.abspath(path)) for path in found if not path.is_dir()})  # noqa: PTH100 - abspath keeps symlinks in place; resolve() would follow them
     if not files:
         raise InputError(f"{' '.join(arguments)}: no input files found")
     folders = [

@@ -20,6 +20,7 @@ import gzip
 import io
 import json
 import re
+import stat
 import sys
 import zlib
 from collections.abc import Iterator
@@ -290,7 +291,13 @@ def read_input(root: str | Path, relative: str, cfg: InputConfig) -> Iterator[It
     source = display_name(relative)
     path = Path(root) / relative
     try:
-        size = path.stat().st_size
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            # Opening a FIFO would wait for a writer for ever; a socket or a device is no document.
+            reason = f"not a regular file but {_file_kind(status.st_mode)}"
+            yield Rejected(source, "quarantined", reason, container=guess_container(relative))
+            return
+        size = status.st_size
         if size > cfg.max_file_bytes:
             reason = f"file of {size} bytes is over the limit of {cfg.max_file_bytes} (input.max_file_bytes)"
             yield Rejected(source, "quarantined", reason, container=guess_container(relative))
@@ -305,7 +312,26 @@ def read_input(root: str | Path, relative: str, cfg: InputConfig) -> Iterator[It
             stream = io.BufferedReader(bounded, buffer_size=_HEAD_BYTES)
             yield from _read_units(stream, bounded, head, relative, source, cfg)
     except OSError as error:  # the file itself: gone, unreadable, a folder
-        yield Rejected(source, "quarantined", _describe(error), container=guess_container(relative))
+        reason = _describe(error)
+        if isinstance(error, FileNotFoundError) and path.is_symlink():
+            reason = f"a symbolic link to {path.readlink()}, which does not exist"
+        yield Rejected(source, "quarantined", reason, container=guess_container(relative))
+
+
+def _file_kind(mode: int) -> str:
+    """Return what a file that is not a regular file is, for a quarantine reason.
+
+    >>> _file_kind(stat.S_IFIFO), _file_kind(stat.S_IFCHR)
+    ('a named pipe (FIFO)', 'a character device')
+    """
+    kinds = (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a folder"),
+    )
+    return next((name for test, name in kinds if test(mode)), f"a special file (mode {stat.S_IFMT(mode):o})")
 
 
 def guess_container(name: str) -> Container:
@@ -418,6 +444,10 @@ def _warc_item(record: Any, where: str, cfg: InputConfig) -> Item:
     record_type = record.rec_type
     if record_type is None or not hasattr(record.raw_stream, "limit"):
         raise ValueError("the record header is truncated or malformed")
+    length = _header(record.rec_headers, "Content-Length")
+    if length is not None and not length.isdigit():  # warcio reads such a record as empty
+        shown = "".join(ch if ch.isprintable() else "?" for ch in length)[:40]
+        raise ValueError(f"its Content-Length {shown!r} is not a number of bytes")
     url = _header(record.rec_headers, "WARC-Target-URI")
     if record_type not in ("response", "resource"):
         kind = "".join(ch if ch.isprintable() else "?" for ch in str(record_type))[:40]

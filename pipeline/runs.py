@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import ReportConfig
 from pipeline.corpus import DATA_DIR, MANIFEST_DIR, REMOVALS_DIR, partition
+from pipeline.readers import display_name
 from pipeline.report import (
     DocumentView,
     RemovalTally,
@@ -236,11 +237,12 @@ class FinishedRun:
         query = query.strip()
         if match := _SENTENCE_KEY.match(query):
             query = match.group(1)
-        names = {query}
+        # Sources are display names: bytes of a file name that are not UTF-8 are shown escaped.
+        names = {display_name(query)}
         path = Path(query)
         if path.exists():
             with contextlib.suppress(ValueError):  # a path outside the input root names no source
-                names.add(path.resolve().relative_to(self.plan_root.resolve()).as_posix())
+                names.add(display_name(path.resolve().relative_to(self.plan_root.resolve()).as_posix()))
         names.discard("")
         candidates = pa.array(sorted(names), pa.string())
 
@@ -257,7 +259,7 @@ class FinishedRun:
         """Return what every stage recorded about the document of one manifest row."""
         source = manifest["source"]
         file = source.split("#", 1)[0]
-        shards = [shard for shard in self.shards if file in shard.files]
+        shards = [shard for shard in self.shards if file in {display_name(name) for name in shard.files}]
         repaired = next((r for r in self.records("repaired", shards) if r["source"] == source), None)
         sentences = next((r for r in self.records("sentences", shards) if r["source"] == source), None)
         removals = self._where(REMOVALS_DIR, lambda t: pc.equal(t["source"], source))

@@ -76,7 +76,7 @@ from pipeline.inputs import (
     stamp_files,
 )
 from pipeline.line_stats import LineStatsError, LineStatsParams, SiteLineCounts, SiteLineStats, site_of
-from pipeline.monitoring import record_task_time, report_progress, stage_times
+from pipeline.monitoring import record_task_time, report_progress
 from pipeline.readers import Container, RawDocument, Rejected, read_input
 from pipeline.report import render_report_bytes
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
@@ -936,7 +936,7 @@ class WriteCorpus(PlanTask):
         }
         batches = [b for b in published_batches(self.folder) if b.get("batch") != self.batch] + [marker]
         batches.sort(key=lambda b: str(b["batch"]))
-        summary = RunSummary(self.batch, marker["plan"], marker["counts"], stage_times(self))
+        summary = RunSummary(self.batch, marker["plan"], marker["counts"])
         atomic_write_text(self.folder / "README.md", render_dataset_card(cfg, batches, summary))
         report_progress(self, 0, None, f"committing {n_published} sentences to the dedup index", force=True)
         self.publish(n_published, published.hexdigest())

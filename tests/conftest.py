@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -47,20 +46,9 @@ class Run:
         return {str(row["source"]): str(row["text"]) for row in self.table("data")}
 
 
-LATEST_RUN = re.compile(r"\n## Latest run\n.*?\n## ", re.S)
-
-
 def reproducible_files(folder: Path) -> dict[str, bytes]:
-    """Return every file under `folder` by relative path, as the same input and config must reproduce it.
-
-    The one part that may differ is the dataset card's "Latest run" section, which holds times;
-    it is cut out here and nothing else is.
-    """
-    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-    for name, data in files.items():
-        if name.endswith("README.md"):
-            files[name] = LATEST_RUN.sub("\n## ", data.decode("utf-8"), count=1).encode("utf-8")
-    return files
+    """Return every file under `folder` by relative path, as the same input and config must reproduce it."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def run_pipeline(output: Path, *args: str, config: dict[str, dict[str, object]] | None = None, cwd: Path = REPO) -> Run:

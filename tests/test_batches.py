@@ -62,7 +62,8 @@ def test_two_dated_runs_make_two_partitions_and_the_second_is_deduplicated_again
     assert f"| `{DAY1}` | 5 | 5 | 0 | 0 |" in card and f"| `{DAY2}` | 2 | 1 | 1 | 0 |" in card
     assert "batches: 2; documents in: 7; kept: 6" in card
     latest = card.split("## Latest run", 1)[1].split("\n## ", 1)[0]
-    assert f"Batch `{DAY2}`" in latest and "| StripBoilerplate | 1 |" in latest
+    assert f"Batch `{DAY2}`" in latest and "| find_duplicates | exact_duplicate |" in latest
+    assert "seconds" not in card  # no times: the same input gives the same card
     markers = sorted(p.name for p in (out / "corpus" / "batches").iterdir())
     assert markers == [f"{DAY1}.json", f"{DAY2}.json"]
     # Running a published day again changes nothing.
@@ -84,7 +85,28 @@ def test_a_day_without_inputs_and_a_bad_date_are_usage_errors(tmp_path: Path) ->
     assert name.returncode == 2 and "batch name '../up'" in name.stderr
     config = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS), config={"input": {"files_per_shard": 0}})
     assert config.returncode == 2 and "files_per_shard" in config.stderr
+    folder = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS), "--config", str(tmp_path))
+    assert folder.returncode == 2 and "the config file cannot be read: Is a directory" in folder.stderr
     assert not (tmp_path / "out").exists()  # a usage error writes nothing, not even the lock
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    for output in (tmp_path / "a-file", tmp_path / "a-file" / "out"):
+        not_a_folder = run_pipeline(output, "run", "--input", str(SEEDS))
+        assert not_a_folder.returncode == 2 and f"{tmp_path / 'a-file'} is a file, not a folder" in not_a_folder.stderr
+
+
+def test_an_output_folder_inside_the_input_folder_is_refused(tmp_path: Path) -> None:
+    # Else every later run would read the corpus, state and stage files of the runs before as inputs.
+    inputs = tmp_path / "in"
+    shutil.copytree(SEEDS, inputs)
+    for output in (inputs / "out", inputs):
+        refused = run_pipeline(output, "run", "--input", str(inputs))
+        assert refused.returncode == 2 and f"the input folder {inputs}: the next run would read" in refused.stderr
+        assert sorted(p.name for p in inputs.iterdir()) == sorted(p.name for p in SEEDS.iterdir())
+    # Hidden folders are not read, so an output in one is fine, and a second run reads the same 5 files.
+    for _ in range(2):
+        done = run_pipeline(inputs / ".pipeline", "run", "--input", str(inputs), config=RULES_ONLY)
+        assert done.returncode == 0, done.stderr
+        assert len(done.table("manifest")) == len(list(SEEDS.iterdir()))
 
 
 def test_backfill_with_two_workers_equals_day_by_day_runs_and_skips_empty_days(tmp_path: Path) -> None:
@@ -121,7 +143,7 @@ def test_a_backfill_with_quarantined_inputs_names_them_and_exits_3(tmp_path: Pat
     done = run_pipeline(tmp_path / "out", *args, config=RULES_ONLY)
     assert done.returncode == 3, done.stderr  # as a run's: published, with inputs to look at
     assert f"pipeline: batch {DAY2}: 1 documents in: 1 quarantined" in done.stdout
-    assert "pipeline: quarantined empty.txt: empty file" in done.stderr
+    assert f"pipeline: batch {DAY2}: quarantined empty.txt: empty file" in done.stderr  # which day's input
 
 
 HOLD_LOCK = """

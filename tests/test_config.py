@@ -38,6 +38,11 @@ def test_fingerprints_follow_only_their_sections() -> None:
         ({"corpus": {"name": "a\nb"}}, "corpus.name"),
         ({"nonsense": {}}, "nonsense: unknown key"),
         ({"input": {"files_per_shard": "many"}}, "input.files_per_shard"),
+        # No quiet conversions: a quoted number, a bool for a number (true would be 1 byte), a word for a bool.
+        ({"input": {"files_per_shard": "64"}}, "input.files_per_shard"),
+        ({"input": {"max_document_bytes": True}}, "input.max_document_bytes"),
+        ({"boilerplate": {"enabled": "yes"}}, "boilerplate.enabled"),
+        ({"dedup": {"threshold": "0.8"}}, "dedup.threshold"),
         ({"html": {"main_content": "lines"}, "boilerplate": {"rules": {"line_classifier": False}}}, "main_content"),
         ({"html": {"main_content": "readability"}}, "html.main_content"),
     ],

@@ -113,6 +113,12 @@ def test_malformed_warc_record_is_quarantined_after_the_good_ones(tmp_path: Path
     assert items[-1].source == "bad.warc#3"
     (only,) = read_all(tmp_path, "not.warc", b"This is not an archive at all.\n" * 5)
     assert isinstance(only, Rejected) and only.reason.startswith("not a WARC file")
+    # warcio reads a record whose Content-Length is not a number as empty: it is malformed, not skipped.
+    bad_length = b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: abc\r\n\r\nhello"
+    items = read_all(tmp_path, "length.warc", good + bad_length)
+    assert isinstance(items[1], RawDocument)
+    assert isinstance(items[-1], Rejected) and items[-1].status == "quarantined"
+    assert "its Content-Length 'abc' is not a number of bytes" in items[-1].reason
 
 
 def test_jsonl_lines_fields_and_bad_lines(tmp_path: Path) -> None:

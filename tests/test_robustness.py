@@ -82,6 +82,11 @@ def test_file_name_that_is_not_utf8_is_read_under_an_escaped_name(tmp_path: Path
     assert run.returncode == 0, run.stderr
     (row,) = run.table("manifest")
     assert row["source"] == "caf\\xe9.txt" and row["status"] == "kept"
+    # `explain` finds it by its path (bytes as given) and by its source, and traces every stage.
+    for query in (os.fsdecode(os.fsencode(inputs) + b"/caf\xe9.txt"), "caf\\xe9.txt"):
+        explained = run_pipeline(tmp_path / "out", "explain", query, "--color", "never")
+        assert explained.returncode == 0, explained.stderr
+        assert "status kept" in explained.stdout and "split sentences    16 sentences" in explained.stdout
 
 
 def test_symlinked_folder_is_followed_and_links_keep_their_place(tmp_path: Path) -> None:
@@ -95,6 +100,29 @@ def test_symlinked_folder_is_followed_and_links_keep_their_place(tmp_path: Path)
     run = run_pipeline(tmp_path / "out", "run", "--input", str(inputs))
     assert run.returncode == 0, run.stderr
     assert sorted(str(row["source"]) for row in run.table("manifest")) == ["a.txt", "linked/b.txt"]
+
+
+def test_what_is_not_a_regular_file_is_quarantined_with_its_kind_not_skipped_or_waited_on(tmp_path: Path) -> None:
+    import socket
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    shutil.copy(SEEDS / "000_dc83cd2776310e7f.txt", inputs / "a.txt")
+    os.mkfifo(inputs / "pipe.txt")  # opening it would wait for a writer for ever
+    (inputs / "gone.txt").symlink_to(tmp_path / "nowhere.txt")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(inputs / "sock.txt"))
+        run = run_pipeline(tmp_path / "out", "run", "--input", str(inputs))
+    assert run.returncode == 3, run.stderr
+    manifest = {str(row["source"]): row for row in run.table("manifest")}
+    assert manifest["a.txt"]["status"] == "kept"
+    reasons = {source: row["reason"] for source, row in manifest.items() if row["status"] == "quarantined"}
+    assert reasons == {
+        "pipe.txt": "not a regular file but a named pipe (FIFO)",
+        "sock.txt": "not a regular file but a socket",
+        "gone.txt": f"a symbolic link to {tmp_path / 'nowhere.txt'}, which does not exist",
+    }
+    assert "pipeline: quarantined pipe.txt: not a regular file" in run.stderr
 
 
 def test_same_file_name_size_and_mtime_in_another_root_is_not_reused(tmp_path: Path) -> None:
