@@ -670,7 +670,10 @@ def _write_chunk(stats: SiteLineStats, scratch: Path, number: int) -> tuple[Path
     folder = scratch / f"chunk-{number:06d}"
     folder.mkdir(parents=True)
     for (name, dtype), column in zip(_COLUMNS, columns, strict=True):
-        np.ascontiguousarray(column, dtype=dtype).tofile(folder / name)
+        # Through Python's file object, not `ndarray.tofile`: a full disk then says so (ENOSPC)
+        # rather than numpy's "666 requested and 0 written".
+        with (folder / name).open("wb") as handle:
+            handle.write(np.ascontiguousarray(column, dtype=dtype).data)
     return folder, bounds
 
 

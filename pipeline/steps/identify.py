@@ -128,6 +128,28 @@ def _mostly_utf8(data: bytes) -> bool:
     return bad <= max(2, len(data) // 10_000) and multibyte >= 4 * bad
 
 
+def _detected_encoding(sample: bytes) -> str | None:
+    """Return charset-normalizer's encoding for bytes, a near tie going to the most likely one.
+
+    Its own best breaks a near tie (chaos and coherence alike) by list order, which put cp1250
+    before cp1252 for English text with a few accented letters ("à" read as "ŕ"). Among the
+    tied, the most coherent wins, and cp1252, by far the web's most common legacy encoding, when tied.
+    """
+    matches = list(from_bytes(sample))
+    if not matches:
+        return None
+    calm = [m for m in matches if m.chaos - matches[0].chaos < _CHAOS_TIE]
+    top = max(m.coherence for m in calm)
+    tied = [m for m in calm if top - m.coherence <= _COHERENCE_TIE]
+    chosen = next((m for m in tied if m.encoding == "cp1252"), max(tied, key=lambda m: m.coherence))
+    return str(chosen.encoding)
+
+
+_CHAOS_TIE: Final = 0.01
+_COHERENCE_TIE: Final = 0.02
+"""charset-normalizer counts matches this close in chaos and in coherence as tied."""
+
+
 def decode_document(data: bytes, *, declared: str | None = None, markup: bool = False) -> DecodedText:
     """Decode a document's bytes; raise UnreadableInputError for empty, binary or undecodable ones.
 
@@ -177,8 +199,7 @@ def _decode(data: bytes, declared: str | None, markup: bool) -> DecodedText:
         pass
     if _mostly_utf8(data):
         return DecodedText(data.decode("utf-8", errors="replace"), "utf-8", "invalid bytes replaced")
-    best = from_bytes(data[:_DETECT_BYTES]).best()
-    detected = best.encoding if best is not None else None
+    detected = _detected_encoding(data[:_DETECT_BYTES])
     if detected is None:
         raise UnreadableInputError("not valid UTF-8, and no text encoding fits the bytes")
     try:
