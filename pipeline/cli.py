@@ -242,7 +242,8 @@ def _summarise(report: WriteReport) -> int:
     print("pipeline: time per stage: " + ", ".join(f"{stage} {sec:.1f} s" for stage, (_, sec) in times.items()))
     if docs.get("quarantined"):
         print(
-            f"pipeline: {docs['quarantined']} inputs quarantined; reasons in {task.folder / 'manifest'}",
+            f"pipeline: {docs['quarantined']} inputs quarantined; reasons in {task.quarantine_index} "
+            f"and {task.folder / 'manifest'}",
             file=sys.stderr,
         )
         _list_quarantined(task.quarantine_index)
@@ -313,6 +314,7 @@ def command_task(args: argparse.Namespace) -> int:
     """Run one stage (and what it needs) on one document and show where its result is."""
     stage = STAGES[args.stage]
     common, plan_path = _prepare(args.config, _plan(args.config, [args.doc], args.output), args.output)
+    common["carry_state"] = False  # the document is counted against earlier runs' state, not added to it
     task: PipelineTask
     if issubclass(stage, ShardTask):
         # The one-document plan's only shard; its lines are counted against earlier runs' state.
@@ -336,6 +338,7 @@ def command_explain(args: argparse.Namespace) -> int:
     except RunNotFoundError as error:
         print(f"pipeline: {error}", file=sys.stderr)
         return EXIT_USAGE
+    everything = runs if not args.batch else FinishedRun.open_all(args.output)  # where survivors may be
     found = [(run, row) for run in reversed(runs) for row in run.find(args.document)]
     if not found:
         print(
@@ -347,7 +350,7 @@ def command_explain(args: argparse.Namespace) -> int:
     color = use_color(sys.stdout, args.color)
     for number, (run, row) in enumerate(found[: args.limit]):
         try:
-            trace = run.trace(row)
+            trace = run.trace(row, everything)
         except StageOutputError as error:
             print(f"pipeline: cannot explain {row['source']} of batch {run.batch}: {error}", file=sys.stderr)
             return EXIT_FAILED

@@ -397,6 +397,11 @@ def render_dataset_card(cfg: PipelineConfig, batches: list[dict[str, Any]], late
     reason_rows = "\n".join(f"| {kind} | {n} |" for kind, n in counts["quarantine_reasons"].items())
     n_files = {name: sum(b["parts"].get(name, 0) for b in batches) for name in TABLES}
     latest_text = render_run_summary(latest) if latest is not None else "(not recorded)\n"
+    # The config shown below is the run's writing the card, whichever batch it (re)published.
+    written = next((b for b in batches if latest is not None and b["batch"] == latest.batch), None)
+    if written is None and batches:
+        written = batches[-1]
+    latest_hash = f"`{written['config_hash']}` (batch `{written['batch']}`)" if written else "none"
     return f"""---
 pretty_name: {cfg.corpus.name}
 language:
@@ -423,8 +428,8 @@ Cleaned, deduplicated text of scraped news pages, written by `pipeline` {__versi
 
 - schema version: {SCHEMA_VERSION}
 - pipeline version: {__version__}
-- config hash of the latest batch: `{batches[-1]["config_hash"] if batches else ""}` (SHA-256 prefix of the
-  canonical JSON of the config below; every row carries the hash of the config that wrote it)
+- config hash of the latest run: {latest_hash} (SHA-256 prefix of the canonical JSON of the
+  config below; every row carries the hash of the config that wrote it)
 - batches: {len(batches)}; documents in: {counts["documents_in"]}; kept: {docs.get("kept", 0)}
 - characters in: {counts["chars_before"]}; characters kept: {counts["chars_after"]}
 
@@ -526,7 +531,7 @@ document is a row group of its own).
 6. `corpus`: documents with fewer than {cfg.corpus.min_words} words left are dropped as
    empty-after-cleaning; the rest are written here.
 
-## Config of the latest batch
+## Config of the latest run
 
 ```json
 {config_text}

@@ -14,7 +14,7 @@ import json
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -255,8 +255,12 @@ class FinishedRun:
 
         return self._where(MANIFEST_DIR, matches)
 
-    def trace(self, manifest: Row) -> DocumentTrace:
-        """Return what every stage recorded about the document of one manifest row."""
+    def trace(self, manifest: Row, others: Sequence[FinishedRun] = ()) -> DocumentTrace:
+        """Return what every stage recorded about the document of one manifest row.
+
+        The sentences its duplicates point to are looked up in this run, then in the run of
+        `others` that published each (`duplicate_of_run`).
+        """
         source = manifest["source"]
         file = source.split("#", 1)[0]
         shards = [shard for shard in self.shards if file in {display_name(name) for name in shard.files}]
@@ -268,13 +272,22 @@ class FinishedRun:
             str(r["duplicate_of"]) for r in removals if r.get("stage") == Stage.DEDUP.value and r.get("duplicate_of")
         }
         quarantined = self.quarantine_index().get(source) if manifest["status"] == Status.QUARANTINED.value else None
+        survivors = self.sentence_texts(keys)
+        for other in others:
+            elsewhere = {
+                str(r["duplicate_of"])
+                for r in removals
+                if r.get("duplicate_of_run") == other.batch and str(r.get("duplicate_of")) not in survivors
+            }
+            if other.batch != self.batch and elsewhere:
+                survivors |= other.sentence_texts(elsewhere)
         return DocumentTrace(
             manifest,
             repaired if repaired is None or repaired.get("status") == "ok" else None,
             sentences if sentences is None or sentences.get("status") == "ok" else None,
             tuple(removals),
             documents[0] if documents else None,
-            self.sentence_texts(keys),
+            survivors,
             self.kept_bytes(quarantined) if quarantined else None,
         )
 

@@ -136,7 +136,8 @@ MANIFEST_FIELDS: tuple[FieldSpec, ...] = (
         "duplicate_of_run",
         pa.string(),
         True,
-        "For status 'duplicate': the run that published that document (this run's own id if it is in this run).",
+        "For status 'duplicate': the batch that published that document (this row's own batch if it is in the "
+        "same run).",
     ),
     FieldSpec("chars_before", pa.int64(), False, "Characters of the document as read."),
     FieldSpec("chars_after", pa.int64(), False, "Characters of the cleaned text (0 unless kept)."),
@@ -175,8 +176,8 @@ REMOVAL_FIELDS: tuple[FieldSpec, ...] = (
         "duplicate_of_run",
         pa.string(),
         True,
-        "For duplicates: the run that published the surviving sentence, as `plan-<hash>` (the plan of its "
-        "inputs); this run's own id when the survivor is in this run.",
+        "For duplicates: the batch that published the surviving sentence (this row's own batch when the "
+        "survivor is in the same run).",
     ),
 )
 

@@ -158,6 +158,13 @@ class PipelineTask(luigi.Task):
 
     config = luigi.Parameter(default="", description="TOML config file; empty for the embedded defaults")
     output_dir = luigi.Parameter(default="output", description="Root folder of all outputs")
+    carry_state = luigi.BoolParameter(
+        default=True,
+        significant=False,
+        parsing=luigi.BoolParameter.EXPLICIT_PARSING,
+        description="Save what later runs read (the site-line counts under <output>/state/); "
+        "off when debugging one document, which reads that state but must not change it",
+    )
 
     STAGE: ClassVar[str]
     SECTIONS: ClassVar[tuple[str, ...]]
@@ -186,7 +193,7 @@ class PipelineTask(luigi.Task):
 
     def common(self) -> dict[str, Any]:
         """Return the parameters every upstream task shares with this one."""
-        return {"config": self.config, "output_dir": self.output_dir}
+        return {"config": self.config, "output_dir": self.output_dir, "carry_state": self.carry_state}
 
     def on_failure(self, exception: BaseException) -> str:
         """Name the task and its input in the failure explanation."""
@@ -701,7 +708,8 @@ class CountSiteLines(PlanTask):
             )
             merged = stored.merged_with_tables(shard_tables, stored.generation + 1, scratch)
             shutil.rmtree(scratch)
-            merged.save(self.state_path, merged=run)
+            if self.carry_state:
+                merged.save(self.state_path, merged=run)
         merged.counts().save(Path(self.output().path))
         report_progress(self, 1, 1, "site line counts merged", force=True)
 

@@ -66,11 +66,33 @@ def test_two_dated_runs_make_two_partitions_and_the_second_is_deduplicated_again
     assert "seconds" not in card  # no times: the same input gives the same card
     markers = sorted(p.name for p in (out / "corpus" / "batches").iterdir())
     assert markers == [f"{DAY1}.json", f"{DAY2}.json"]
+    # `explain` quotes a sentence that an earlier batch published, not only its key.
+    removals = ds.dataset(out / "corpus" / "removals", format="parquet", partitioning="hive").to_table().to_pylist()
+    earlier = next(r for r in removals if r["batch"] == DAY2 and r["duplicate_of_run"] == DAY1)
+    explained = run_pipeline(out, "explain", str(earlier["doc_id"]), "--color", "never")
+    assert explained.returncode == 0, explained.stderr
+    shown = explained.stdout.split(f"duplicates {earlier['duplicate_of']} in ", 1)[1].splitlines()
+    assert shown[0].endswith(f"batch {DAY1}:") and shown[1].startswith('    "')
     # Running a published day again changes nothing.
     before = _published(out)
     again = run_pipeline(out, "run", "--input", str(inbox), "--date", DAY1, config=RULES_ONLY)
     assert again.returncode == 0, again.stderr
     assert _published(out) == before
+
+
+def test_the_card_names_the_config_of_the_run_that_wrote_it_when_an_earlier_day_is_run_again(tmp_path: Path) -> None:
+    inbox, out = _two_days(tmp_path), tmp_path / "out"
+    for day in (DAY1, DAY2):
+        assert run_pipeline(out, "run", "--input", str(inbox), "--date", day, config=RULES_ONLY).returncode == 0
+    changed = {"boilerplate": {"rules": {"line_classifier": False, "read_more": False}}}
+    again = run_pipeline(out, "run", "--input", str(inbox), "--date", DAY1, config=changed)
+    assert again.returncode == 0, again.stderr
+    markers = {day: json.loads((out / "corpus" / "batches" / f"{day}.json").read_text()) for day in (DAY1, DAY2)}
+    assert markers[DAY1]["config_hash"] != markers[DAY2]["config_hash"]
+    card = (out / "corpus" / "README.md").read_text(encoding="utf-8")
+    # The hash in the header is the one of the config printed below: the rerun's, not the last day's.
+    assert f"config hash of the latest run: `{markers[DAY1]['config_hash']}` (batch `{DAY1}`)" in card
+    assert '"read_more": false' in card.split("## Config of the latest run", 1)[1]
 
 
 def test_a_day_without_inputs_and_a_bad_date_are_usage_errors(tmp_path: Path) -> None:

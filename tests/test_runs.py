@@ -180,6 +180,18 @@ def test_single_task_on_one_document(tmp_path: Path) -> None:
     assert "exact_duplicate" in next((tmp_path / "out" / "05_duplicates").rglob("*.jsonl")).read_text("utf-8")
 
 
+def test_debugging_one_document_reads_the_carried_state_but_leaves_it_as_it_was(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_pipeline(out, "run", "--input", str(SEEDS)).returncode == 0
+    state = {p: p.read_bytes() for p in sorted((out / "state").rglob("*")) if p.is_file() and p.name != ".lock"}
+    assert out / "state" / "site_lines.parquet" in state
+    for stage in ("StripBoilerplate", "FindDuplicates", "WriteCorpus"):
+        done = run_pipeline(out, "task", stage, "--doc", str(SEEDS / "001_d07a408cf5f191c8.txt"))
+        assert done.returncode == 0, done.stderr
+    after = {p: p.read_bytes() for p in sorted((out / "state").rglob("*")) if p.is_file() and p.name != ".lock"}
+    assert after == state
+
+
 def test_plain_luigi_command_line_form(tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
