@@ -397,7 +397,7 @@ def render_dataset_card(cfg: PipelineConfig, batches: list[dict[str, Any]], late
     reason_rows = "\n".join(f"| {kind} | {n} |" for kind, n in counts["quarantine_reasons"].items())
     n_files = {name: sum(b["parts"].get(name, 0) for b in batches) for name in TABLES}
     latest_text = render_run_summary(latest) if latest is not None else "(not recorded)\n"
-    # The config shown below is the run's writing the card, whichever batch it (re)published.
+    # The config shown below is that of the run writing the card, whichever batch it (re)published.
     written = next((b for b in batches if latest is not None and b["batch"] == latest.batch), None)
     if written is None and batches:
         written = batches[-1]

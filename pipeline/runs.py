@@ -280,7 +280,9 @@ class FinishedRun:
                 if r.get("duplicate_of_run") == other.batch and str(r.get("duplicate_of")) not in survivors
             }
             if other.batch != self.batch and elsewhere:
-                survivors |= other.sentence_texts(elsewhere)
+                # A quote, not the account: an earlier batch whose stage outputs were cleaned up goes without.
+                with contextlib.suppress(StageOutputError):
+                    survivors |= other.sentence_texts(elsewhere)
         return DocumentTrace(
             manifest,
             repaired if repaired is None or repaired.get("status") == "ok" else None,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.dataset as ds
 
+from pipeline.runs import FinishedRun
 from tests.conftest import REPO, SEEDS, plant_leftovers, reproducible_files, run_pipeline
 from tests.test_dedup_index import RULES_ONLY, _second_run_inputs
 
@@ -73,6 +74,12 @@ def test_two_dated_runs_make_two_partitions_and_the_second_is_deduplicated_again
     assert explained.returncode == 0, explained.stderr
     shown = explained.stdout.split(f"duplicates {earlier['duplicate_of']} in ", 1)[1].splitlines()
     assert shown[0].endswith(f"batch {DAY1}:") and shown[1].startswith('    "')
+    # With the earlier batch's stage outputs cleaned up, the account still comes, without the quote.
+    for shard in FinishedRun.open(out, DAY1).shards:
+        shard.sentences.unlink()
+    without = run_pipeline(out, "explain", str(earlier["doc_id"]), "--color", "never")
+    assert without.returncode == 0, without.stderr
+    assert f"duplicates {earlier['duplicate_of']} in document {earlier['duplicate_of_doc']}" in without.stdout
     # Running a published day again changes nothing.
     before = _published(out)
     again = run_pipeline(out, "run", "--input", str(inbox), "--date", DAY1, config=RULES_ONLY)
