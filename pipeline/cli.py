@@ -46,7 +46,7 @@ from pipeline.inputs import (
     save_plan,
 )
 from pipeline.monitoring import ProgressBar, stage_times
-from pipeline.runs import FinishedRun, RunNotFoundError, StageOutputError
+from pipeline.runs import FinishedRun, RunNotFoundError, StageOutputError, sentence_number
 from pipeline.storage import LockedError, exclusive_lock, remove_orphaned_temporaries
 from pipeline.tasks import (
     PLAN_DIR,
@@ -348,6 +348,8 @@ def command_explain(args: argparse.Namespace) -> int:
         )
         return EXIT_FAILED
     color = use_color(sys.stdout, args.color)
+    wanted = sentence_number(args.document)
+    status = EXIT_OK
     for number, (run, row) in enumerate(found[: args.limit]):
         try:
             trace = run.trace(row, everything)
@@ -358,10 +360,13 @@ def command_explain(args: argparse.Namespace) -> int:
             sys.stdout.write("\n" + "─" * 72 + "\n\n")
         if len(runs) > 1:
             sys.stdout.write(f"batch {run.batch}\n")
-        sys.stdout.write(explain_document(trace, color=color))
+        sys.stdout.write(explain_document(trace, color=color, sentence=wanted))
+        if wanted is not None and wanted >= len(trace.flat_sentences()):
+            print(f"pipeline: document {row['id']} of batch {run.batch} has no sentence {wanted}", file=sys.stderr)
+            status = EXIT_FAILED
     if len(found) > args.limit:
         print(f"pipeline: {len(found) - args.limit} more documents match; use --limit to see them", file=sys.stderr)
-    return EXIT_OK
+    return status
 
 
 def command_config(args: argparse.Namespace) -> int:

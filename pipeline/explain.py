@@ -44,8 +44,11 @@ def _quote(text: str) -> str:
     return '"' + text.strip().replace("\n", "⏎") + '"'
 
 
-def explain_document(trace: DocumentTrace, color: bool = False) -> str:
-    """Return the account of one document: read, encoding fixes, removed lines, duplicates, final text."""
+def explain_document(trace: DocumentTrace, color: bool = False, sentence: int | None = None) -> str:
+    """Return the account of one document: read, encoding fixes, removed lines, duplicates, final text.
+
+    `sentence`, when asked for by its key, is quoted after the sentence split (or said to be missing).
+    """
     paint = _Painter(color)
     m = trace.manifest
     out: list[str] = []
@@ -93,6 +96,11 @@ def explain_document(trace: DocumentTrace, color: bool = False) -> str:
         said = f", language {language}" + (f" ({score:.2f})" if score is not None else "") if language else ""
         paragraphs = _plural(len(trace.sentences["paragraphs"]), "paragraph")
         stage("split sentences", f"{_plural(len(flat), 'sentence')} in {paragraphs}{said}")
+    if sentence is not None:
+        if sentence < len(flat):
+            out.append(f"  sentence {sentence}, as asked: {paint(_quote(flat[sentence]), 'cyan')}")
+        else:
+            out.append(paint(f"  no sentence {sentence}: the document has {_plural(len(flat), 'sentence')}", "yellow"))
 
     stage("find duplicates", f"{_plural(len(duplicates), 'sentence')} removed")
     for row in duplicates:

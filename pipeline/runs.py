@@ -48,6 +48,16 @@ _DEDUP = Stage.DEDUP.value
 _SENTENCE_KEY = re.compile(r"^([0-9a-f]{16}):(\d+)$")
 
 
+def sentence_number(query: str) -> int | None:
+    """Return the sentence a query names when it is a sentence key `<doc_id>:<n>`, else None.
+
+    >>> sentence_number("a92c86f19c262270:3"), sentence_number("a92c86f19c262270")
+    (3, None)
+    """
+    match = _SENTENCE_KEY.match(query.strip())
+    return int(match.group(2)) if match else None
+
+
 class RunNotFoundError(LookupError):
     """The output folder holds no finished run."""
 

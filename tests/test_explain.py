@@ -60,10 +60,19 @@ def test_explain_seed_by_path_shows_every_stage(seeds_run: Run) -> None:
 def test_explain_by_id_source_or_sentence_key_tells_the_same(seeds_run: Run) -> None:
     by_path = _explain(seeds_run, str(SEEDS / SEED0)).stdout
     assert "read_more: line 13" in by_path and "source_line: line 33" in by_path
-    for query in (SEED0_ID, SEED0, f"{SEED0_ID}:4"):
+    for query in (SEED0_ID, SEED0):
         done = _explain(seeds_run, query)
         assert done.returncode == 0, done.stderr
         assert done.stdout == by_path, query
+    # A sentence key tells the same and quotes the sentence it names; a sentence not there is an error.
+    key = _explain(seeds_run, f"{SEED0_ID}:4")
+    assert key.returncode == 0, key.stderr
+    asked = [line for line in key.stdout.splitlines() if line.startswith("  sentence 4, as asked: ")]
+    assert len(asked) == 1 and asked[0].endswith('"')
+    assert key.stdout.replace(asked[0] + "\n", "") == by_path
+    missing = _explain(seeds_run, f"{SEED0_ID}:99")
+    assert missing.returncode == 1 and f"document {SEED0_ID} of batch default has no sentence 99" in missing.stderr
+    assert "  no sentence 99: the document has " in missing.stdout
 
 
 def test_explain_shows_encoding_fixes_and_the_document_a_sentence_duplicates(repost_run: Run) -> None:
