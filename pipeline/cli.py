@@ -39,7 +39,6 @@ from pipeline.inputs import (
     InputError,
     Plan,
     check_batch_name,
-    check_output_outside_inputs,
     dated_inputs,
     make_plan,
     parse_date,
@@ -123,8 +122,7 @@ def _plan(config: str | None, inputs: list[str], output: str) -> Plan:
     """
     cfg = load_config(config)
     _check_output(output)
-    check_output_outside_inputs(inputs, output)
-    return make_plan(inputs, cfg.input.files_per_shard, cfg.input.max_shards)
+    return make_plan(inputs, cfg.input.files_per_shard, cfg.input.max_shards, Path(output))
 
 
 def _check_output(output: str) -> None:

@@ -148,36 +148,31 @@ def _expand(argument: str) -> list[Path]:
     return [path]
 
 
-def check_output_outside_inputs(arguments: list[str] | tuple[str, ...], output: str | Path) -> None:
-    """Raise InputError when the output folder lies in a folder the inputs walk: runs would read their own output.
+def check_output_outside(folder: Path, output: Path) -> None:
+    """Raise InputError when `output` lies in `folder`, an input folder walked: runs would read their own output.
 
     An output under a hidden folder is fine (hidden folders are not walked).
 
-    >>> check_output_outside_inputs(["/"], "/data/.pipeline-out")
-    >>> check_output_outside_inputs(["/"], "/data/out")  # doctest: +ELLIPSIS
+    >>> check_output_outside(Path("/"), Path("/data/.pipeline-out"))
+    >>> check_output_outside(Path("/"), Path("/data/out"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     pipeline.inputs.InputError: the output folder /data/out is inside the input folder /: ...
     """
-    target = Path(output).resolve()
-    for argument in arguments:
-        for path in _expand(argument):
-            if not path.is_dir():
-                continue
-            folder = path.resolve()
-            inside = target.is_relative_to(folder)
-            if inside and not any(part.startswith(".") for part in target.relative_to(folder).parts):
-                where = "is" if target == folder else "is inside"
-                raise InputError(
-                    f"the output folder {target} {where} the input folder {folder}: the next run would read "
-                    "this run's output as input; give an output folder outside the inputs"
-                )
+    folder, target = folder.resolve(), output.resolve()
+    if target.is_relative_to(folder) and not any(part.startswith(".") for part in target.relative_to(folder).parts):
+        where = "is" if target == folder else "is inside"
+        raise InputError(
+            f"the output folder {target} {where} the input folder {folder}: the next run would read "
+            "this run's output as input; give an output folder outside the inputs"
+        )
 
 
-def list_input_files(arguments: list[str] | tuple[str, ...]) -> tuple[Path, list[Path]]:
+def list_input_files(arguments: list[str] | tuple[str, ...], output: Path | None = None) -> tuple[Path, list[Path]]:
     """Return the input root and every file the arguments name, sorted and unique.
 
     Folders are walked recursively; hidden files and folders (name starting with '.') and
     Luigi's temporary files are skipped. The root is the deepest folder holding them all.
+    An `output` folder inside a folder walked is an InputError (see `check_output_outside`).
     """
     if not arguments:
         raise InputError("no input given")
@@ -185,6 +180,8 @@ def list_input_files(arguments: list[str] | tuple[str, ...]) -> tuple[Path, list
     for argument in arguments:
         for path in _expand(argument):
             if path.is_dir():
+                if output is not None:
+                    check_output_outside(path, output)
                 seen: set[str] = set()  # real paths of folders walked: symlink cycles end here
                 for folder, dirs, names in os.walk(path, followlinks=True):
                     real = os.path.realpath(folder)
@@ -220,9 +217,11 @@ def shard_size(n_files: int, files_per_shard: int, max_shards: int) -> int:
     return max(files_per_shard, -(-n_files // max_shards))
 
 
-def make_plan(arguments: list[str] | tuple[str, ...], files_per_shard: int, max_shards: int) -> Plan:
-    """List the inputs and cut them into shards (see `shard_size`), in path order."""
-    root, files = list_input_files(arguments)
+def make_plan(
+    arguments: list[str] | tuple[str, ...], files_per_shard: int, max_shards: int, output: Path | None = None
+) -> Plan:
+    """List the inputs (refusing an `output` inside them) and cut them into shards (see `shard_size`), in path order."""
+    root, files = list_input_files(arguments, output)
     relative = sorted(path.relative_to(root).as_posix() for path in files)
     size = shard_size(len(relative), files_per_shard, max_shards)
     shards = []

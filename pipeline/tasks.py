@@ -162,8 +162,8 @@ class PipelineTask(luigi.Task):
         default=True,
         significant=False,
         parsing=luigi.BoolParameter.EXPLICIT_PARSING,
-        description="Save what later runs read (the site-line counts under <output>/state/); "
-        "off when debugging one document, which reads that state but must not change it",
+        description="Save what later runs read (the site-line counts and the dedup index under "
+        "<output>/state/); off when debugging one document, which reads that state but must not change it",
     )
 
     STAGE: ClassVar[str]
@@ -959,10 +959,10 @@ class WriteCorpus(PlanTask):
         The dedup stage left them signed (`SpilledSurvivors`); when they are not exactly the
         sentences published here (`n_published` and the hash of their keys tell), or the index
         needs whole signatures (Redis), they are collected and signed again. A debugging corpus
-        (`corpus_dir` set) publishes nothing.
+        (`corpus_dir` set, or `carry_state` off) publishes nothing.
         """
         dedup = self.cfg.dedup
-        if self.corpus_dir or not dedup.enabled:
+        if self.corpus_dir or not self.carry_state or not dedup.enabled:
             return
         index = open_index(dedup, Path(self.output_dir) / STATE_DIR)
         if index is None:

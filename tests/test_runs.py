@@ -185,9 +185,22 @@ def test_debugging_one_document_reads_the_carried_state_but_leaves_it_as_it_was(
     assert run_pipeline(out, "run", "--input", str(SEEDS)).returncode == 0
     state = {p: p.read_bytes() for p in sorted((out / "state").rglob("*")) if p.is_file() and p.name != ".lock"}
     assert out / "state" / "site_lines.parquet" in state
+    (plan,) = (out / "00_plan").glob("plan-*.json")  # the run's, before the debugging plans
     for stage in ("StripBoilerplate", "FindDuplicates", "WriteCorpus"):
         done = run_pipeline(out, "task", stage, "--doc", str(SEEDS / "001_d07a408cf5f191c8.txt"))
         assert done.returncode == 0, done.stderr
+    after = {p: p.read_bytes() for p in sorted((out / "state").rglob("*")) if p.is_file() and p.name != ".lock"}
+    assert after == state
+    # The plain Luigi form says the same with --carry-state false: a new batch of the run's plan,
+    # written whole, publishes nothing to the dedup index.
+    command = [
+        str(Path(sys.executable).parent / "luigi"), "--module", "pipeline.tasks", "WriteCorpus", "--plan", str(plan),
+        "--WriteCorpus-batch", "trial", "--output-dir", str(out), "--carry-state", "false", "--local-scheduler",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert (out / "corpus" / "batches" / "trial.json").exists()
     after = {p: p.read_bytes() for p in sorted((out / "state").rglob("*")) if p.is_file() and p.name != ".lock"}
     assert after == state
 
