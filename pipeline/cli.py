@@ -36,6 +36,7 @@ from pipeline.config import ConfigError, load_config, render_default_toml
 from pipeline.explain import explain_document, use_color
 from pipeline.inputs import (
     DEFAULT_BATCH,
+    TASK_BATCH,
     InputError,
     Plan,
     check_batch_name,
@@ -270,7 +271,11 @@ def command_backfill(args: argparse.Namespace) -> int:
         task_limit=len(days),
         param_name="date",
     )
+    # An output inside a day's folder is refused here, before anything runs (InputError).
     empty = [day for day in days if not DailyBatch(date=day, **of_params).has_inputs()]
+    if len(empty) == len(days):
+        where = " ".join(dated_inputs(args.input, start))
+        raise InputError(f"no day from {start} to {stop} has inputs (the first day's are looked for in {where})")
     if empty:
         shown = ", ".join(d.isoformat() for d in empty[:10]) + (" ..." if len(empty) > 10 else "")
         print(f"pipeline: {len(empty)} days have no inputs and are skipped: {shown}", file=sys.stderr)
@@ -319,10 +324,10 @@ def command_task(args: argparse.Namespace) -> int:
         task = stage(plan=str(plan_path), index=0, **common)
     elif stage in (WriteCorpus, WriteReport):
         corpus_dir = Path(common["output_dir"]) / "debug" / Path(args.doc).name / "corpus"
-        task = stage(plan=str(plan_path), corpus_dir=str(corpus_dir), **common)
+        task = stage(plan=str(plan_path), batch=TASK_BATCH, corpus_dir=str(corpus_dir), **common)
     else:
         assert issubclass(stage, PlanTask)
-        task = stage(plan=str(plan_path), **common)
+        task = stage(plan=str(plan_path), batch=TASK_BATCH, **common)
     if not _build([task], 1):
         return EXIT_FAILED
     print(f"pipeline: {stage.__name__} done; result in {task.output().path}")

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import IO, Any
 
-from pipeline.report import describe_removal, extra_columns
+from pipeline.report import describe_removal, extra_columns, survivor_key
 from pipeline.runs import DocumentTrace
 from pipeline.schema import Stage, Status
 
@@ -50,7 +50,7 @@ def explain_document(trace: DocumentTrace, color: bool = False, sentence: int | 
     `sentence`, when asked for by its key, is quoted after the sentence split (or said to be missing).
     """
     paint = _Painter(color)
-    m = trace.manifest
+    m, batch = trace.manifest, trace.batch
     out: list[str] = []
 
     def stage(name: str, summary: str) -> None:
@@ -109,9 +109,9 @@ def explain_document(trace: DocumentTrace, color: bool = False, sentence: int | 
         out.append(f"  {paint(str(row['rule']), 'magenta')}: {'; '.join([said, *extra_columns(row)])}")
         out.append(f"    {paint(_quote(str(row['text'])), 'red')}")
         key = str(row.get("duplicate_of"))
-        survivor = trace.survivors.get(key)
-        same = " (this document)" if row.get("duplicate_of_doc") == m.get("id") else ""
         run = row.get("duplicate_of_run")
+        survivor = trace.survivors.get(survivor_key(key, run or batch))
+        same = " (this document)" if row.get("duplicate_of_doc") == m.get("id") and run in (None, batch) else ""
         where = f"{survivor['source']}{same}" if survivor else f"document {row.get('duplicate_of_doc')}"
         where += f", batch {run}" if run else ""
         out.append(f"    duplicates {paint(key, 'cyan')} in {where}:")

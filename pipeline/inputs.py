@@ -26,8 +26,15 @@ class InputError(ValueError):
     """An input argument that names nothing usable."""
 
 
+class OutputInsideInputsError(InputError):
+    """An output folder inside an input folder walked: every later run would read its output as input."""
+
+
 DEFAULT_BATCH = "default"
 """The batch of a run given no `--date` or `--batch`: each such run replaces the last one."""
+TASK_BATCH = "_task"
+"""The batch of `python -m pipeline task`: no run can take the name (`check_batch_name`), so its
+document is matched against every published batch, as the next run's would be."""
 _BATCH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -156,12 +163,12 @@ def check_output_outside(folder: Path, output: Path) -> None:
     >>> check_output_outside(Path("/"), Path("/data/.pipeline-out"))
     >>> check_output_outside(Path("/"), Path("/data/out"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    pipeline.inputs.InputError: the output folder /data/out is inside the input folder /: ...
+    pipeline.inputs.OutputInsideInputsError: the output folder /data/out is inside the input folder /: ...
     """
     folder, target = folder.resolve(), output.resolve()
     if target.is_relative_to(folder) and not any(part.startswith(".") for part in target.relative_to(folder).parts):
         where = "is" if target == folder else "is inside"
-        raise InputError(
+        raise OutputInsideInputsError(
             f"the output folder {target} {where} the input folder {folder}: the next run would read "
             "this run's output as input; give an output folder outside the inputs"
         )

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.config import SITE_LINE_SLOTS
 from pipeline.schema import REMOVAL_FIELDS, Stage, Status
 from pipeline.spans import KINDS, Span, removal_kind, segments
 from pipeline.spill import SpillCounter, SpillStore
@@ -29,13 +30,36 @@ _SCHEMA_COLUMNS = frozenset(spec.name for spec in REMOVAL_FIELDS)
 _DEDUP = Stage.DEDUP.value
 
 
+def survivor_key(duplicate_of: object, run: object) -> str:
+    """Return the surviving sentence a dedup row points to: its key and the batch that published it.
+
+    A document id names a page, so a page captured on two days has the same keys in both batches.
+
+    >>> survivor_key("ab12:3", "2026-11-22"), survivor_key(None, None)
+    ('ab12:3@2026-11-22', 'None@None')
+    """
+    return f"{duplicate_of}@{run}"
+
+
+def survivor_codes(table: pa.Table | pa.RecordBatch) -> tuple[list[str], np.ndarray]:
+    """Return a removals table's distinct `survivor_key`s and each row's number in them, as `column_codes` does."""
+    targets, target_at = column_codes(table, "duplicate_of", "None")
+    runs, run_at = column_codes(table, "duplicate_of_run", "None")
+    pairs, pair_at = np.unique(target_at * len(runs) + run_at, return_inverse=True)
+    keys = [survivor_key(targets[code // len(runs)], runs[code % len(runs)]) for code in pairs.tolist()]
+    return keys, pair_at.reshape(-1).astype(np.int64)
+
+
 def describe_removal(removal: Mapping[str, Any], survivors: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """Return one line saying why a removal row's text went: rule, where, score, what it duplicates.
 
-    Columns beyond the schema's (added by later versions) are listed at the end.
+    `survivors` are the sentences duplicates point to, by `survivor_key`. Columns beyond the
+    schema's (added by later versions) are listed at the end.
 
     >>> describe_removal({"stage": "strip_boilerplate", "rule": "site_repeated", "position": 3, "score": 6.0})
     'site_repeated: line 3, in 6 documents of the site'
+    >>> describe_removal({"stage": "strip_boilerplate", "rule": "site_repeated", "position": 3, "score": 8.0})
+    'site_repeated: line 3, in 8+ documents of the site'
     >>> describe_removal({"stage": "find_duplicates", "rule": "near_duplicate", "position": 4, "score": 0.85,
     ...                   "duplicate_of": "ab:2", "duplicate_of_doc": "ab", "run_id": "r7"})
     'near_duplicate: sentence 4, Jaccard 0.85, of sentence ab:2 in document ab; run_id: r7'
@@ -46,15 +70,17 @@ def describe_removal(removal: Mapping[str, Any], survivors: Mapping[str, Mapping
         if score is not None:
             text += f", Jaccard {score:.2f}"
         text += f", of sentence {removal.get('duplicate_of')} in document {removal.get('duplicate_of_doc')}"
-        survivor = (survivors or {}).get(str(removal.get("duplicate_of")))
+        survivor = (survivors or {}).get(survivor_key(removal.get("duplicate_of"), removal.get("duplicate_of_run")))
         if survivor is not None:
             text += f" ({survivor['source']})"
+        if removal.get("duplicate_of_run"):
+            text += f", batch {removal['duplicate_of_run']}"
     else:
         text = f"{rule}: line {position}"
         if score is not None:
             kind = removal_kind(removal)
             text += (
-                f", in {score:g} documents of the site"
+                f", in {score:g}{'+' if score >= SITE_LINE_SLOTS else ''} documents of the site"
                 if kind == "site"
                 else f", boilerplate probability {score:.2f}"
                 if kind == "classifier"
@@ -111,6 +137,9 @@ class Cluster:
     """A surviving sentence and the removed sentences that duplicate it."""
 
     key: str
+    """Its `<doc_id>:<n>` key."""
+    batch: str
+    """The batch that published it."""
     copies: int
     documents: int
     survivor: Mapping[str, Any] | None
@@ -194,7 +223,7 @@ class RemovalTally:
             self._documents += 1
             self._document_lines = set()
         if row["stage"] == _DEDUP:
-            target = str(row.get("duplicate_of"))
+            target = survivor_key(row.get("duplicate_of"), row.get("duplicate_of_run"))
             self.clusters.add(target, (1,), (text,))
             self.duplicate_chars.add(source, (len(text),))
         else:
@@ -248,7 +277,7 @@ class RemovalTally:
 
         dedup = stage_at == stages.index(_DEDUP) if _DEDUP in stages else np.zeros(n, dtype=bool)
         if dedup.any():
-            targets, target_at = column_codes(table, "duplicate_of", "None")
+            targets, target_at = survivor_codes(table)
             rows = np.flatnonzero(dedup)
             self._add_duplicates(
                 targets, target_at[rows], stripped, text_at[rows], length_at[rows], sources, source_at[rows]
@@ -310,14 +339,17 @@ class RemovalTally:
             self.line_rules.add((stripped[code // len(rules)], sys.intern(rules[code % len(rules)])))
 
     def collect_cluster_documents(self, tables: Iterable[pa.Table], keys: Iterable[str]) -> None:
-        """Gather the documents of the clusters `keys` from the removals (read again: stage, duplicate_of, source)."""
+        """Gather the documents of the clusters `keys` (`survivor_key`s) from the removals, read again.
+
+        The tables need the columns stage, duplicate_of, duplicate_of_run and source.
+        """
         wanted = set(keys)
         if wanted:
             for table in tables:
                 stages, stage_at = column_codes(table, "stage", "None")
                 if _DEDUP not in stages:
                     continue
-                targets, target_at = column_codes(table, "duplicate_of", "None")
+                targets, target_at = survivor_codes(table)
                 sources, source_at = column_codes(table, "source", "None")
                 is_wanted = np.array([target in wanted for target in targets], dtype=bool)
                 rows = np.flatnonzero((stage_at == stages.index(_DEDUP)) & is_wanted[target_at])
@@ -341,7 +373,7 @@ class RemovalTally:
         return tuple(LineCount(text, n, documents, tuple(rules[text])) for text, n, documents in top)
 
     def top_clusters(self, limit: int) -> list[str]:
-        """Return the keys of the surviving sentences with the most duplicates."""
+        """Return the `survivor_key`s of the surviving sentences with the most duplicates."""
         return [key for key, _, _ in self.clusters.top(limit)]
 
     def duplicate_chars_of(self, source: str) -> int:
@@ -350,13 +382,17 @@ class RemovalTally:
         return 0 if counted is None else int(counted[0])
 
     def cluster(self, key: str, survivors: Mapping[str, Mapping[str, Any]]) -> Cluster:
-        """Return the cluster of one surviving sentence (one of those `collect_cluster_documents` gathered)."""
+        """Return the cluster of one surviving sentence (a `survivor_key` `collect_cluster_documents` gathered).
+
+        `survivors` are the sentences found, by `survivor_key`.
+        """
         survivor = survivors.get(key)
         copies, example = self.clusters.get(key) or (0, "")
         documents = self._cluster_documents[key]
         if survivor and (key, str(survivor["source"])) not in self.cluster_sources:
             documents += 1
-        return Cluster(key, copies + 1, documents, survivor, example)
+        sentence, _, batch = key.rpartition("@")
+        return Cluster(sentence, batch, copies + 1, documents, survivor, example)
 
 
 def column_codes(table: pa.Table | pa.RecordBatch, name: str, null: Any) -> tuple[list[Any], np.ndarray]:
@@ -613,7 +649,7 @@ def _duplicates(data: ReportData) -> str:
     for c in data.clusters:
         survivor = c.survivor
         text = str(survivor["text"]) if survivor else c.example
-        where = f"{survivor['source']}" if survivor else "(an earlier run)"
+        where = f"{survivor['source']}, batch {c.batch}" if survivor else f"batch {c.batch}"
         rows.append((_n(c.copies), _n(c.documents), f"<code>{_e(c.key)}</code><br>{_e(where)}", _e(text)))
     docs = ((f"<code>{_e(doc)}</code>", _n(n), _e(", ".join(sources))) for doc, n, sources in data.document_duplicates)
     return f"""<section id="duplicates"><h2>Largest duplicate clusters</h2>

@@ -34,6 +34,8 @@ from pipeline.report import (
     StageCount,
     column_codes,
     status_counts,
+    survivor_codes,
+    survivor_key,
     take_rows,
 )
 from pipeline.schema import Stage, Status
@@ -79,6 +81,8 @@ class ShardOutputs:
 class DocumentTrace:
     """Everything a run recorded about one input document, stage by stage."""
 
+    batch: str
+    """The batch of the run that recorded it."""
     manifest: Row
     repaired: Row | None
     """The `02_repaired` record: repaired text and ftfy's fixes per line (None if never read)."""
@@ -88,7 +92,7 @@ class DocumentTrace:
     document: Row | None
     """The corpus row, when the document was kept."""
     survivors: dict[str, Row] = field(default_factory=dict)
-    """Surviving sentences that this document's duplicates point to, by key: text, doc_id, source."""
+    """Surviving sentences that this document's duplicates point to, by `survivor_key`: text, doc_id, source."""
     kept_bytes: str | None = None
     """For a quarantined unit: where its bytes are (a copy under the output folder, or the input file)."""
 
@@ -268,8 +272,9 @@ class FinishedRun:
     def trace(self, manifest: Row, others: Sequence[FinishedRun] = ()) -> DocumentTrace:
         """Return what every stage recorded about the document of one manifest row.
 
-        The sentences its duplicates point to are looked up in this run, then in the run of
-        `others` that published each (`duplicate_of_run`).
+        The sentence each duplicate points to is looked up in the run that published it
+        (`duplicate_of_run`): this one, or one of `others`. A document id names a page, not a
+        capture, so the same key can name different sentences in two batches.
         """
         source = manifest["source"]
         file = source.split("#", 1)[0]
@@ -278,22 +283,21 @@ class FinishedRun:
         sentences = next((r for r in self.records("sentences", shards) if r["source"] == source), None)
         removals = self._where(REMOVALS_DIR, lambda t: pc.equal(t["source"], source))
         documents = self._where(DATA_DIR, lambda t: pc.equal(t["source"], source))
-        keys = {
-            str(r["duplicate_of"]) for r in removals if r.get("stage") == Stage.DEDUP.value and r.get("duplicate_of")
-        }
         quarantined = self.quarantine_index().get(source) if manifest["status"] == Status.QUARANTINED.value else None
-        survivors = self.sentence_texts(keys)
-        for other in others:
-            elsewhere = {
-                str(r["duplicate_of"])
-                for r in removals
-                if r.get("duplicate_of_run") == other.batch and str(r.get("duplicate_of")) not in survivors
-            }
-            if other.batch != self.batch and elsewhere:
+        wanted: dict[str, set[str]] = {}
+        for r in removals:
+            if r.get("stage") == Stage.DEDUP.value and r.get("duplicate_of"):
+                wanted.setdefault(str(r.get("duplicate_of_run") or self.batch), set()).add(str(r["duplicate_of"]))
+        survivors: dict[str, Row] = {}
+        runs = {run.batch: run for run in others} | {self.batch: self}
+        for batch, keys in wanted.items():
+            if batch in runs:
                 # A quote, not the account: an earlier batch whose stage outputs were cleaned up goes without.
                 with contextlib.suppress(StageOutputError):
-                    survivors |= other.sentence_texts(elsewhere)
+                    found = runs[batch].sentence_texts(keys)
+                    survivors |= {survivor_key(key, batch): row for key, row in found.items()}
         return DocumentTrace(
+            self.batch,
             manifest,
             repaired if repaired is None or repaired.get("status") == "ok" else None,
             sentences if sentences is None or sentences.get("status") == "ok" else None,
@@ -362,7 +366,7 @@ class _RemovalsRead:
     shown: dict[str, list[Row]] = field(default_factory=dict)
     """The rows of the documents shown, by source."""
     view_keys: set[str] = field(default_factory=set)
-    """The surviving sentences that those documents' duplicates point to."""
+    """The surviving sentences that those documents' duplicates point to (`survivor_key`s)."""
 
 
 def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> _RemovalsRead:
@@ -387,7 +391,7 @@ def _tally_removals(run: FinishedRun, tally: RemovalTally, shown: set[str]) -> _
         for begin, end in itertools.pairwise(cuts):
             read.shown.setdefault(str(sources[codes[begin]]), []).extend(rows[begin:end])
         if dedup[picked].any():
-            targets, target_at = column_codes(table, "duplicate_of", "None")
+            targets, target_at = survivor_codes(table)
             read.view_keys.update(targets[code] for code in np.unique(target_at[picked[dedup[picked]]]).tolist())
     return read
 
@@ -463,9 +467,12 @@ def _collect_report(
     removals_read = _tally_removals(run, tally, selected)
     doc_removals, view_keys = removals_read.shown, removals_read.view_keys
     cluster_keys = tally.top_clusters(cfg.max_rows)
-    dedup_columns = ["stage", "duplicate_of", "source"]
+    dedup_columns = ["stage", "duplicate_of", "duplicate_of_run", "source"]
     tally.collect_cluster_documents(run.tables(REMOVALS_DIR, dedup_columns) if cluster_keys else (), cluster_keys)
-    survivors_of = _SentenceFinder(set(cluster_keys) | view_keys)
+    # Quoted from this run's sentences: those its own documents published.
+    this_run = survivor_key("", run.batch)
+    wanted = {key.removesuffix(this_run) for key in {*cluster_keys, *view_keys} if key.endswith(this_run)}
+    survivors_of = _SentenceFinder(wanted)
 
     repaired: dict[str, Row] = {}
     repaired_docs = repaired_chars = fixed_lines = fixed_docs = 0
@@ -495,7 +502,7 @@ def _collect_report(
             deduplicated_chars += max(0, chars - tally.duplicate_chars_of(record["source"]))
         if record["source"] in selected:
             sentences[record["source"]] = record
-    survivors = survivors_of.found
+    survivors = {survivor_key(key, run.batch): row for key, row in survivors_of.found.items()}
 
     counts = statuses
     rules = tally.rule_counts()

@@ -64,6 +64,7 @@ from pipeline.dedup_index import (
 from pipeline.inputs import (
     DEFAULT_BATCH,
     InputError,
+    OutputInsideInputsError,
     Plan,
     Shard,
     cached_plan,
@@ -1093,9 +1094,11 @@ class DailyBatch(luigi.task.MixinNaiveBulkComplete, luigi.Task):
         return str(self.date.isoformat())
 
     def has_inputs(self) -> bool:
-        """Return whether the day has any input file."""
+        """Return whether the day has any input file; raise OutputInsideInputsError if it would read the output."""
         try:
-            list_input_files(dated_inputs(list(self.inputs), self.date))
+            list_input_files(dated_inputs(list(self.inputs), self.date), Path(self.output_dir))
+        except OutputInsideInputsError:
+            raise
         except InputError:
             return False
         return True
@@ -1125,7 +1128,8 @@ class DailyBatch(luigi.task.MixinNaiveBulkComplete, luigi.Task):
 
     def run(self) -> Iterator[luigi.Task]:
         cfg = load_config(self.config or None)
-        plan = make_plan(dated_inputs(list(self.inputs), self.date), cfg.input.files_per_shard, cfg.input.max_shards)
+        inputs = dated_inputs(list(self.inputs), self.date)
+        plan = make_plan(inputs, cfg.input.files_per_shard, cfg.input.max_shards, Path(self.output_dir))
         plan_path = save_plan(plan, Path(self.output_dir) / PLAN_DIR)
         yield WriteReport(plan=str(plan_path), batch=self.batch, config=self.config, output_dir=self.output_dir)
 

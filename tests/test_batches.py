@@ -138,6 +138,22 @@ def test_an_output_folder_inside_the_input_folder_is_refused(tmp_path: Path) -> 
         assert len(done.table("manifest")) == len(list(SEEDS.iterdir()))
 
 
+def test_a_backfill_with_no_inputs_or_its_output_in_a_day_folder_is_a_usage_error(tmp_path: Path) -> None:
+    inbox = _two_days(tmp_path)
+    days = ("--start", DAY1, "--stop", DAY2)
+    # Else it published a day, found its own output in that day's folder, and ran again without end.
+    inside = inbox / DAY1 / "out"
+    refused = run_pipeline(inside, "backfill", "--input", str(inbox), *days)
+    assert refused.returncode == 2, refused.stderr
+    assert f"is inside the input folder {inbox / DAY1}" in refused.stderr and not inside.exists()
+    # A misspelt inbox exited 0, as if every day had been done.
+    missing = run_pipeline(tmp_path / "out", "backfill", "--input", str(tmp_path / "inbx"), *days)
+    assert missing.returncode == 2, missing.stderr
+    looked_in = tmp_path / "inbx" / DAY1
+    assert f"no day from {DAY1} to {DAY2} has inputs (the first day's are looked for in {looked_in})" in missing.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_backfill_with_two_workers_equals_day_by_day_runs_and_skips_empty_days(tmp_path: Path) -> None:
     inbox = _two_days(tmp_path)
     fourth = inbox / DAY4
@@ -154,6 +170,15 @@ def test_backfill_with_two_workers_equals_day_by_day_runs_and_skips_empty_days(t
     assert f"1 days have no inputs and are skipped: {DAY3}" in done.stderr
     assert f"pipeline: batch {DAY4}: 1 documents in: 1 duplicate" in done.stdout
     assert _published(backfilled) == _published(by_day)
+    # The repeat has the story's document id (a page without a URL is named by its text), so its
+    # duplicates' keys name sentences of both batches: they are quoted from the batch they point to.
+    explained = run_pipeline(backfilled, "explain", str(fourth / "again.txt"), "--color", "never")
+    assert explained.returncode == 0, explained.stderr
+    assert explained.stdout.count(f"in 002_15483e7a24de36bb.txt, batch {DAY1}:") >= 5
+    assert "(this document)" not in explained.stdout and "in again.txt" not in explained.stdout
+    report = (backfilled / "report" / DAY4 / "index.html").read_text(encoding="utf-8")
+    clusters = report.split('<section id="duplicates">', 1)[1].split("</section>", 1)[0]
+    assert f"<br>batch {DAY1}</td>" in clusters and "again.txt, batch" not in clusters
     # A second backfill over the same days finds nothing missing and changes nothing. Holding the
     # lock, it removes every temporary killed writers left; dedup progress only once a day old.
     before = {p: p.stat().st_mtime_ns for p in (backfilled / "corpus").rglob("*") if p.is_file()}

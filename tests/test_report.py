@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipeline.spill
-from pipeline.report import DocumentView, RemovalTally, ReportData, StageCount, render_report
+from pipeline.report import DocumentView, RemovalTally, ReportData, StageCount, render_report, survivor_key
 from pipeline.spans import Span
 from pipeline.spill import SpillStore
 from tests.conftest import REPO, SEEDS, Run, run_pipeline, to_toml
@@ -42,7 +42,7 @@ def test_seeds_report_has_every_part(seeds_run: Run) -> None:
     assert page.count('<article class="doc"') == 5
     # A duplicate sentence of seeds/001, struck through with what it duplicates on hover.
     title = "exact_duplicate: sentence 1, Jaccard 1.00, of sentence a92c86f19c262270:0 in document a92c86f19c262270"
-    assert f'<del class="k-duplicate" title="{title} (001_d07a408cf5f191c8.txt)">' in page
+    assert f'<del class="k-duplicate" title="{title} (001_d07a408cf5f191c8.txt), batch default">' in page
     assert '<del class="k-rule" title="ad_block: line 9">by Taboola</del>' in page
     assert '<td class="n">3</td><td class="n">1</td><td class="t">related_block</td>' in page
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in page
@@ -111,9 +111,11 @@ _ROW = st.fixed_dictionaries(
         "rule": st.sampled_from([*_RULES, None]),
         "text": st.sampled_from([*_TEXTS, None]),
         "duplicate_of": st.sampled_from(["d1:0", "d1:3", "None", None]),
+        "duplicate_of_run": st.sampled_from(["2026-11-01", "default", None]),
     }
 )
-_TALLY_SCHEMA = pa.schema([(name, pa.string()) for name in ("source", "stage", "rule", "text", "duplicate_of")])
+_TALLY_COLUMNS = ("source", "stage", "rule", "text", "duplicate_of", "duplicate_of_run")
+_TALLY_SCHEMA = pa.schema([(name, pa.string()) for name in _TALLY_COLUMNS])
 
 
 def _tally_state(tally: RemovalTally) -> dict[str, object]:
@@ -159,7 +161,9 @@ def test_a_table_of_removals_counts_as_its_rows_do(
             tally.collect_cluster_documents([pa.Table.from_pylist(rows, schema=_TALLY_SCHEMA)], keys)
             for key in keys:
                 sources = {
-                    str(r["source"]) for r in rows if r["stage"] == "find_duplicates" and str(r["duplicate_of"]) == key
+                    str(r["source"])
+                    for r in rows
+                    if r["stage"] == "find_duplicates" and survivor_key(r["duplicate_of"], r["duplicate_of_run"]) == key
                 }
                 assert tally.cluster_documents(key) == sorted(sources)
                 survivor = {"source": "b.txt", "text": "It rained."}
@@ -167,13 +171,12 @@ def test_a_table_of_removals_counts_as_its_rows_do(
 
 
 def test_the_removals_of_a_run_count_as_their_rows_do(seeds_run: Run) -> None:
-    rows = seeds_run.table("removals")
-    columns = ["source", "stage", "rule", "text", "duplicate_of"]
-    by_row, by_table = _tally_both_ways([{name: row[name] for name in columns} for row in rows], [len(rows) // 3])
+    rows = [{name: row[name] for name in _TALLY_COLUMNS} for row in seeds_run.table("removals")]
+    by_row, by_table = _tally_both_ways(rows, [len(rows) // 3])
     assert _tally_state(by_table) == _tally_state(by_row) and by_row.rules.total() == len(rows) > 50
     with tempfile.TemporaryDirectory() as scratch, SpillStore(Path(scratch)) as store:
         with patch.object(pipeline.spill, "SPILL_ENTRIES", 3):
-            _, spilled = _tally_both_ways([{name: row[name] for name in columns} for row in rows], [], store)
+            _, spilled = _tally_both_ways(rows, [], store)
         assert _tally_state(spilled) == _tally_state(by_row) and spilled.lines.spilled
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -189,6 +190,10 @@ def test_debugging_one_document_reads_the_carried_state_but_leaves_it_as_it_was(
     for stage in ("StripBoilerplate", "FindDuplicates", "WriteCorpus"):
         done = run_pipeline(out, "task", stage, "--doc", str(SEEDS / "001_d07a408cf5f191c8.txt"))
         assert done.returncode == 0, done.stderr
+        if stage == "FindDuplicates":
+            # Matched as the next run's would be: against every published batch, the run's own included.
+            (verdict,) = map(json.loads, Path(done.stdout.rsplit("result in ", 1)[1].strip()).read_text().splitlines())
+            assert verdict["duplicate_of_run"] == "default" and verdict["reason"].startswith("100% of its sentence")
     after = {p: p.read_bytes() for p in sorted((out / "state").rglob("*")) if p.is_file() and p.name != ".lock"}
     assert after == state
     # The plain Luigi form says the same with --carry-state false: a new batch of the run's plan,
