@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -239,6 +241,40 @@ def test_english_with_a_few_accented_letters_in_cp1252_is_not_read_as_central_eu
     assert "à" in text and "thé" in text
     decoded = decode_document(b'<html><head><meta charset="utf-8"></head><body>' + text.encode("cp1252"), markup=True)
     assert decoded.label == "cp1252 (detected)" and text in decoded.text
+
+
+def _legacy_encoded_paragraphs() -> list[tuple[str, str, str, bytes]]:
+    """News paragraphs in 30 languages, each in every legacy code page its sites used (not valid UTF-8)."""
+    battery = json.loads((DATA / "encoding_battery.json").read_text(encoding="utf-8"))
+    cases = []
+    for name, text in battery["paragraphs"].items():
+        for encoding in battery["encodings"][name.split("-")[0]]:
+            with contextlib.suppress(UnicodeEncodeError):
+                data = text.encode(encoding)
+                if not _is_utf8(data):
+                    cases.append((name, encoding, text, data))
+    return cases
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def test_legacy_code_pages_without_a_declaration_decode_back_exactly() -> None:
+    # charset-normalizer's best (and the rule before this one: 179 of 264) read ISO-8859-2 Polish as
+    # ISO-8859-10 ("Zaŋóģæ"), Baltic and Finnish text as windows-1252 or HP Roman-8.
+    cases = _legacy_encoded_paragraphs()
+    wrong = [(name, encoding, decode_document(data).encoding) for name, encoding, text, data in cases]
+    wrong = [case for case, (_, _, text, data) in zip(wrong, cases, strict=True) if decode_document(data).text != text]
+    assert len(cases) > 250 and len(wrong) <= 0.06 * len(cases), wrong
+    families = {(name.split("-")[0], encoding) for name, encoding, _, _ in cases}
+    for language, encoding in (("pl", "iso8859_2"), ("cs", "cp1250"), ("lt", "cp1257"), ("fi", "cp1252")):
+        assert (language, encoding) in families
+        assert not [case for case in wrong if case[0].startswith(language + "-") and case[1] == encoding], wrong
 
 
 def test_declared_charsets_in_order() -> None:

@@ -11,10 +11,13 @@ import codecs
 import hashlib
 import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
+from functools import cache
 from typing import Final
 
 from charset_normalizer import from_bytes
+from charset_normalizer.utils import is_multi_byte_encoding
 
 # Bytes that never occur in text: NUL and most C0 controls. A few in a large file are noise
 # to be repaired; many mean the file is binary.
@@ -129,25 +132,141 @@ def _mostly_utf8(data: bytes) -> bool:
 
 
 def _detected_encoding(sample: bytes) -> str | None:
-    """Return charset-normalizer's encoding for bytes, a near tie going to the most likely one.
+    """Return the encoding of bytes that declare none, judging charset-normalizer's candidates by what they read.
 
-    Its own best breaks a near tie (chaos and coherence alike) by list order, which put cp1250
-    before cp1252 for English text with a few accented letters ("à" read as "ŕ"). Among the
-    tied, the most coherent wins, and cp1252, by far the web's most common legacy encoding, when tied.
+    Its chaos and coherence measures cannot tell ISO-8859-2 from ISO-8859-10 ("Zażółć" read as
+    "Zaŋóģæ"), nor windows-1252 from 1250 or 1257 in a short text, and its search skips code pages
+    like one that failed. So every common single-byte code page is measured; of the readings near
+    the calmest, those with the fewest odd characters (`_odd_characters`) stay; a common code page
+    beats a rare one; then the calmest, the most coherent, and the order of `_COMMON_ENCODINGS`.
     """
     matches = list(from_bytes(sample))
     if not matches:
         return None
-    calm = [m for m in matches if m.chaos - matches[0].chaos < _CHAOS_TIE]
-    top = max(m.coherence for m in calm)
-    tied = [m for m in calm if top - m.coherence <= _COHERENCE_TIE]
-    chosen = next((m for m in tied if m.encoding == "cp1252"), max(tied, key=lambda m: m.coherence))
-    return str(chosen.encoding)
+    if is_multi_byte_encoding(matches[0].encoding):  # CJK, UTF-16...: charset-normalizer's own measures
+        scores = {m.encoding: (m.chaos, m.coherence) for m in matches}
+        calm = {e: score for e, score in scores.items() if score[0] - matches[0].chaos < _CHAOS_TIE}
+        return _best_scored(calm, ("cp1252",))
+    # A match stands for every code page that reads the bytes the same way (`could_be_from_charset`).
+    scores = {e: (m.chaos, m.coherence) for m in reversed(matches) for e in m.could_be_from_charset}
+    for encoding in _COMMON_ENCODINGS:
+        if encoding not in scores:
+            for match in from_bytes(sample, cp_isolation=[encoding]):
+                scores[encoding] = (match.chaos, match.coherence)
+    single = {e: score for e, score in scores.items() if not is_multi_byte_encoding(e)}
+    lowest = min(chaos for chaos, _ in single.values())
+    pool = {e: score for e, score in single.items() if score[0] <= lowest + _CHAOS_WINDOW}
+    if len(pool) > 1:
+        head = sample[:_JUDGED_BYTES]
+        odd = {e: _odd_characters(head, e) for e in pool}
+        fewest = min(odd.values())
+        pool = {e: score for e, score in pool.items() if odd[e] == fewest}
+    pool = {e: score for e, score in pool.items() if e in _COMMON_ENCODINGS} or pool
+    lowest = min(chaos for chaos, _ in pool.values())
+    return _best_scored({e: score for e, score in pool.items() if score[0] - lowest < _CHAOS_TIE}, _COMMON_ENCODINGS)
+
+
+def _best_scored(calm: dict[str, tuple[float, float]], preferred: tuple[str, ...]) -> str:
+    """Return the most coherent of equally calm readings: of a near tie, the first `preferred`, else the first."""
+    top = max(coherence for _, coherence in calm.values())
+    tied = [e for e, (_, coherence) in calm.items() if top - coherence <= _COHERENCE_TIE]
+    return next((e for e in preferred if e in tied), max(tied, key=lambda e: calm[e][1]))
 
 
 _CHAOS_TIE: Final = 0.01
 _COHERENCE_TIE: Final = 0.02
 """charset-normalizer counts matches this close in chaos and in coherence as tied."""
+_CHAOS_WINDOW: Final = 0.1
+"""Readings with up to this much more chaos than the calmest are judged by their odd characters.
+
+Accented text reads as chaos to charset-normalizer (Finnish in windows-1252: 0.077) while a rare
+code page that turns the accents into symbols can read as calm."""
+_JUDGED_BYTES: Final = 65536
+
+_COMMON_ENCODINGS: Final = (
+    "cp1252", "cp1251", "iso8859_2", "cp1250", "cp1256", "iso8859_9", "cp1254", "iso8859_15", "cp1255",
+    "cp1253", "iso8859_7", "koi8_r", "cp1257", "iso8859_13", "cp874", "iso8859_8", "iso8859_5",
+    "iso8859_6", "koi8_u",
+)  # fmt: skip
+"""Single-byte code pages web pages really used, about the most used first: the order breaks a last tie.
+
+ISO-8859-2 comes before windows-1250 and windows-1253 before ISO-8859-7 because, the other way
+round, the misreading shows no odd character (ISO-8859-2's "ž" read as 1250's "ľ", 1253's "Ά" as
+"’"). The others (ISO-8859-3/4/10/14/16, windows-1258, Mac, DOS...) win only when no common one
+reads the bytes as well."""
+
+_ALPHABETS: Final = {
+    "fr": "àâæçéèêëîïôœùûüÿ", "de": "äöüß", "es": "áéíñóúü", "pt": "áâãàçéêíóôõú", "it": "àèéìíîòóùú",
+    "nl": "áàéèêëïóöü", "ca": "àçéèíïòóúü", "sv": "åäöé", "da": "æøåéó", "fi": "äöåšž", "is": "áðéíóúýþæö",
+    "et": "äöõüšž", "lv": "āčēģīķļņōŗšūž", "lt": "ąčęėįšųūž", "pl": "ąćęłńóśźż", "cs": "áčďéěíňóřšťúůýž",
+    "sk": "áäčďéíĺľňóôŕšťúýž", "hr": "čćđšž", "hu": "áéíóöőúüű", "ro": "ăâîșțşţ", "sq": "çë",
+    "tr": "çğıöşüâîû", "az": "çəğıöşü", "vi": "àáâãèéêìíòóôõùúýăđĩũơư",
+    "el": "αβγδεζηθικλμνξοπρσςτυφχψωάέήίόύώϊϋΐΰ", "ru": "абвгдежзийклмнопрстуфхцчшщъыьэюяё",
+    "uk": "абвгґдеєжзиіїйклмнопрстуфхцчшщьюя", "be": "абвгдеёжзійклмнопрстуўфхцчшыьэюя",
+    "bg": "абвгдежзийклмнопрстуфхцчшщъьюя", "sr": "абвгдђежзијклљмнњопрстћуфхцчџш",
+    "mk": "абвгдѓежзѕијклљмнњопрстќуфхцчџш", "kk": "абвгдежзийклмнопрстуфхцчшщъыьэюяёәғқңөұүһі",
+}  # fmt: skip
+"""The lower-case letters beyond ASCII that each language writes (Latin, Greek and Cyrillic scripts)."""
+_ALPHABET_SETS: Final = tuple(frozenset(letters) for letters in _ALPHABETS.values())
+_SCRIPT_CLASSES: Final = b"LGCX"
+_ANY_SCRIPT: Final = bytes.maketrans(_SCRIPT_CLASSES, b"aaaa")
+
+
+def _odd_characters(sample: bytes, encoding: str) -> int:
+    """Return how many odd characters bytes read as in a single-byte code page.
+
+    Odd: letters that the one language holding most of the reading's letters does not write; a
+    symbol, fraction or control just before a letter ("ko¹arka", not "8°C"); a letter right after
+    a letter of another script.
+
+    >>> text = "Zażółć gęślą jaźń, powiedział minister."
+    >>> _odd_characters(text.encode("iso8859_2"), "iso8859_2"), _odd_characters(text.encode("iso8859_2"), "iso8859_10")
+    (0, 5)
+    """
+    letters_of, classes_of = _byte_classes(encoding)
+    counts = Counter(sample)
+    letters: Counter[str] = Counter()
+    for byte, letter in letters_of:
+        letters[letter] += counts[byte]
+    foreign = min(sum(n for ch, n in letters.items() if ch not in alphabet) for alphabet in _ALPHABET_SETS)
+    classes = sample.translate(classes_of)
+    misplaced = 0
+    if b"o" in classes:
+        scripts = classes.translate(_ANY_SCRIPT)
+        misplaced = scripts.count(b"oa") - scripts.count(b"doa")
+    present = [bytes([script]) for script in _SCRIPT_CLASSES if script in classes]
+    mixed = sum(classes.count(a + b) for a in present for b in present if a != b)
+    return foreign + misplaced + mixed
+
+
+@cache
+def _byte_classes(encoding: str) -> tuple[tuple[tuple[int, str], ...], bytes]:
+    """Return a single-byte code page's letters beyond ASCII (byte, lower-case letter) and a class per byte.
+
+    The classes: a letter or mark of the Latin, Greek, Cyrillic or another script b"L", b"G",
+    b"C", b"X"; a symbol, fraction or control beyond ASCII b"o"; a digit b"d"; anything else b".".
+    """
+    letters: list[tuple[int, str]] = []
+    table = bytearray(b"." * 256)
+    for byte in range(256):
+        try:
+            ch = bytes([byte]).decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if len(ch) != 1:
+            continue
+        code, category = ord(ch), unicodedata.category(ch)
+        if (ch.isalpha() and ch not in "ªº") or category.startswith("M"):
+            latin = code < 0x250 or 0x1E00 <= code <= 0x1EFF or 0x300 <= code <= 0x36F
+            greek = 0x370 <= code <= 0x3FF or 0x1F00 <= code <= 0x1FFF
+            table[byte] = ord("L" if latin else "G" if greek else "C" if 0x400 <= code <= 0x52F else "X")
+            if byte >= 0x80 and ch.isalpha() and table[byte] != ord("X") and code >= 0xC0:
+                letters.append((byte, unicodedata.normalize("NFC", ch.lower())[:1]))
+        elif byte >= 0x80 and (category[0] == "S" or category in ("No", "Cc", "Co", "Cn") or ch in "¶§ªº"):
+            table[byte] = ord("o")
+        elif ch.isdigit():
+            table[byte] = ord("d")
+    return tuple(letters), bytes(table)
 
 
 def decode_document(data: bytes, *, declared: str | None = None, markup: bool = False) -> DecodedText:
