@@ -136,9 +136,10 @@ def _detected_encoding(sample: bytes) -> str | None:
 
     Its chaos and coherence measures cannot tell ISO-8859-2 from ISO-8859-10 ("Zażółć" read as
     "Zaŋóģæ"), nor windows-1252 from 1250 or 1257 in a short text, and its search skips code pages
-    like one that failed. So every common single-byte code page is measured; of the readings near
-    the calmest, those with the fewest odd characters (`_odd_characters`) stay; a common code page
-    beats a rare one; then the calmest, the most coherent, and the order of `_COMMON_ENCODINGS`.
+    like one that failed. So every common single-byte code page is measured, and a few rare ones;
+    of the readings near the calmest, those with the fewest odd characters (`_odd_characters`)
+    stay; a common code page beats a rare one; then the calmest, the most coherent, and the order
+    of `_COMMON_ENCODINGS`.
     """
     matches = list(from_bytes(sample))
     if not matches:
@@ -149,7 +150,7 @@ def _detected_encoding(sample: bytes) -> str | None:
         return _best_scored(calm, ("cp1252",))
     # A match stands for every code page that reads the bytes the same way (`could_be_from_charset`).
     scores = {e: (m.chaos, m.coherence) for m in reversed(matches) for e in m.could_be_from_charset}
-    for encoding in _COMMON_ENCODINGS:
+    for encoding in (*_COMMON_ENCODINGS, *_RARE_MEASURED):
         if encoding not in scores:
             for match in from_bytes(sample, cp_isolation=[encoding]):
                 scores[encoding] = (match.chaos, match.coherence)
@@ -194,6 +195,10 @@ ISO-8859-2 comes before windows-1250 and windows-1253 before ISO-8859-7 because,
 round, the misreading shows no odd character (ISO-8859-2's "ž" read as 1250's "ľ", 1253's "Ά" as
 "’"). The others (ISO-8859-3/4/10/14/16, windows-1258, Mac, DOS...) win only when no common one
 reads the bytes as well."""
+
+_RARE_MEASURED: Final = ("iso8859_4", "iso8859_10", "iso8859_16", "iso8859_3", "iso8859_14")
+"""Rare ISO code pages measured too (charset-normalizer's search skips them like the common ones):
+Baltic ISO-8859-4 text was read as windows-1256 or ISO-8859-10 when they were not."""
 
 _ALPHABETS: Final = {
     "fr": "àâæçéèêëîïôœùûüÿ", "de": "äöüß", "es": "áéíñóúü", "pt": "áâãàçéêíóôõú", "it": "àèéìíîòóùú",
