@@ -42,6 +42,10 @@ class JsonlFields(_Section):
     """What the text field holds: `auto` treats it as HTML when it starts like an HTML document."""
 
 
+_MAX_BYTES: Final = 1 << 40
+"""The largest byte limit a config may set (1 TiB): beyond it, "no limit" in all but name."""
+
+
 class InputConfig(_Section):
     """How input files are found and grouped into shards (the unit of one task)."""
 
@@ -54,12 +58,13 @@ class InputConfig(_Section):
     with the square of the task count (five per shard): on this project's 2-core machine about
     4 CPU s for 1,000 tasks and 66 for 4,000; 1,000,000 files at 64 a shard would be hours.
     """
-    max_file_bytes: Annotated[int, Field(ge=1)] = 5_000_000_000
-    """Files larger than this on disk are quarantined unread (WARC and JSON Lines files are streamed)."""
-    max_document_bytes: Annotated[int, Field(ge=1)] = 20_000_000
+    max_file_bytes: Annotated[int, Field(ge=1, le=_MAX_BYTES)] = 5_000_000_000
+    """Files larger than this on disk are quarantined unread, whatever their kind."""
+    max_document_bytes: Annotated[int, Field(ge=1, le=_MAX_BYTES)] = 20_000_000
     """A document (a file, a WARC record, a JSON line) larger than this once decompressed is quarantined."""
-    max_expanded_bytes: Annotated[int, Field(ge=1)] = 50_000_000_000
-    """A compressed file is read no further than this many decompressed bytes (decompression bombs)."""
+    max_expanded_bytes: Annotated[int, Field(ge=1, le=_MAX_BYTES)] = 50_000_000_000
+    """A file is read no further than this many bytes once decompressed (decompression bombs); an
+    uncompressed one too, so keep it above `max_file_bytes`."""
     max_expansion_ratio: Annotated[int, Field(ge=10)] = 200
     """A compressed file expanding more than this many times (past its first 10 MB) is a decompression bomb."""
     jsonl: JsonlFields = JsonlFields()
@@ -136,7 +141,10 @@ class BoilerplateConfig(_Section):
     site_max_lines: Annotated[int, Field(ge=1000, le=500_000_000)] = 2_000_000
     """Distinct (site, line) pairs remembered across runs, 88 bytes each; the rarest and oldest go first."""
     classifier_threshold: Annotated[float, Field(gt=0.0, lt=1.0)] | None = None
-    """Boilerplate score at or above which `line_classifier` removes a line; unset: the model's own."""
+    """Boilerplate score at or above which `line_classifier` removes a line; unset: the model's own.
+
+    It sets both models' threshold: the plain-text model's own is 0.45, the whole-page model's
+    (`html.main_content = "lines"`) 0.40."""
     rules: BoilerplateRules = BoilerplateRules()
 
 
@@ -237,7 +245,7 @@ class CorpusConfig(_Section):
     min_words: Annotated[int, Field(ge=0)] = 20
     """Documents with fewer words left after cleaning are dropped as empty-after-cleaning."""
     rows_per_file: Annotated[int, Field(ge=1)] = 20_000
-    """Documents per Parquet file of `data/`."""
+    """Rows per Parquet file of each table: `data/`, `manifest/` and `removals/` alike."""
     compression: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
     """Parquet compression codec."""
     name: Annotated[str, Field(min_length=1, max_length=200)] = "scraped-news"

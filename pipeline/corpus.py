@@ -403,7 +403,7 @@ def render_dataset_card(cfg: PipelineConfig, batches: list[dict[str, Any]], late
         written = batches[-1]
     latest_hash = f"`{written['config_hash']}` (batch `{written['batch']}`)" if written else "none"
     return f"""---
-pretty_name: {cfg.corpus.name}
+pretty_name: {json.dumps(cfg.corpus.name)}
 language:
 {languages}
 configs:

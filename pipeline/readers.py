@@ -385,13 +385,33 @@ def _read_units(
                 container=container,
             )
         return
-    data = stream.read(cfg.max_document_bytes + 1)
+    data = read_at_most(stream, cfg.max_document_bytes + 1)
     if bounded.error is not None:
         yield Rejected(source, "quarantined", _describe(bounded.error), container=container)
     elif len(data) > cfg.max_document_bytes:
         yield Rejected(source, "quarantined", _too_large(cfg), container=container)
     else:
         yield RawDocument(source, container, "html" if container is Container.HTML else "text", data=data)
+
+
+def read_at_most(stream: IO[bytes], size: int, chunk: int = 1 << 20) -> bytes:
+    """Return up to `size` bytes of a stream, read a chunk at a time.
+
+    A stream's own `read(size)` may set `size` bytes aside first: a limit meant as "no limit"
+    would then fail every document for memory.
+
+    >>> len(read_at_most(io.BytesIO(b"x" * 10), 10**15, chunk=4))
+    10
+    """
+    parts: list[bytes] = []
+    left = size
+    while left > 0:
+        part = stream.read(min(chunk, left))
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
 
 
 def _too_large(cfg: InputConfig) -> str:
@@ -466,7 +486,7 @@ def _warc_item(record: Any, where: str, cfg: InputConfig) -> Item:
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime and mime not in _HTML_TYPES | _TEXT_TYPES:
         return Rejected(where, "skipped", f"content type {mime}, not HTML or text", url=url, container=Container.WARC)
-    body = record.content_stream().read(cfg.max_document_bytes + 1)
+    body = read_at_most(record.content_stream(), cfg.max_document_bytes + 1)
     if len(body) > cfg.max_document_bytes:
         return Rejected(where, "quarantined", _too_large(cfg), url=url, container=Container.WARC)
     missing = record.raw_stream.limit

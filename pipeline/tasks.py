@@ -83,7 +83,7 @@ from pipeline.report import render_report_bytes
 from pipeline.runs import REPORT_DIR, RUN_INDEX, FinishedRun, ShardOutputs, collect_report
 from pipeline.schema import DOCUMENT_FIELDS, MANIFEST_FIELDS, REMOVAL_FIELDS, Stage, Status
 from pipeline.steps.boilerplate import guess_title, language_sample, line_key, prepare_lines, strip_boilerplate
-from pipeline.steps.dedup import DocumentInput, DocumentVerdict, MinHasher
+from pipeline.steps.dedup import DocumentInput, DocumentVerdict, MinHasher, repeated_id_verdicts
 from pipeline.steps.encoding import repair_encoding
 from pipeline.steps.extract import DOM_FEATURES, extract_page
 from pipeline.steps.identify import UnreadableInputError, decode_document, document_id
@@ -99,6 +99,7 @@ from pipeline.storage import (
     atomic_write_bytes,
     atomic_write_text,
     count_stage_records,
+    dump_record,
     fsync_folder,
     gc_paused,
     read_record_fields,
@@ -778,7 +779,12 @@ class FindDuplicates(PlanTask):
         output = Path(self.output().path)
         final = survivors_folder(output)
         working = self.working_folder
-        find_run_duplicates(documents if dedup.enabled else (), dedup, self.cfg.corpus.min_words, earlier, run, working)
+        found = find_run_duplicates(
+            documents if dedup.enabled else (), dedup, self.cfg.corpus.min_words, earlier, run, working
+        )
+        if not dedup.enabled:  # no sentence is matched, but a document id seen twice still keeps the first
+            records = (dump_record(verdict.record()) for verdict in repeated_id_verdicts(documents, run))
+            found.write_text("".join(records), encoding="utf-8")
         pending = output.parent / f".{output.name}{TMP_MARK}verdicts"
         take_verdicts(working, pending)
         replace_folder(working, final)

@@ -41,6 +41,7 @@ def test_fingerprints_follow_only_their_sections() -> None:
         # No quiet conversions: a quoted number, a bool for a number (true would be 1 byte), a word for a bool.
         ({"input": {"files_per_shard": "64"}}, "input.files_per_shard"),
         ({"input": {"max_document_bytes": True}}, "input.max_document_bytes"),
+        ({"input": {"max_document_bytes": 2**63 - 1}}, "input.max_document_bytes"),  # overflowed the reader
         ({"boilerplate": {"enabled": "yes"}}, "boilerplate.enabled"),
         ({"dedup": {"threshold": "0.8"}}, "dedup.threshold"),
         ({"html": {"main_content": "lines"}, "boilerplate": {"rules": {"line_classifier": False}}}, "main_content"),

@@ -167,6 +167,17 @@ def test_date_is_never_after_the_fetch() -> None:
     assert extract_main_content(html, HtmlConfig(), fetched="2024-05-01T10:00:00Z").date != "2024-05-02"
 
 
+def test_readers_comments_are_kept_when_asked_for_on_real_pages() -> None:
+    # trafilatura returns comments apart from the text; they were dropped whatever the config said.
+    eval_dir()
+    for page in load_pages(limit=40):
+        without = extract_page(page.html, HtmlConfig(), page.url).text
+        with_comments = extract_page(page.html, HtmlConfig(include_comments=True), page.url).text
+        assert with_comments.startswith(without), page.file_id
+        if page.file_id == "0035":
+            assert len(with_comments) > len(without) + 10_000
+
+
 @pytest.mark.parametrize("html", ["", "<html><body><script>app()</script></body></html>"])
 @pytest.mark.parametrize("main_content", ["trafilatura", "lines"])
 def test_no_main_content(html: str, main_content: str) -> None:

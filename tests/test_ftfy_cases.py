@@ -143,7 +143,14 @@ def _run_cases(tmp_path_factory: pytest.TempPathFactory, name: str, config: dict
     root = tmp_path_factory.mktemp(name)
     inputs = root / "inputs"
     inputs.mkdir()
-    lines = [json.dumps({"id": case.case_id, "text": case.original}, ensure_ascii=False) for case in CASES]
+    # Each case is a page of its own (a URL): cases with the same text are not one document.
+    lines = [
+        json.dumps(
+            {"id": case.case_id, "url": f"https://ftfy-cases.test/{case.line}", "text": case.original},
+            ensure_ascii=False,
+        )
+        for case in CASES
+    ]
     (inputs / INPUT_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
     run = run_pipeline(root / "output", "run", "--input", str(inputs), config=config)
     assert run.returncode == 0, f"exit status {run.returncode}\n{run.stderr}"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import luigi
 import pytest
+import yaml
 
 from pipeline import tasks
 from pipeline.config import DedupConfig
@@ -43,6 +44,31 @@ def _read(folder: Path) -> list[dict[str, object]]:
     import pyarrow.parquet as pq
 
     return [row for part in sorted(folder.rglob("part-*.parquet")) for row in pq.read_table(part).to_pylist()]
+
+
+def test_the_largest_limits_and_a_name_with_yaml_syntax_give_a_normal_run(tmp_path: Path) -> None:
+    # A byte limit meant as "no limit" made every document's read set that much memory aside (exit
+    # 1, MemoryError); a colon in the corpus name broke the dataset card's YAML front matter.
+    config = {"input": {"max_document_bytes": 1 << 40}, "corpus": {"name": "Daily news: cleaned"}}
+    done = run_pipeline(tmp_path / "out", "run", "--input", str(SEEDS), config=config)
+    assert done.returncode == 0, done.stderr
+    assert "5 documents in: 5 kept" in done.stdout
+    card = (tmp_path / "out" / "corpus" / "README.md").read_text(encoding="utf-8")
+    assert yaml.safe_load(card.split("---\n")[1])["pretty_name"] == "Daily news: cleaned"
+
+
+def test_with_dedup_off_a_document_id_seen_twice_still_keeps_the_first(tmp_path: Path) -> None:
+    # Dedup off skipped the same-id check too: two corpus rows had one id, and `explain` found both.
+    inputs = tmp_path / "in"
+    shutil.copytree(SEEDS, inputs)
+    shutil.copy(SEEDS / "001_d07a408cf5f191c8.txt", inputs / "zz_copy.txt")
+    done = run_pipeline(tmp_path / "out", "run", "--input", str(inputs), config={"dedup": {"enabled": False}})
+    assert done.returncode == 0, done.stderr
+    assert "6 documents in: 1 duplicate, 5 kept" in done.stdout
+    ids = [row["id"] for row in done.table("data")]
+    assert len(ids) == len(set(ids)) == 5
+    (copy,) = [row for row in done.table("manifest") if row["source"] == "zz_copy.txt"]
+    assert copy["status"] == "duplicate" and "same document id as 001_d07a408cf5f191c8.txt" in copy["reason"]
 
 
 def test_a_second_capture_of_a_url_names_the_capture_kept(tmp_path: Path) -> None:

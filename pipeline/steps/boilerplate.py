@@ -242,7 +242,7 @@ _READ_MORE = _rx(
 )
 _READ_MORE_SHAPE = _rx(r"^(?:read|also|see|related|recommended|must|don|watch|listen|more|click|continue)\b")
 _INLINE_AD = _rx(
-    r"(?:story|article)\s+continues\s+(?:below|after)\s+(?:this\s+)?(?:ad|advertisement|advert)"
+    r"(?:story|article)\s+continues\s+(?:below|after)\s+(?:this\s+)?(?:advertisement|advert|ad)\b"
     r"|continue\s+reading\s+(?:below|the\s+main\s+story)|scroll\s+(?:down\s+)?to\s+continue(?:\s+with\s+content)?"
     r"|skip\s+advert(?:isement)?"
 )

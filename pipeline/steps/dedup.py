@@ -932,6 +932,27 @@ class DocumentVerdict:
         }
 
 
+def same_id_verdict(doc: DocumentInput, first: str, run: str) -> DocumentVerdict:
+    """Return the verdict on a document whose id a document kept earlier in the run (`first`, its source) has."""
+    reason = f"same document id as {first}, kept earlier in this run (same URL, or same text where no URL)"
+    return DocumentVerdict(doc.source, doc.doc_id, (), doc.doc_id, reason, run)
+
+
+def repeated_id_verdicts(documents: Iterable[DocumentInput], run: str) -> Iterator[DocumentVerdict]:
+    """Yield the verdicts on documents whose id an earlier one has, when no sentence is matched (dedup off).
+
+    >>> docs = [DocumentInput("a.txt", "A", ()), DocumentInput("b.txt", "B", ()), DocumentInput("c.txt", "A", ())]
+    >>> [(v.source, v.duplicate_of_doc) for v in repeated_id_verdicts(docs, "default")]
+    [('c.txt', 'A')]
+    """
+    first: dict[str, str] = {}
+    for doc in documents:
+        if doc.doc_id in first:
+            yield same_id_verdict(doc, first[doc.doc_id], run)
+        else:
+            first[doc.doc_id] = doc.source
+
+
 class _RunSentences:
     """This run's surviving sentences from earlier batches: sorted band keys in a few tiers, in memory.
 
@@ -1072,9 +1093,7 @@ class Deduplicator:
             if doc.doc_id in self._kept_docs:
                 if batch.live_doc[d]:  # the same document kept earlier in this batch: nothing of it is judged
                     self._withdraw(lo, hi, survivor, same_norm, batch.row)
-                first = self._kept_docs[doc.doc_id]
-                reason = f"same document id as {first}, kept earlier in this run (same URL, or same text where no URL)"
-                yield DocumentVerdict(doc.source, doc.doc_id, (), doc.doc_id, reason, run)
+                yield same_id_verdict(doc, self._kept_docs[doc.doc_id], run)
                 continue
             duplicates: list[SentenceDuplicate] = []
             duplicate_words = 0

@@ -471,6 +471,8 @@ def extract_main_content(
             deduplicate=False,
         )
     text = document.text if isinstance(document, Document) else None
+    if cfg.include_comments and text and isinstance(document, Document) and document.comments:
+        text += "\n" + document.comments  # trafilatura keeps the readers' comments apart from the text
     if tree is None or not text or not text.strip():
         raise NoMainContentError("HTML page with no main content (trafilatura found no article text)")
     metadata = page_metadata(tree, url, (fetched or _LATEST_DATE)[:10])
